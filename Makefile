@@ -1,0 +1,45 @@
+# Two commands a newcomer needs: `make run` (the engine on the embedded default) and `make test`.
+# Each installs what it needs first: a .venv from pyproject.toml, anvil from npm, Postgres from apt.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+
+.PHONY: run test bench demo lint deps clean
+
+deps: $(STAMP) $(ANVIL) postgres
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(ANVIL):
+	npm install --prefix .tools --no-audit --no-fund --silent @foundry-rs/anvil@1.7.1
+
+# Debian's Postgres server (initdb/pg_ctl); installed only when missing and we may use apt.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || ( \
+	  [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) \
+	  || echo "warning: no Postgres server found; install Debian's postgresql package" )
+
+run: deps
+	$(BIN)/tokengine up
+
+test: deps
+	$(BIN)/pytest
+
+bench: deps
+	$(BIN)/python -m bench
+
+demo: deps
+	$(BIN)/tokengine demo
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache

@@ -1,0 +1,91 @@
+"""HTTP API served by each worker (Faust web views on its aiohttp server).
+
+Owns the request-intake endpoints (`POST /api/v1/deposits|withdrawals|transfers`), which
+validate like the CLI and produce one request event, plus `GET /api/v1/health`,
+`GET /api/v1/stats` and `GET /metrics`. Errors answer with a machine-readable reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from faust import web
+
+from streams import metrics
+from streams.app import app, assets, codec, raw_topic
+from streams.intake import intake_ready
+from tokengine.requests import RequestError, build_request
+from topics import catalogue
+
+REQUEST_TOPICS = {
+    "deposit": catalogue.DEPOSIT_REQUESTS,
+    "withdrawal": catalogue.WITHDRAWAL_REQUESTS,
+    "transfer": catalogue.TRANSFER_REQUESTS,
+}
+
+
+def error_body(reason: str, message: str, field: str | None = None) -> dict[str, Any]:
+    body = {"error": reason, "message": message}
+    if field:
+        body["field"] = field
+    return body
+
+
+async def submit_request(view: web.View, request: web.Request, kind: str) -> web.Response:
+    try:
+        data = json.loads(await request.text())
+        record = build_request(kind, data, assets())
+    except json.JSONDecodeError as error:
+        return view.json(error_body("invalid_json", f"invalid JSON: {error}"), status=400)
+    except RequestError as error:
+        return view.json(error_body(error.reason, str(error), error.field), status=400)
+    value = codec.encode(REQUEST_TOPICS[kind], record)
+    await raw_topic(REQUEST_TOPICS[kind]).send(key=record["account_id"].encode(), value=value)
+    return view.json({"request_id": record["request_id"], "status": "SUBMITTED"}, status=202)
+
+
+@app.page("/api/v1/deposits")
+class Deposits(web.View):
+    async def post(self, request: web.Request) -> web.Response:
+        return await submit_request(self, request, "deposit")
+
+
+@app.page("/api/v1/withdrawals")
+class Withdrawals(web.View):
+    async def post(self, request: web.Request) -> web.Response:
+        return await submit_request(self, request, "withdrawal")
+
+
+@app.page("/api/v1/transfers")
+class Transfers(web.View):
+    async def post(self, request: web.Request) -> web.Response:
+        return await submit_request(self, request, "transfer")
+
+
+def worker_ready() -> bool:
+    assigned = app.consumer.assignment() if app.consumer else set()
+    return intake_ready() and not app.rebalancing and (bool(assigned) or not app.agents)
+
+
+@app.page("/api/v1/health")
+class Health(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        ready = worker_ready()
+        return self.json({"status": "ready" if ready else "starting"}, status=200 if ready else 503)
+
+
+@app.page("/api/v1/stats")
+class Stats(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        return self.json({
+            "events_processed": metrics.counter_total(metrics.events_processed),
+            "dead_letters": metrics.counter_total(metrics.dead_letters),
+        })  # fmt: skip
+
+
+@app.page("/metrics")
+class Metrics(web.View):
+    async def get(self, request: web.Request) -> web.Response:
+        body, content_type = metrics.render()
+        return self.bytes(body, content_type=content_type.split(";")[0])

@@ -1,0 +1,66 @@
+"""The Faust application: one per worker process, configured from `Settings`.
+
+Owns the Faust settings that matter on tansu and on real Kafka (group-join timeouts,
+partitions, processing guarantee) and the helpers that name topics through the catalogue.
+Agents and views register themselves on `app` when their modules are imported.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from tokengine.assets import AssetCatalogue, load_assets
+from tokengine.config import Settings
+from topics import catalogue
+from topics.codec import Codec, make_codec
+
+settings = Settings.from_env()
+
+
+def create_app(settings: Settings) -> faust.App:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    return faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka or '127.0.0.1:9092'}",
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=catalogue.ACCOUNT_PARTITIONS,
+        topic_replication_factor=1,
+        # tansu (and small clusters) join a group in half the session timeout
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        broker_request_timeout=40,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee=settings.processing_guarantee,
+        producer_linger=0.005,
+        web_enabled=True,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=settings.api_port,
+        web_in_thread=False,
+        datadir=str(settings.data_dir / "faust"),
+    )
+
+
+app = create_app(settings)
+codec: Codec = make_codec(settings.schema_registry, settings.topic_prefix)
+
+
+def assets() -> AssetCatalogue:
+    return load_assets(settings.assets_file)
+
+
+def topic_name(name: str) -> str:
+    return catalogue.spec(name).full_name(settings.topic_prefix)
+
+
+def raw_topic(name: str) -> faust.TopicT:
+    """A catalogue topic as raw bytes: values are decoded by `codec`, not by Faust."""
+    spec = catalogue.spec(name)
+    return app.topic(
+        spec.full_name(settings.topic_prefix),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=spec.partitions,
+        internal=False,
+    )

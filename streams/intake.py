@@ -1,0 +1,239 @@
+"""Intake: turns every ledger input into one `LedgerCommand`, in one order per account.
+
+Reads the request topics (deposit, withdrawal, transfer), chain observations and payout
+results; decodes and validates each message; writes valid ones to `ledger-commands`
+(keyed by account, so each account's inputs have a single order the ledger applies and a
+replay reproduces) and everything else to `dead-letters` with its reason; a request that
+decodes but is invalid also gets a REJECTED result. The partition always keeps moving.
+
+Intake is stateless, so it runs as a plain confluent-kafka consumer group inside the
+worker (a Faust stream would add its per-message overhead for nothing); it is
+at-least-once, and command ids are deterministic, so a re-sent command is a duplicate the
+ledger ignores.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import mode
+
+from streams import metrics
+from streams.app import app, assets, codec, settings
+from tokengine.assets import AssetCatalogue, UnknownAsset
+from tokengine.money import AmountError, from_wire
+from tokengine.requests import RequestError, revalidate
+from topics import catalogue
+from topics.codec import Codec, DecodeError
+from topics.dead_letters import dead_letter
+from topics.kafka import make_consumer, make_producer
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "intake"
+MAX_BATCH_MESSAGES = 1000
+POLL_TIMEOUT_S = 0.1
+
+REQUEST_KINDS = {
+    catalogue.DEPOSIT_REQUESTS: ("deposit", "DEPOSIT_REQUEST"),
+    catalogue.WITHDRAWAL_REQUESTS: ("withdrawal", "WITHDRAWAL_REQUEST"),
+    catalogue.TRANSFER_REQUESTS: ("transfer", "TRANSFER_REQUEST"),
+}
+INPUT_TOPICS = (*REQUEST_KINDS, catalogue.CHAIN_OBSERVATIONS, catalogue.PAYOUT_RESULTS)
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str  # catalogue name
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Source:
+    topic: str  # catalogue name
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, error: str, request: dict[str, Any] | None = None):
+        super().__init__(error)
+        self.reason = reason
+        self.request = request
+
+
+def command(source: Source, kind: str, command_id: str, account_id: str) -> dict[str, Any]:
+    return {
+        "command_id": command_id,
+        "kind": kind,
+        "account_id": account_id,
+        "payload": source.value,
+        "source_topic": source.topic,
+        "source_partition": source.partition,
+        "source_offset": source.offset,
+    }
+
+
+def _request_command(source: Source, record: dict[str, Any], assets: AssetCatalogue) -> dict:
+    request_kind, command_kind = REQUEST_KINDS[source.topic]
+    try:
+        revalidate(request_kind, record, assets)
+    except RequestError as error:
+        raise Rejected(error.reason, str(error), record) from None
+    return command(source, command_kind, f"request:{record['request_id']}", record["account_id"])
+
+
+def _check_amount(record: dict[str, Any], field: str, assets: AssetCatalogue) -> None:
+    try:
+        from_wire(record[field], assets[record["asset"]].decimals)
+    except UnknownAsset:
+        raise Rejected("unknown_asset", f"asset: unknown asset {record['asset']!r}") from None
+    except AmountError as error:
+        raise Rejected("invalid_amount", f"{field}: {error}") from None
+
+
+def _observation_command(source: Source, record: dict[str, Any], assets: AssetCatalogue):
+    _check_amount(record, "amount", assets)
+    if record["status"] == "SEEN":
+        return None  # not creditable yet; the watcher republishes as confirmations grow
+    suffix = "" if record["status"] == "CONFIRMED" else f":removed:{record['block_hash']}"
+    command_id = f"deposit:{record['deposit_id']}{suffix}"
+    return command(source, "CHAIN_OBSERVATION", command_id, record["account_id"])
+
+
+def _payout_command(source: Source, record: dict[str, Any]) -> dict[str, Any] | None:
+    if record["status"] == "SUBMITTED":
+        return None  # informational; only CONFIRMED or FAILED change the ledger
+    command_id = f"payout:{record['payout_id']}:{record['status'].lower()}"
+    return command(source, "PAYOUT_RESULT", command_id, record["account_id"])
+
+
+def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -> list[Output]:
+    """Everything intake writes for one input message (pure: no I/O)."""
+    try:
+        record = codec.decode(source.topic, source.value)
+        if source.topic in REQUEST_KINDS:
+            ledger_command = _request_command(source, record, assets)
+        elif source.topic == catalogue.CHAIN_OBSERVATIONS:
+            ledger_command = _observation_command(source, record, assets)
+        else:
+            ledger_command = _payout_command(source, record)
+    except DecodeError as error:
+        return [_dead_letter(source, codec, error.reason, str(error))]
+    except Rejected as error:
+        outputs = [_dead_letter(source, codec, error.reason, str(error))]
+        if error.request is not None:
+            outputs.append(_rejection(source.topic, error.request, error.reason, codec, now))
+        return outputs
+    if ledger_command is None:
+        return []
+    value = codec.encode(catalogue.LEDGER_COMMANDS, ledger_command)
+    return [Output(catalogue.LEDGER_COMMANDS, ledger_command["account_id"], value)]
+
+
+def _dead_letter(source: Source, codec: Codec, reason: str, error: str) -> Output:
+    record = dead_letter(
+        source_topic=source.topic, source_partition=source.partition, source_offset=source.offset,
+        key=source.key, value=source.value, reason=reason, error=error, component=COMPONENT,
+    )  # fmt: skip
+    metrics.dead_letters.labels(COMPONENT, reason).inc()
+    return Output(catalogue.DEAD_LETTERS, source.topic, codec.encode(catalogue.DEAD_LETTERS, record))
+
+
+def _rejection(topic: str, request: dict, reason: str, codec: Codec, now: datetime) -> Output:
+    result = {
+        "request_id": request["request_id"],
+        "account_id": request["account_id"],
+        "request_kind": REQUEST_KINDS[topic][0],
+        "status": "REJECTED",
+        "reason": reason,
+        "asset": request.get("asset"),
+        "amount": request.get("amount"),
+        "fee": None,
+        "version": 0,
+        "decided_at": now,
+    }
+    return Output(catalogue.REQUEST_RESULTS, request["request_id"],
+                  codec.encode(catalogue.REQUEST_RESULTS, result))  # fmt: skip
+
+
+class IntakeLoop:
+    """The consume -> route -> produce -> commit loop, run in its own thread."""
+
+    def __init__(self, bootstrap: str, group_id: str, prefix: str) -> None:
+        self.prefix = prefix
+        self.consumer = make_consumer(bootstrap, group_id)
+        self.producer = make_producer(bootstrap)
+        self.stopping = threading.Event()
+        self.assigned = threading.Event()
+        self.consumer.subscribe(
+            [catalogue.spec(name).full_name(prefix) for name in INPUT_TOPICS],
+            on_assign=lambda consumer, partitions: self.assigned.set(),
+        )
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                self.poll_once()
+        finally:
+            self.producer.flush()
+            self.consumer.close()
+
+    def poll_once(self) -> int:
+        messages = self.consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)
+        handled = 0
+        now = datetime.now(UTC)
+        catalogue_assets = assets()
+        for message in messages:
+            if message.error():
+                log.warning("intake: consumer error %s", message.error())
+                continue
+            source = Source(catalogue.short_name(message.topic(), self.prefix),
+                            message.partition(), message.offset(), message.key(), message.value())  # fmt: skip
+            for output in route(source, codec, catalogue_assets, now):
+                self.producer.produce(self.prefix + output.topic, output.value, output.key.encode())
+            handled += 1
+        if handled:
+            # commit only once every output of the batch is acknowledged (at-least-once)
+            remaining = self.producer.flush(30)
+            assert remaining == 0, "intake: outputs not acknowledged; not committing"
+            self.consumer.commit(asynchronous=False)
+            metrics.events_processed.labels(COMPONENT).inc(handled)
+        return handled
+
+
+@app.service
+class Intake(mode.Service):
+    """Runs `IntakeLoop` in a thread for the lifetime of the Faust worker."""
+
+    instance: ClassVar[Intake | None] = None
+    loop_runner: IntakeLoop | None = None
+    thread: threading.Thread | None = None
+
+    async def on_start(self) -> None:
+        Intake.instance = self
+        self.loop_runner = IntakeLoop(
+            settings.kafka or "127.0.0.1:9092", f"{settings.app_id}-intake", settings.topic_prefix
+        )
+        self.thread = threading.Thread(target=self.loop_runner.run, name="intake", daemon=True)
+        self.thread.start()
+
+    async def on_stop(self) -> None:
+        if self.loop_runner and self.thread:
+            self.loop_runner.stopping.set()
+            await self.loop.run_in_executor(None, self.thread.join, 15)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.loop_runner and self.loop_runner.assigned.is_set())
+
+
+def intake_ready() -> bool:
+    return Intake.instance is not None and Intake.instance.ready

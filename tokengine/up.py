@@ -1,0 +1,145 @@
+"""`tokengine up`: the whole engine on the embedded default, until Ctrl-C or SIGTERM.
+
+Starts the services the settings do not point at (tansu, Postgres, anvil), creates the
+topics, starts the Faust workers (each serving the HTTP API), waits until every worker
+answers ready, prints the one `ready:` line, then a progress line while it runs.
+A worker that dies is restarted with backoff. On a signal, everything is stopped in
+reverse order and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from tokengine.config import Settings
+from tokengine.services import EmbeddedServices, ManagedProcess, free_port, port_accepts
+from topics.admin import create_topics
+
+READY_TIMEOUT_S = 90.0
+PROGRESS_INTERVAL_S = 5.0
+MAX_RESTART_BACKOFF_S = 30.0
+
+
+@dataclass
+class WorkerHandle:
+    index: int
+    api_port: int
+    process: ManagedProcess
+    restarts: int = 0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+
+def get_json(url: str, timeout_s: float = 2.0) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+    except (OSError, ValueError):
+        return 0, {}
+
+
+def start_worker(settings: Settings, index: int, api_port: int) -> ManagedProcess:
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**_base_env(), **settings.as_environ(), "TOKENGINE_API_PORT": str(api_port),
+           "TOKENGINE_DATA_DIR": str(settings.data_dir / f"worker-{index}")}  # fmt: skip
+    argv = [sys.executable, "-m", "tokengine", "worker"]
+    return ManagedProcess.start(f"worker-{index}", argv, log_dir / f"worker-{index}.log", env=env)
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINE_")}
+
+
+def wait_ready(workers: list[WorkerHandle], stop: threading.Event) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and not stop.is_set():
+        for handle in workers:
+            if not handle.process.alive():
+                print(f"error: {handle.process.name} exited at start; last log lines:\n"
+                      f"{handle.process.log_tail()}", file=sys.stderr)  # fmt: skip
+                return False
+        if all(get_json(h.api_url + "/api/v1/health")[0] == 200 for h in workers):
+            return True
+        stop.wait(0.2)
+    return False
+
+
+def progress_line(workers: list[WorkerHandle]) -> str:
+    events = dead = 0.0
+    alive = 0
+    for handle in workers:
+        status, stats = get_json(handle.api_url + "/api/v1/stats")
+        if status == 200:
+            alive += 1
+            events += stats.get("events_processed", 0)
+            dead += stats.get("dead_letters", 0)
+    return f"progress: workers={alive}/{len(workers)} events={events:.0f} dead_letters={dead:.0f}"
+
+
+def choose_api_port(preferred: int) -> int:
+    if preferred and not port_accepts(preferred):
+        return preferred
+    return free_port()
+
+
+def run_up(settings: Settings) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    started_at = time.monotonic()
+    services = EmbeddedServices(settings, eth_block_time_s=1.0)
+    workers: list[WorkerHandle] = []
+    try:
+        settings = services.start()
+        create_topics(settings.kafka, settings.topic_prefix)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for index in range(settings.workers):
+            port = choose_api_port(settings.api_port if index == 0 else 0)
+            workers.append(WorkerHandle(index, port, start_worker(settings, index, port)))
+        if not wait_ready(workers, stop):
+            if not stop.is_set():
+                print("error: the workers did not become ready", file=sys.stderr)
+            return 0 if stop.is_set() else 1
+        print(f"ready: kafka={settings.kafka} postgres={settings.database_url} "
+              f"eth={settings.eth_rpc} api={workers[0].api_url}", flush=True)  # fmt: skip
+        print(f"started in {time.monotonic() - started_at:.1f} s; worker logs in "
+              f"{settings.data_dir / 'logs'}; Ctrl-C stops everything", flush=True)  # fmt: skip
+        supervise(settings, workers, stop)
+        return 0
+    finally:
+        for handle in workers:
+            handle.process.stop()
+        services.stop()
+        print("stopped", flush=True)
+
+
+def supervise(settings: Settings, workers: list[WorkerHandle], stop: threading.Event) -> None:
+    last_line = ""
+    while not stop.wait(PROGRESS_INTERVAL_S):
+        for handle in workers:
+            if handle.process.alive():
+                continue
+            backoff = min(MAX_RESTART_BACKOFF_S, 2.0**handle.restarts)
+            print(f"warning: {handle.process.name} exited ({handle.process.process.returncode}); "
+                  f"restarting in {backoff:.0f} s", flush=True)  # fmt: skip
+            if stop.wait(backoff):
+                return
+            handle.restarts += 1
+            handle.process = start_worker(settings, handle.index, handle.api_port)
+        line = progress_line(workers)
+        if line != last_line:
+            print(line, flush=True)
+            last_line = line

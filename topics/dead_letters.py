@@ -1,0 +1,34 @@
+"""Dead letters: what a consumer could not decode or validate, kept whole with its reason.
+
+Every consumer calls `dead_letter(...)` instead of raising, so its partition keeps moving;
+the original bytes and the source topic/partition/offset travel with the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def dead_letter(
+    *,
+    source_topic: str,
+    source_partition: int,
+    source_offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+    error: str,
+    component: str,
+) -> dict[str, Any]:
+    return {
+        "source_topic": source_topic,
+        "source_partition": source_partition,
+        "source_offset": source_offset,
+        "key": key,
+        "value": value,
+        "reason": reason,
+        "error": error[:2000],
+        "component": component,
+        "failed_at": datetime.now(UTC),
+    }

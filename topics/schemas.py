@@ -1,0 +1,59 @@
+"""Avro schemas: loads `avro/*.avsc` (data only) and answers by name or fingerprint.
+
+A schema's fingerprint is the CRC-64-AVRO of its parsing canonical form, as the Avro
+single-object encoding uses it. Old writer schemas can be registered so that a reader
+with a newer schema still reads old data (schema evolution).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+AVRO_DIR = Path(__file__).resolve().parent.parent / "avro"
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    parsed: dict
+    fingerprint: bytes  # 8 bytes, little-endian, as in the single-object encoding
+    source: dict
+
+
+def make_schema(source: dict) -> Schema:
+    parsed = fastavro.parse_schema(source, _write_hint=False, named_schemas={})
+    canonical = to_parsing_canonical_form(parsed)
+    return Schema(source["name"], parsed, bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")), source)
+
+
+class SchemaStore:
+    """Current schemas by name, and every known writer schema by fingerprint."""
+
+    def __init__(self, directory: Path = AVRO_DIR) -> None:
+        self.current: dict[str, Schema] = {}
+        self.by_fingerprint: dict[bytes, Schema] = {}
+        for path in sorted(directory.glob("*.avsc")):
+            schema = make_schema(json.loads(path.read_text()))
+            assert schema.name == path.stem, f"{path.name} declares {schema.name}"
+            self.current[schema.name] = schema
+            self.by_fingerprint[schema.fingerprint] = schema
+
+    def register_writer(self, source: dict) -> Schema:
+        """Make an older (or other) writer schema readable."""
+        schema = make_schema(source)
+        self.by_fingerprint.setdefault(schema.fingerprint, schema)
+        return schema
+
+    def __getitem__(self, name: str) -> Schema:
+        return self.current[name]
+
+
+@cache
+def default_store() -> SchemaStore:
+    return SchemaStore()

@@ -1,0 +1,47 @@
+"""Reads a topic without a consumer group and yields its messages decoded as JSON lines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+from tokengine.config import Settings
+from topics import catalogue
+from topics.codec import DecodeError, make_codec
+from topics.jsonable import dumps
+
+POLL_TIMEOUT_S = 0.2
+
+
+def tail_topic(settings: Settings, topic: str, from_beginning: bool, max_messages: int | None,
+               idle_timeout_s: float | None, emit: Callable[[str], None]) -> int:  # fmt: skip
+    spec = catalogue.spec(topic)
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "tokengine-tail",
+                         "enable.auto.commit": False})  # fmt: skip
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    name = spec.full_name(settings.topic_prefix)
+    consumer.assign([TopicPartition(name, p, start) for p in range(spec.partitions)])
+    count = 0
+    last_message = time.monotonic()
+    try:
+        while max_messages is None or count < max_messages:
+            message = consumer.poll(POLL_TIMEOUT_S)
+            if message is None or message.error():
+                if idle_timeout_s is not None and time.monotonic() - last_message > idle_timeout_s:
+                    break
+                continue
+            last_message = time.monotonic()
+            try:
+                value = codec.decode(topic, message.value())
+            except DecodeError as error:
+                value = {"undecodable": error.reason, "error": str(error)}
+            key = message.key().decode(errors="replace") if message.key() else None
+            emit(dumps({"partition": message.partition(), "offset": message.offset(),
+                        "key": key, "value": value}))  # fmt: skip
+            count += 1
+    finally:
+        consumer.close()
+    return count
