@@ -15,8 +15,12 @@ from faust import web
 from streams import metrics
 from streams.app import app, assets, codec, raw_topic
 from streams.intake import intake_ready
+from streams.ledger import accounts
+from streams.ledger_core import user_balances
+from streams.request_view import view as request_results
 from tokengine.requests import RequestError, build_request
 from topics import catalogue
+from topics.jsonable import jsonable
 
 REQUEST_TOPICS = {
     "deposit": catalogue.DEPOSIT_REQUESTS,
@@ -61,6 +65,26 @@ class Withdrawals(web.View):
 class Transfers(web.View):
     async def post(self, request: web.Request) -> web.Response:
         return await submit_request(self, request, "transfer")
+
+
+@app.page("/api/v1/requests/{request_id}")
+class RequestStatus(web.View):
+    async def get(self, request: web.Request, request_id: str) -> web.Response:
+        result = request_results.get(request_id)
+        if result is None:
+            return self.json(error_body("not_found", f"no result for request {request_id}"),
+                             status=404)  # fmt: skip
+        return self.json(jsonable(result))
+
+
+@app.page("/api/v1/accounts/{account_id}/balances")
+class AccountBalances(web.View):
+    @app.table_route(table=accounts, match_info="account_id")
+    async def get(self, request: web.Request, account_id: str) -> web.Response:
+        record = accounts.get(account_id)
+        balances = user_balances(record) if record is not None else {}
+        return self.json(jsonable({"account_id": account_id, "balances": balances,
+                                   "version": record.version if record else 0}))  # fmt: skip
 
 
 def worker_ready() -> bool:

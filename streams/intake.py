@@ -24,6 +24,7 @@ import mode
 
 from streams import metrics
 from streams.app import app, assets, codec, settings
+from streams.records import control_key
 from tokengine.assets import AssetCatalogue, UnknownAsset
 from tokengine.money import AmountError, from_wire
 from tokengine.requests import RequestError, revalidate
@@ -43,7 +44,8 @@ REQUEST_KINDS = {
     catalogue.WITHDRAWAL_REQUESTS: ("withdrawal", "WITHDRAWAL_REQUEST"),
     catalogue.TRANSFER_REQUESTS: ("transfer", "TRANSFER_REQUEST"),
 }
-INPUT_TOPICS = (*REQUEST_KINDS, catalogue.CHAIN_OBSERVATIONS, catalogue.PAYOUT_RESULTS)
+INPUT_TOPICS = (*REQUEST_KINDS, catalogue.CHAIN_OBSERVATIONS, catalogue.PAYOUT_RESULTS,
+                catalogue.BREAKER_STATE)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Output:
     topic: str  # catalogue name
     key: str
     value: bytes
+    partition: int | None = None  # set only for broadcasts to every partition
 
 
 @dataclass(frozen=True)
@@ -115,10 +118,23 @@ def _payout_command(source: Source, record: dict[str, Any]) -> dict[str, Any] | 
     return command(source, "PAYOUT_RESULT", command_id, record["account_id"])
 
 
+def _breaker_broadcast(source: Source, codec: Codec) -> list[Output]:
+    """A breaker change reaches every ledger partition, at one place in each one's order."""
+    outputs = []
+    for partition in range(catalogue.spec(catalogue.LEDGER_COMMANDS).partitions):
+        key = control_key(partition)
+        envelope = command(source, "BREAKER_CHANGE", f"breaker:{source.offset}", key)
+        outputs.append(Output(catalogue.LEDGER_COMMANDS, key,
+                              codec.encode(catalogue.LEDGER_COMMANDS, envelope), partition))  # fmt: skip
+    return outputs
+
+
 def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -> list[Output]:
     """Everything intake writes for one input message (pure: no I/O)."""
     try:
         record = codec.decode(source.topic, source.value)
+        if source.topic == catalogue.BREAKER_STATE:
+            return _breaker_broadcast(source, codec)
         if source.topic in REQUEST_KINDS:
             ledger_command = _request_command(source, record, assets)
         elif source.topic == catalogue.CHAIN_OBSERVATIONS:
@@ -198,7 +214,9 @@ class IntakeLoop:
             source = Source(catalogue.short_name(message.topic(), self.prefix),
                             message.partition(), message.offset(), message.key(), message.value())  # fmt: skip
             for output in route(source, codec, catalogue_assets, now):
-                self.producer.produce(self.prefix + output.topic, output.value, output.key.encode())
+                extra = {} if output.partition is None else {"partition": output.partition}
+                self.producer.produce(self.prefix + output.topic, output.value,
+                                      output.key.encode(), **extra)  # fmt: skip
             handled += 1
         if handled:
             # commit only once every output of the batch is acknowledged (at-least-once)

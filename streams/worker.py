@@ -6,7 +6,7 @@ import logging
 
 import faust
 
-from streams import api, intake  # noqa: F401  (registers views and services on the app)
+from streams import api, intake, ledger, request_view  # noqa: F401  (registers them on app)
 from streams.app import app
 
 LOG_LEVEL = "warn"

@@ -24,6 +24,8 @@ from tokengine.up import get_json
 from topics.admin import create_topics
 from topics.codec import SingleObjectCodec
 
+ASSETS_FILE = Path(__file__).parent / "fixtures" / "assets.toml"
+
 WORKER_READY_TIMEOUT_S = 90.0
 
 
@@ -39,7 +41,8 @@ def settings(services: Settings, tmp_path: Path) -> Settings:
     """Settings with a fresh topic prefix and app id; the catalogue's topics exist."""
     run = uuid.uuid4().hex[:8]
     isolated = services.with_overrides(
-        topic_prefix=f"t{run}.", app_id=f"tokengine-{run}", data_dir=tmp_path / "data"
+        topic_prefix=f"t{run}.", app_id=f"tokengine-{run}", data_dir=tmp_path / "data",
+        assets_file=ASSETS_FILE,
     )
     create_topics(isolated.kafka, isolated.topic_prefix)
     return isolated

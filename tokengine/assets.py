@@ -42,6 +42,7 @@ class Asset:
     min_deposit: Decimal
     min_withdrawal: Decimal
     rounding_tolerance: Decimal
+    unit: str = ""
     contract: str = ""
     bank_account: str = ""
     currency: str = ""
@@ -93,6 +94,7 @@ def _asset(code: str, raw: dict) -> Asset:
         min_deposit=amount("min_deposit"),
         min_withdrawal=amount("min_withdrawal"),
         rounding_tolerance=amount("rounding_tolerance"),
+        unit=raw.get("unit", code),
         contract=raw.get("contract", ""),
         bank_account=raw.get("bank_account", ""),
         currency=raw.get("currency", ""),

@@ -178,12 +178,16 @@ def transfer_request(data: dict[str, Any], assets: AssetCatalogue) -> dict[str, 
     destination = _payout_asset(data, "destination_asset", assets)
     if destination.chain == asset.chain:
         raise RequestError("invalid_field", "destination_asset", "must be on another chain")
+    if destination.unit != asset.unit:
+        raise RequestError("invalid_field", "destination_asset", f"must be a {asset.unit} asset")
     minimum = max(asset.min_deposit, destination.min_withdrawal)
     amount = _amount(data, "amount", asset, minimum)
     try:
         quantize_exact(amount, destination.decimals)
     except AmountError as error:
         raise RequestError("invalid_amount", "amount", str(error)) from None
+    if amount <= destination.withdrawal_fee(amount):
+        raise RequestError("amount_below_fee", "amount", f"must exceed the {destination.code} fee")
     record.update(
         amount=amount,
         destination_asset=destination.code,

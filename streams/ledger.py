@@ -1,0 +1,285 @@
+"""The ledger agent: applies `ledger-commands` to the `accounts` table, in batches.
+
+Reads:  ledger-commands (keyed by account; one order per account).
+Writes: ledger-entries, balance-updates, request-results, payout-commands, alerts,
+        ledger-commands (credit legs of internal transfers), dead-letters.
+Table:  accounts (one `AccountRecord` per account, plus one control record per partition).
+
+Exactly once without broker transactions: for each batch the agent computes the new
+records and their outputs (`streams.ledger_core`), produces the outputs and waits until
+the broker has them, then writes each touched record once to the table, then acks the
+batch. A crash anywhere replays the batch: records not yet written recompute the same
+outputs (deterministic ids, so downstream sees duplicates it can drop), records already
+written skip the commands they have (`applied_offset`). Any failure inside a batch stops
+the worker: continuing would apply later commands before earlier ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+from faust.types import EventT
+
+from streams import metrics
+from streams.app import app, assets, codec, raw_topic, settings
+from streams.ledger_core import Command, Context, Output, Rejected, apply, release_held_payouts
+from streams.records import (
+    CONTROL_PREFIX,
+    AccountRecord,
+    control_key,
+    decode_record,
+    encode_record,
+)
+from topics import catalogue
+from topics.codec import DecodeError
+from topics.dead_letters import dead_letter
+from topics.kafka import make_producer
+from topics.partitioning import partition_for
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "ledger"
+MAX_BATCH_EVENTS = 2000
+BATCH_WINDOW_S = 0.02
+FLUSH_TIMEOUT_S = 30.0
+EXIT_LEDGER_FAILURE = 70
+PAYLOAD_TOPICS = {
+    "DEPOSIT_REQUEST": catalogue.DEPOSIT_REQUESTS,
+    "WITHDRAWAL_REQUEST": catalogue.WITHDRAWAL_REQUESTS,
+    "TRANSFER_REQUEST": catalogue.TRANSFER_REQUESTS,
+    "TRANSFER_CREDIT": catalogue.TRANSFER_REQUESTS,
+    "CHAIN_OBSERVATION": catalogue.CHAIN_OBSERVATIONS,
+    "PAYOUT_RESULT": catalogue.PAYOUT_RESULTS,
+    "BREAKER_CHANGE": catalogue.BREAKER_STATE,
+}
+
+
+class Utf8Codec(codecs.Codec):
+    def _dumps(self, value: Any) -> bytes:
+        return value.encode() if isinstance(value, str) else value
+
+    def _loads(self, data: bytes) -> str:
+        return data.decode()
+
+
+class AccountRecordCodec(codecs.Codec):
+    def _dumps(self, value: AccountRecord) -> bytes:
+        return encode_record(value)
+
+    def _loads(self, data: bytes) -> AccountRecord:
+        return decode_record(data)
+
+
+codecs.register("utf8", Utf8Codec())
+codecs.register("account_record", AccountRecordCodec())
+
+
+def record_partition(key: str) -> int:
+    if key.startswith(CONTROL_PREFIX):
+        return int(key[len(CONTROL_PREFIX):])
+    return partition_for(key, catalogue.ACCOUNT_PARTITIONS)
+
+
+class AccountTable(faust.Table):
+    """A table whose records carry their version (`applied_offset`).
+
+    The changelog partition comes from the key (as for the input topic), not from the
+    current event, so records can be written after a batch. Recovery keeps the newest
+    version of each record, so a stale worker's late write cannot roll it back.
+    """
+
+    stale_writes_ignored = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # before the store and changelog topic, which are created lazily, read them
+        self.key_serializer = "utf8"
+        self.value_serializer = "account_record"
+
+    def partition_for_key(self, key: Any) -> int:
+        return record_partition(key)
+
+    def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
+        stored = self.data.data  # the memory store's dict
+        newest: dict[str, int] = {}
+        keep = []
+        for event in batch:
+            record = event.value
+            if record is None:
+                newest.pop(event.key, None)
+                keep.append(event)
+                continue
+            current = newest.get(event.key)
+            if current is None and event.key in stored:
+                current = stored[event.key].applied_offset
+            if current is not None and record.applied_offset < current:
+                AccountTable.stale_writes_ignored += 1
+                continue
+            newest[event.key] = record.applied_offset
+            keep.append(event)
+        super().apply_changelog_batch(keep)
+
+
+accounts: AccountTable = app.tables.add(
+    AccountTable(
+        app,
+        name="accounts",
+        default=None,
+        partitions=catalogue.ACCOUNT_PARTITIONS,
+        beacon=app.tables.beacon,
+        help="One record per account: balances, reservations, payouts, dedupe marks.",
+    )
+)
+commands_topic = raw_topic(catalogue.LEDGER_COMMANDS)
+
+
+class OutputProducer:
+    """The app-owned confluent-kafka producer for the ledger's outputs."""
+
+    def __init__(self) -> None:
+        self.producer = make_producer(settings.kafka or "127.0.0.1:9092", **{"linger.ms": 2})
+        self.failures: list[str] = []
+
+    def produce(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
+        extra = {} if partition is None else {"partition": partition}
+        self.producer.produce(settings.topic_prefix + topic, value, key.encode(),
+                              on_delivery=self._delivered, **extra)  # fmt: skip
+        self.producer.poll(0)
+
+    def _delivered(self, error, message) -> None:
+        if error is not None:
+            self.failures.append(f"{message.topic()}: {error}")
+
+    async def flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        remaining = await loop.run_in_executor(None, self.producer.flush, FLUSH_TIMEOUT_S)
+        if remaining or self.failures:
+            raise RuntimeError(f"ledger outputs not acknowledged: {remaining} left, "
+                               f"failures {self.failures[:3]}")  # fmt: skip
+
+
+class Batch:
+    """The records touched by one batch and the outputs it will emit, before any write."""
+
+    def __init__(self, producer: OutputProducer) -> None:
+        self.working: dict[str, AccountRecord] = {}
+        self.changed: set[str] = set()
+        self.producer = producer
+        self.breaker_commands: dict[int, Command] = {}
+        self.asset_catalogue = assets()
+
+    def record(self, key: str) -> AccountRecord:
+        record = self.working.get(key)
+        if record is None:
+            stored = accounts.get(key)
+            record = stored.clone() if stored is not None else AccountRecord(key)
+            self.working[key] = record
+        return record
+
+    def context(self, partition: int) -> Context:
+        key = control_key(partition)
+        control = self.working.get(key) or accounts.get(key)
+        breaker = {scope: state for scope, (state, _) in control.breaker.items()} if control else {}
+        return Context(self.asset_catalogue, breaker)
+
+    def emit(self, outputs: list[Output]) -> None:
+        for output in outputs:
+            self.producer.produce(output.topic, output.key, codec.encode(output.topic, output.value))
+
+    def dead_letter(self, event: EventT, reason: str, error: str) -> None:
+        message = event.message
+        letter = dead_letter(
+            source_topic=catalogue.LEDGER_COMMANDS, source_partition=message.partition,
+            source_offset=message.offset, key=message.key, value=message.value,
+            reason=reason, error=error, component=COMPONENT,
+        )  # fmt: skip
+        metrics.dead_letters.labels(COMPONENT, reason).inc()
+        self.producer.produce(catalogue.DEAD_LETTERS, catalogue.LEDGER_COMMANDS,
+                              codec.encode(catalogue.DEAD_LETTERS, letter))  # fmt: skip
+
+    def apply_event(self, event: EventT) -> None:
+        message = event.message
+        try:
+            envelope = codec.decode(catalogue.LEDGER_COMMANDS, message.value)
+            payload_topic = PAYLOAD_TOPICS[envelope["kind"]]
+            payload = codec.decode(payload_topic, envelope["payload"])
+        except DecodeError as error:
+            self.dead_letter(event, error.reason, str(error))
+            return
+        record = self.record(envelope["account_id"])
+        if message.offset <= record.applied_offset:
+            return  # applied before a crash; its outputs were acknowledged then
+        command = Command(
+            command_id=envelope["command_id"], kind=envelope["kind"],
+            account_id=envelope["account_id"], payload=payload,
+            payload_bytes=envelope["payload"], offset=message.offset,
+            time_ms=round(message.timestamp * 1000), source_offset=envelope["source_offset"],
+        )  # fmt: skip
+        try:
+            outputs = apply(record, command, self.context(message.partition))
+        except Rejected as rejection:
+            self.dead_letter(event, rejection.reason, str(rejection))
+            return
+        self.changed.add(record.account_id)
+        self.emit(outputs)
+        if command.kind == "BREAKER_CHANGE":
+            self.breaker_commands[message.partition] = command
+
+    def release_held_payouts(self) -> None:
+        """After a breaker change, held payouts of the partition that may go are sent."""
+        for partition, command in self.breaker_commands.items():
+            context = self.context(partition)
+            keys = {key for key in accounts if record_partition(key) == partition}
+            keys |= {key for key in self.working if record_partition(key) == partition}
+            for key in sorted(keys):
+                if key.startswith(CONTROL_PREFIX):
+                    continue
+                stored = self.working.get(key) or accounts.get(key)
+                if stored is None or not any(p.held for p in stored.payouts.values()):
+                    continue
+                record = self.record(key)
+                outputs = release_held_payouts(record, command, context)
+                if outputs:
+                    record.applied_offset = max(record.applied_offset, command.offset)
+                    record.version += 1
+                    self.changed.add(key)
+                    self.emit(outputs)
+
+    def write_records(self) -> None:
+        for key in self.changed:
+            accounts[key] = self.working[key]
+
+
+async def apply_batch(events: list[EventT], producer: OutputProducer) -> None:
+    batch = Batch(producer)
+    for event in events:
+        batch.apply_event(event)
+    batch.release_held_payouts()
+    await producer.flush()  # outputs first: a record is never newer than its outputs
+    batch.write_records()
+    metrics.events_processed.labels(COMPONENT).inc(len(events))
+
+
+@app.agent(commands_topic)
+async def ledger(stream: faust.StreamT) -> None:
+    producer = OutputProducer()
+    async for events in stream.noack_take(MAX_BATCH_EVENTS, BATCH_WINDOW_S):
+        try:
+            await apply_batch(events, producer)
+        except asyncio.CancelledError:
+            raise  # shutting down: the batch stays un-acked and is replayed
+        except BaseException:
+            log.critical("ledger: batch failed; stopping the worker", exc_info=True)
+            os._exit(EXIT_LEDGER_FAILURE)
+        for event in events:
+            await stream.ack(event)
+
+
+def account_record(account_id: str) -> AccountRecord | None:
+    return accounts.get(account_id)

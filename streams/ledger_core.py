@@ -1,0 +1,617 @@
+"""The ledger's state transitions, as pure functions: `apply(record, command, context)`.
+
+Owns what every command does to an account record and which events it emits: deposits
+(credited once per deposit id), withdrawals (check, prepare/reserve, commit or roll back),
+internal transfers (debit here, credit on the other account's partition through a clearing
+account) and cross-chain transfers (deposit, 1:1 conversion, payout). No I/O: the agent in
+`streams.ledger` feeds commands in their log order and writes the record and the outputs.
+
+Guarantees, for any order of duplicates and replays:
+- a command id is applied at most once per record; a duplicate changes nothing and re-emits
+  the request's result; the same id with a different payload raises `Rejected` (dead letter);
+- every transaction is balanced per asset, and so is every record;
+- no balance goes negative and `reserved <= balance` (asserted on every transition);
+- exactly one of commit or rollback applies to a prepared payout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tokengine.assets import Asset, AssetCatalogue, UnknownAsset
+from topics import catalogue
+from topics.ledger_hash import transaction_hash
+from streams.records import (
+    AccountRecord,
+    Mark,
+    Payout,
+    clearing,
+    operator_assets,
+    operator_fees,
+    operator_liquidity,
+)
+
+IDEMPOTENCY_WINDOW_MS = 30 * 24 * 3600 * 1000  # request ids are remembered this long
+ZERO = Decimal(0)
+BREAKER_OPEN = "OPEN"
+BREAKER_SUSPENDED = "SUSPENDED"
+GLOBAL_SCOPE = "global"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Rejected(Exception):
+    """A command that cannot be applied at all: it goes to the dead-letter topic."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Command:
+    command_id: str
+    kind: str
+    account_id: str
+    payload: dict[str, Any]
+    payload_bytes: bytes
+    offset: int  # position in ledger-commands: the single order of this account's inputs
+    time_ms: int  # ledger-commands timestamp: the event time of every decision
+    source_offset: int = -1  # offset on the topic the command came from
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    key: str
+    value: dict[str, Any]
+
+
+@dataclass
+class Context:
+    assets: AssetCatalogue
+    breaker: dict[str, str] = field(default_factory=dict)  # scope -> state, this partition's view
+
+
+@dataclass
+class Step:
+    """What one command is doing: the record being changed and what it will emit."""
+
+    record: AccountRecord
+    command: Command
+    context: Context
+    outputs: list[Output] = field(default_factory=list)
+    touched_assets: set[str] = field(default_factory=set)
+
+    @property
+    def when(self) -> datetime:
+        return from_ms(self.command.time_ms)
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def apply(record: AccountRecord, command: Command, context: Context) -> list[Output]:
+    """Apply one command to `record` (changed in place); return the events to emit."""
+    assert command.offset > record.applied_offset, "commands must arrive in log order"
+    step = Step(record, command, context)
+    fingerprint = command_fingerprint(command)
+    mark = record.applied.get(command.command_id)
+    if mark is not None:
+        if mark.fingerprint != fingerprint:
+            raise Rejected("conflicting_duplicate",
+                           f"{command.command_id} was applied with a different payload")  # fmt: skip
+        reemit_result(step, mark)
+    else:
+        record.applied[command.command_id] = Mark(fingerprint, command.time_ms)
+        HANDLERS[command.kind](step)
+    record.applied_offset = command.offset
+    record.version += 1
+    record.newest_ms = max(record.newest_ms, command.time_ms)
+    forget_expired(record)
+    emit_balance_updates(step)
+    check_invariants(record)
+    return step.outputs
+
+
+def command_fingerprint(command: Command) -> str:
+    """What makes two commands with one id 'the same': the payload minus volatile fields."""
+    volatile = VOLATILE_FIELDS.get(command.kind, ())
+    stable = {k: v for k, v in command.payload.items() if k not in volatile}
+    text = json.dumps(stable, sort_keys=True, default=str)
+    return hashlib.sha256(f"{command.kind}\n{text}".encode()).hexdigest()[:32]
+
+
+VOLATILE_FIELDS = {
+    "DEPOSIT_REQUEST": ("created_at",),
+    "WITHDRAWAL_REQUEST": ("created_at",),
+    "TRANSFER_REQUEST": ("created_at",),
+    "TRANSFER_CREDIT": ("created_at",),
+    # re-observations differ in confirmations, block and time, not in what was paid
+    "CHAIN_OBSERVATION": ("observation_id", "confirmations", "confirmations_required",
+                          "block_number", "block_hash", "observed_at", "status", "from_address"),
+    "PAYOUT_RESULT": ("reported_at",),
+    "BREAKER_CHANGE": (),
+}  # fmt: skip
+
+
+# -- double entry ---------------------------------------------------------------------------
+
+
+def post(step: Step, kind: str, asset: str, legs: list[tuple[str, str, Decimal]]) -> None:
+    """Record one balanced transaction in the record and emit it with its chain hash."""
+    debits = sum(amount for _, direction, amount in legs if direction == "DEBIT")
+    credits = sum(amount for _, direction, amount in legs if direction == "CREDIT")
+    assert debits == credits and all(amount > 0 for _, _, amount in legs), legs
+    record = step.record
+    for ledger_account, direction, amount in legs:
+        delta = amount if direction == "DEBIT" else -amount
+        record.ledger[ledger_account] = record.ledger.get(ledger_account, ZERO) + delta
+    transaction = {
+        "transaction_id": f"{step.command.command_id}:{kind}",
+        "account_id": record.account_id,
+        "kind": kind,
+        "cause_id": step.command.command_id,
+        "asset": asset,
+        "postings": [{"ledger_account": a, "direction": d, "amount": m} for a, d, m in legs],
+        "sequence": record.chain_sequence + 1,
+        "previous_hash": record.chain_hash,
+        "created_at": step.when,
+    }
+    transaction["hash"] = transaction_hash(record.chain_hash, transaction)
+    record.chain_sequence = transaction["sequence"]
+    record.chain_hash = transaction["hash"]
+    step.touched_assets.add(asset)
+    step.outputs.append(Output(catalogue.LEDGER_ENTRIES, record.account_id, transaction))
+
+
+def transfer(step: Step, kind: str, asset: str, debit: str, credit: str, amount: Decimal) -> None:
+    post(step, kind, asset, [(debit, "DEBIT", amount), (credit, "CREDIT", amount)])
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+def decide(step: Step, request_id: str, request_kind: str, status: str, *, reason: str | None = None,
+           asset: str | None = None, amount: Decimal | None = None,
+           fee: Decimal | None = None) -> None:  # fmt: skip
+    """Emit a request's result and remember it on the request's mark for duplicates."""
+    result = {
+        "request_id": request_id,
+        "account_id": step.record.account_id,
+        "request_kind": request_kind,
+        "status": status,
+        "reason": reason,
+        "asset": asset,
+        "amount": None if amount is None else str(amount),
+        "fee": None if fee is None else str(fee),
+        "version": step.record.version + 1,
+        "decided_ms": step.command.time_ms,
+    }
+    # a duplicate of the request, or of the command that decided it, re-emits this result
+    for mark_id in {f"request:{request_id}", step.command.command_id}:
+        mark = step.record.applied.get(mark_id)
+        if mark is not None:
+            step.record.applied[mark_id] = replace(mark, result=result)
+    step.outputs.append(Output(catalogue.REQUEST_RESULTS, request_id, result_event(result)))
+
+
+def result_event(result: dict[str, Any]) -> dict[str, Any]:
+    event = {k: v for k, v in result.items() if k != "decided_ms"}
+    for name in ("amount", "fee"):
+        event[name] = None if result[name] is None else Decimal(result[name])
+    event["decided_at"] = from_ms(result["decided_ms"])
+    return event
+
+
+def reemit_result(step: Step, mark: Mark) -> None:
+    if mark.result is not None and "request_id" in mark.result:
+        step.outputs.append(
+            Output(catalogue.REQUEST_RESULTS, mark.result["request_id"], result_event(mark.result))
+        )
+
+
+def emit_balance_updates(step: Step) -> None:
+    record = step.record
+    for asset in sorted(step.touched_assets):
+        step.outputs.append(Output(catalogue.BALANCE_UPDATES, record.account_id, {
+            "account_id": record.account_id,
+            "asset": asset,
+            "balance": record.balance(asset),
+            "reserved": record.reserved_of(asset),
+            "available": record.available(asset),
+            "version": record.version,
+            "cause_id": step.command.command_id,
+            "updated_at": step.when,
+        }))  # fmt: skip
+
+
+def alert(step: Step, kind: str, severity: str, message: str, **details: str) -> None:
+    step.outputs.append(Output(catalogue.ALERTS, kind, {
+        "alert_id": f"{kind}:{step.command.command_id}",
+        "kind": kind,
+        "severity": severity,
+        "account_id": step.record.account_id,
+        "message": message,
+        "details": {k: str(v) for k, v in details.items()},
+        "raised_at": step.when,
+    }))  # fmt: skip
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def asset_or_none(context: Context, code: str) -> Asset | None:
+    try:
+        return context.assets[code]
+    except UnknownAsset:
+        return None
+
+
+def amount_of(asset: Asset, value: Decimal) -> Decimal:
+    """An amount from the wire at the asset's scale (intake already checked it is exact)."""
+    return asset.amount(value)
+
+
+def deposit_id(chain: str, tx_hash: str, output_index: int) -> str:
+    return f"{chain}:{tx_hash.lower()}:{output_index}"
+
+
+def reserve(step: Step, asset: str, amount: Decimal) -> None:
+    record = step.record
+    record.reserved[asset] = record.reserved_of(asset) + amount
+    step.touched_assets.add(asset)
+
+
+def release(step: Step, asset: str, amount: Decimal) -> None:
+    record = step.record
+    remaining = record.reserved_of(asset) - amount
+    assert remaining >= 0, f"release of {amount} {asset} exceeds the reservation"
+    if remaining:
+        record.reserved[asset] = remaining
+    else:
+        record.reserved.pop(asset, None)
+    step.touched_assets.add(asset)
+
+
+def payouts_blocked_reason(context: Context, asset: Asset) -> str | None:
+    """Significant level: new payouts of the asset are refused."""
+    for scope in (GLOBAL_SCOPE, f"asset:{asset.code}"):
+        if context.breaker.get(scope) == BREAKER_SUSPENDED:
+            return "payouts_suspended"
+    return None
+
+
+def breaker_open(context: Context, asset_code: str) -> bool:
+    """Critical level: nothing is submitted to any chain until an operator resets."""
+    return any(context.breaker.get(scope) == BREAKER_OPEN
+               for scope in (GLOBAL_SCOPE, f"asset:{asset_code}"))  # fmt: skip
+
+
+def request_expired(step: Step) -> bool:
+    created_at = step.command.payload["created_at"]
+    return created_at.timestamp() * 1000 < step.command.time_ms - IDEMPOTENCY_WINDOW_MS
+
+
+# -- deposits -----------------------------------------------------------------------------------
+
+
+def on_deposit_request(step: Step) -> None:
+    request = step.command.payload
+    asset = asset_or_none(step.context, request["asset"])
+    if asset is None or request_expired(step):
+        reason = "unknown_asset" if asset is None else "request_expired"
+        decide(step, request["request_id"], "deposit", "REJECTED", reason=reason)
+        return
+    key = deposit_id(asset.chain, request["tx_hash"], request["output_index"])
+    credited = step.record.applied.get(f"deposit:{key}")
+    if credited is not None:
+        amount = Decimal(credited.result["amount"]) if credited.result else None
+        decide(step, request["request_id"], "deposit", "COMPLETED", asset=asset.code, amount=amount)
+        return
+    step.record.awaiting[key] = {"request_id": request["request_id"], "request_kind": "deposit"}
+    decide(step, request["request_id"], "deposit", "ACCEPTED", asset=asset.code,
+           amount=amount_of(asset, request["amount"]))  # fmt: skip
+
+
+def on_chain_observation(step: Step) -> None:
+    observation = step.command.payload
+    asset = asset_or_none(step.context, observation["asset"])
+    if asset is None:
+        raise Rejected("unknown_asset", f"asset: unknown asset {observation['asset']!r}")
+    key = observation["deposit_id"]
+    if observation["status"] == "REMOVED":
+        on_deposit_removed(step, key)
+        return
+    amount = amount_of(asset, observation["amount"])
+    record = step.record
+    transfer(step, "deposit", asset.code, operator_assets(asset.code),
+             record.user_account(asset.code), amount)  # fmt: skip
+    mark_id = step.command.command_id
+    record.applied[mark_id] = replace(record.applied[mark_id], result={"amount": str(amount)})
+    waiting = record.awaiting.pop(key, None)
+    if waiting is None:
+        return
+    if waiting["request_kind"] == "deposit":
+        decide(step, waiting["request_id"], "deposit", "COMPLETED", asset=asset.code, amount=amount)
+    else:
+        continue_cross_chain(step, waiting)
+
+
+def on_deposit_removed(step: Step, key: str) -> None:
+    """A reorg took the deposit's block away: alert if it was credited, never credit twice."""
+    if f"deposit:{key}" in step.record.applied:
+        alert(step, "deposit.reorged_after_credit", "CRITICAL",
+              f"deposit {key} was credited and its block left the chain", deposit_id=key)  # fmt: skip
+
+
+# -- withdrawals ----------------------------------------------------------------------------------
+
+
+def on_withdrawal_request(step: Step) -> None:
+    request = step.command.payload
+    asset = asset_or_none(step.context, request["asset"])
+    request_id = request["request_id"]
+    if asset is None or not asset.payouts_enabled:
+        decide(step, request_id, "withdrawal", "REJECTED",
+               reason="unknown_asset" if asset is None else "payouts_disabled")  # fmt: skip
+        return
+    if request_expired(step):
+        decide(step, request_id, "withdrawal", "REJECTED", reason="request_expired")
+        return
+    amount = amount_of(asset, request["amount"])
+    prepare_payout(step, request_id, "withdrawal", asset, amount, asset.withdrawal_fee(amount),
+                   request["destination_address"])  # fmt: skip
+
+
+def prepare_payout(step: Step, request_id: str, request_kind: str, asset: Asset, amount: Decimal,
+                   fee: Decimal, destination: str) -> bool:  # fmt: skip
+    """Check, reserve amount + fee, record the payout, emit its command (unless held)."""
+    blocked = payouts_blocked_reason(step.context, asset)
+    if blocked:
+        decide(step, request_id, request_kind, "REJECTED", reason=blocked, asset=asset.code,
+               amount=amount)  # fmt: skip
+        return False
+    if step.record.available(asset.code) < amount + fee:
+        decide(step, request_id, request_kind, "REJECTED", reason="insufficient_funds",
+               asset=asset.code, amount=amount, fee=fee)  # fmt: skip
+        return False
+    payout = Payout(
+        payout_id=f"po:{step.record.account_id}:{request_id}", request_id=request_id,
+        request_kind=request_kind, asset=asset.code, amount=amount, fee=fee,
+        destination_address=destination, state="PREPARED", created_ms=step.command.time_ms,
+        held=breaker_open(step.context, asset.code),
+    )  # fmt: skip
+    reserve(step, asset.code, amount + fee)
+    step.record.payouts[payout.payout_id] = payout
+    decide(step, request_id, request_kind, "ACCEPTED", asset=asset.code, amount=amount, fee=fee,
+           reason="held_by_circuit_breaker" if payout.held else None)  # fmt: skip
+    if not payout.held:
+        emit_payout_command(step, payout, asset)
+    return True
+
+
+def emit_payout_command(step: Step, payout: Payout, asset: Asset) -> None:
+    step.outputs.append(Output(catalogue.PAYOUT_COMMANDS, step.record.account_id, {
+        "payout_id": payout.payout_id,
+        "account_id": step.record.account_id,
+        "request_id": payout.request_id,
+        "chain": asset.chain,
+        "asset": asset.code,
+        "amount": payout.amount,
+        "fee": payout.fee,
+        "destination_address": payout.destination_address,
+        "created_at": from_ms(payout.created_ms),
+    }))  # fmt: skip
+
+
+def on_payout_result(step: Step) -> None:
+    result = step.command.payload
+    record = step.record
+    payout = record.payouts.get(result["payout_id"])
+    if payout is None:
+        raise Rejected("unknown_payout", f"payout_id: no prepared payout {result['payout_id']}")
+    if payout.state != "PREPARED":
+        alert(step, "payout.conflicting_result", "CRITICAL",
+              f"payout {payout.payout_id} is {payout.state}; {result['status']} ignored",
+              payout_id=payout.payout_id)  # fmt: skip
+        raise Rejected("conflicting_payout_result",
+                       f"payout {payout.payout_id} is already {payout.state}")  # fmt: skip
+    asset = step.context.assets[payout.asset]
+    network_fee = amount_of(asset, result["network_fee"]) if result["network_fee"] else ZERO
+    release(step, asset.code, payout.amount + payout.fee)
+    if result["status"] == "CONFIRMED":
+        commit_payout(step, payout, asset, network_fee)
+    else:
+        roll_back_payout(step, payout, asset, network_fee, result["reason"] or "payout_failed")
+
+
+def commit_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal) -> None:
+    user = step.record.user_account(asset.code)
+    transfer(step, "withdrawal", asset.code, user, operator_assets(asset.code), payout.amount)
+    if payout.fee:
+        transfer(step, "withdrawal_fee", asset.code, user, operator_fees(asset.code), payout.fee)
+    if network_fee:
+        transfer(step, "network_fee_correction", asset.code, operator_fees(asset.code),
+                 operator_assets(asset.code), network_fee)  # fmt: skip
+    step.record.payouts[payout.payout_id] = replace(payout, state="CONFIRMED")
+    decide(step, payout.request_id, payout.request_kind, "COMPLETED", asset=asset.code,
+           amount=payout.amount, fee=payout.fee)  # fmt: skip
+
+
+def roll_back_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal,
+                     reason: str) -> None:  # fmt: skip
+    failure_fee = min(asset.failure_fee, payout.amount + payout.fee)
+    if failure_fee:
+        transfer(step, "failure_fee", asset.code, step.record.user_account(asset.code),
+                 operator_fees(asset.code), failure_fee)  # fmt: skip
+    if network_fee:
+        transfer(step, "network_fee_correction", asset.code, operator_fees(asset.code),
+                 operator_assets(asset.code), network_fee)  # fmt: skip
+    step.record.payouts[payout.payout_id] = replace(payout, state="FAILED")
+    decide(step, payout.request_id, payout.request_kind, "FAILED", reason=reason,
+           asset=asset.code, amount=payout.amount, fee=failure_fee)  # fmt: skip
+
+
+# -- transfers ------------------------------------------------------------------------------------
+
+
+def on_transfer_request(step: Step) -> None:
+    request = step.command.payload
+    request_id = request["request_id"]
+    asset = asset_or_none(step.context, request["asset"])
+    if asset is None or request_expired(step):
+        reason = "unknown_asset" if asset is None else "request_expired"
+        decide(step, request_id, "transfer", "REJECTED", reason=reason)
+        return
+    amount = amount_of(asset, request["amount"])
+    if request["kind"] == "INTERNAL":
+        internal_transfer(step, request, asset, amount)
+        return
+    key = deposit_id(asset.chain, request["deposit_tx_hash"], request["deposit_output_index"])
+    waiting = {"request_id": request_id, "request_kind": "transfer", "asset": asset.code,
+               "amount": str(amount), "destination_asset": request["destination_asset"],
+               "destination_address": request["destination_address"]}  # fmt: skip
+    if f"deposit:{key}" in step.record.applied:
+        continue_cross_chain(step, waiting)
+        return
+    step.record.awaiting[key] = waiting
+    decide(step, request_id, "transfer", "ACCEPTED", asset=asset.code, amount=amount)
+
+
+def internal_transfer(step: Step, request: dict[str, Any], asset: Asset, amount: Decimal) -> None:
+    record = step.record
+    if record.available(asset.code) < amount:
+        decide(step, request["request_id"], "transfer", "REJECTED", reason="insufficient_funds",
+               asset=asset.code, amount=amount)  # fmt: skip
+        return
+    transfer(step, "transfer_out", asset.code, record.user_account(asset.code),
+             clearing(asset.code), amount)  # fmt: skip
+    # the credit leg is a command of the receiving account, applied once on its partition
+    credit = {
+        "command_id": f"transfer-credit:{request['request_id']}",
+        "kind": "TRANSFER_CREDIT",
+        "account_id": request["to_account_id"],
+        "payload": step.command.payload_bytes,
+        "source_topic": catalogue.LEDGER_COMMANDS,
+        "source_partition": -1,
+        "source_offset": step.command.offset,
+    }
+    step.outputs.append(Output(catalogue.LEDGER_COMMANDS, request["to_account_id"], credit))
+    decide(step, request["request_id"], "transfer", "COMPLETED", asset=asset.code, amount=amount)
+
+
+def on_transfer_credit(step: Step) -> None:
+    request = step.command.payload
+    asset = step.context.assets[request["asset"]]
+    transfer(step, "transfer_in", asset.code, clearing(asset.code),
+             step.record.user_account(asset.code), amount_of(asset, request["amount"]))  # fmt: skip
+
+
+def continue_cross_chain(step: Step, waiting: dict[str, Any]) -> None:
+    """The deposit is credited: convert 1:1 to the destination asset, then pay out."""
+    source = step.context.assets[waiting["asset"]]
+    destination = step.context.assets[waiting["destination_asset"]]
+    amount = Decimal(waiting["amount"])
+    request_id = waiting["request_id"]
+    fee = destination.withdrawal_fee(amount)
+    blocked = payouts_blocked_reason(step.context, destination)
+    if blocked or step.record.available(source.code) < amount:
+        decide(step, request_id, "transfer", "REJECTED", reason=blocked or "insufficient_funds",
+               asset=source.code, amount=amount)  # fmt: skip
+        return
+    record = step.record
+    transfer(step, "conversion_out", source.code, record.user_account(source.code),
+             operator_liquidity(source.code), amount)  # fmt: skip
+    transfer(step, "conversion_in", destination.code, operator_liquidity(destination.code),
+             record.user_account(destination.code), amount)  # fmt: skip
+    prepare_payout(step, request_id, "transfer", destination, amount - fee, fee,
+                   waiting["destination_address"])  # fmt: skip
+
+
+# -- breaker ----------------------------------------------------------------------------------------
+
+
+def on_breaker_change(step: Step) -> None:
+    """Control records only: remember the newest breaker state per scope."""
+    state = step.command.payload
+    current = step.record.breaker.get(state["scope"])
+    if current is None or step.command.source_offset > current[1]:
+        step.record.breaker[state["scope"]] = [state["state"], step.command.source_offset]
+
+
+def release_held_payouts(record: AccountRecord, command: Command, context: Context) -> list[Output]:
+    """After a reset, emit the commands of this record's held payouts that may now go."""
+    step = Step(record, command, context)
+    for payout in list(record.payouts.values()):
+        if payout.held and payout.state == "PREPARED" and not breaker_open(context, payout.asset):
+            record.payouts[payout.payout_id] = replace(payout, held=False)
+            emit_payout_command(step, payout, context.assets[payout.asset])
+    return step.outputs
+
+
+HANDLERS = {
+    "DEPOSIT_REQUEST": on_deposit_request,
+    "CHAIN_OBSERVATION": on_chain_observation,
+    "WITHDRAWAL_REQUEST": on_withdrawal_request,
+    "PAYOUT_RESULT": on_payout_result,
+    "TRANSFER_REQUEST": on_transfer_request,
+    "TRANSFER_CREDIT": on_transfer_credit,
+    "BREAKER_CHANGE": on_breaker_change,
+}
+
+
+# -- bookkeeping ---------------------------------------------------------------------------------
+
+
+def forget_expired(record: AccountRecord) -> None:
+    """Drop request marks and final payouts older than the idempotency window.
+
+    Deposit marks are kept for ever: a deposit id must never be credited twice.
+    """
+    horizon = record.newest_ms - IDEMPOTENCY_WINDOW_MS
+    if horizon <= 0:
+        return
+    for mark_id, mark in list(record.applied.items()):
+        if mark.at_ms < horizon and not mark_id.startswith("deposit:"):
+            del record.applied[mark_id]
+    for payout_id, payout in list(record.payouts.items()):
+        if payout.state != "PREPARED" and payout.created_ms < horizon:
+            del record.payouts[payout_id]
+
+
+def ledger_asset(ledger_account: str) -> str:
+    if ledger_account.startswith("user:"):
+        return ledger_account.rsplit(":", 1)[1]
+    return ledger_account.split(":")[1]
+
+
+def check_invariants(record: AccountRecord) -> None:
+    """Kept on in production: stopping beats continuing with a wrong balance."""
+    totals: dict[str, Decimal] = {}
+    for ledger_account, net in record.ledger.items():
+        asset = ledger_asset(ledger_account)
+        totals[asset] = totals.get(asset, ZERO) + net
+    assert all(total == 0 for total in totals.values()), f"record unbalanced: {totals}"
+    for asset in record.assets():
+        balance, reserved = record.balance(asset), record.reserved_of(asset)
+        assert balance >= 0, f"{record.account_id} {asset} balance {balance} < 0"
+        assert 0 <= reserved <= balance, f"{record.account_id} {asset} reserved {reserved}"
+    held = {}
+    for payout in record.payouts.values():
+        if payout.state == "PREPARED":
+            held[payout.asset] = held.get(payout.asset, ZERO) + payout.amount + payout.fee
+    assert held == {a: r for a, r in record.reserved.items() if r}, "reservations != payouts"
+
+
+def user_balances(record: AccountRecord) -> dict[str, dict[str, Decimal]]:
+    return {asset: {"balance": record.balance(asset), "reserved": record.reserved_of(asset),
+                    "available": record.available(asset)} for asset in record.assets()}  # fmt: skip

@@ -1,0 +1,138 @@
+"""The account record: everything the ledger knows about one account, in one table value.
+
+One record is one changelog write, so all that must change together lives here: the
+account's share of the double-entry ledger (every posting of every transaction it caused,
+including the operator, fee and clearing sides, so the record always balances on its own),
+reservations, payouts, pending deposit requests, the hash-chain head, and the dedupe marks
+of the commands it applied. `applied_offset` (the ledger-commands offset of the last
+applied command) orders versions: recovery keeps the newest, so a stale worker's late write
+cannot roll a record back.
+
+Control records (`~control:P`) hold the breaker state as seen by partition P.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+ZERO_HASH = "0" * 64
+CONTROL_PREFIX = "~control:"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Dedupe marker of an applied command: what it was and what it answered."""
+
+    fingerprint: str
+    at_ms: int
+    result: dict[str, Any] | None = None  # the request result, re-emitted on duplicates
+
+
+@dataclass(frozen=True)
+class Payout:
+    payout_id: str
+    request_id: str
+    request_kind: str
+    asset: str
+    amount: Decimal
+    fee: Decimal
+    destination_address: str
+    state: str  # PREPARED, CONFIRMED, FAILED
+    created_ms: int
+    held: bool = False  # prepared while the breaker was open: no command sent yet
+
+
+@dataclass
+class AccountRecord:
+    account_id: str
+    applied_offset: int = -1
+    version: int = 0
+    ledger: dict[str, Decimal] = field(default_factory=dict)  # ledger account -> debits - credits
+    reserved: dict[str, Decimal] = field(default_factory=dict)  # asset -> held for payouts
+    chain_sequence: int = 0
+    chain_hash: str = ZERO_HASH
+    applied: dict[str, Mark] = field(default_factory=dict)
+    payouts: dict[str, Payout] = field(default_factory=dict)
+    awaiting: dict[str, dict[str, Any]] = field(default_factory=dict)  # deposit id -> request
+    breaker: dict[str, list] = field(default_factory=dict)  # scope -> [state, source offset]
+    newest_ms: int = 0
+
+    def clone(self) -> AccountRecord:
+        """A copy safe to change: the nested values are immutable or copied."""
+        return replace(self, ledger=dict(self.ledger), reserved=dict(self.reserved),
+                       applied=dict(self.applied), payouts=dict(self.payouts),
+                       awaiting=dict(self.awaiting), breaker=dict(self.breaker))  # fmt: skip
+
+    def user_account(self, asset: str) -> str:
+        return user_account(self.account_id, asset)
+
+    def balance(self, asset: str) -> Decimal:
+        return -self.ledger.get(self.user_account(asset), Decimal(0))
+
+    def reserved_of(self, asset: str) -> Decimal:
+        return self.reserved.get(asset, Decimal(0))
+
+    def available(self, asset: str) -> Decimal:
+        return self.balance(asset) - self.reserved_of(asset)
+
+    def assets(self) -> list[str]:
+        prefix = f"user:{self.account_id}:"
+        owned = {name[len(prefix):] for name in self.ledger if name.startswith(prefix)}
+        return sorted(owned | set(self.reserved))
+
+
+def user_account(account_id: str, asset: str) -> str:
+    return f"user:{account_id}:{asset}"
+
+
+def operator_assets(asset: str) -> str:
+    return f"operator:{asset}:assets"
+
+
+def operator_fees(asset: str) -> str:
+    return f"operator:{asset}:fees"
+
+
+def operator_liquidity(asset: str) -> str:
+    return f"operator:{asset}:liquidity"
+
+
+def clearing(asset: str) -> str:
+    return f"clearing:{asset}"
+
+
+def control_key(partition: int) -> str:
+    return f"{CONTROL_PREFIX}{partition}"
+
+
+# -- changelog encoding: JSON with exact decimal strings -------------------------------
+
+
+def _decimals(values: dict[str, Decimal]) -> dict[str, str]:
+    return {k: str(v) for k, v in values.items()}
+
+
+def encode_record(record: AccountRecord) -> bytes:
+    data = asdict(record)
+    data["ledger"] = _decimals(record.ledger)
+    data["reserved"] = _decimals(record.reserved)
+    data["payouts"] = {
+        k: {**asdict(p), "amount": str(p.amount), "fee": str(p.fee)}
+        for k, p in record.payouts.items()
+    }
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+def decode_record(data: bytes) -> AccountRecord:
+    raw = json.loads(data)
+    raw["ledger"] = {k: Decimal(v) for k, v in raw["ledger"].items()}
+    raw["reserved"] = {k: Decimal(v) for k, v in raw["reserved"].items()}
+    raw["applied"] = {k: Mark(**m) for k, m in raw["applied"].items()}
+    raw["payouts"] = {
+        k: Payout(**{**p, "amount": Decimal(p["amount"]), "fee": Decimal(p["fee"])})
+        for k, p in raw["payouts"].items()
+    }
+    return AccountRecord(**raw)

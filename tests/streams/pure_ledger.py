@@ -1,0 +1,101 @@
+"""Drives `streams.ledger_core` without Kafka: one ordered command log, as the agent sees it.
+
+Credit legs the ledger emits to ledger-commands are appended to the log, and breaker
+changes reach the control record and release held payouts, as in `streams.ledger`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from streams.ledger_core import Command, Context, Output, Rejected, apply, release_held_payouts
+from streams.records import AccountRecord, control_key
+from tests.ledger_inputs import ASSETS
+from topics import catalogue
+from topics.codec import SingleObjectCodec
+
+codec = SingleObjectCodec()
+TOPIC_OF = {
+    "DEPOSIT_REQUEST": catalogue.DEPOSIT_REQUESTS,
+    "WITHDRAWAL_REQUEST": catalogue.WITHDRAWAL_REQUESTS,
+    "TRANSFER_REQUEST": catalogue.TRANSFER_REQUESTS,
+    "TRANSFER_CREDIT": catalogue.TRANSFER_REQUESTS,
+    "CHAIN_OBSERVATION": catalogue.CHAIN_OBSERVATIONS,
+    "PAYOUT_RESULT": catalogue.PAYOUT_RESULTS,
+    "BREAKER_CHANGE": catalogue.BREAKER_STATE,
+}
+COMMAND_ID = {
+    "DEPOSIT_REQUEST": lambda p: f"request:{p['request_id']}",
+    "WITHDRAWAL_REQUEST": lambda p: f"request:{p['request_id']}",
+    "TRANSFER_REQUEST": lambda p: f"request:{p['request_id']}",
+    "CHAIN_OBSERVATION": lambda p: f"deposit:{p['deposit_id']}"
+    + ("" if p["status"] == "CONFIRMED" else f":removed:{p['block_hash']}"),
+    "PAYOUT_RESULT": lambda p: f"payout:{p['payout_id']}:{p['status'].lower()}",
+}
+
+
+@dataclass
+class PureLedger:
+    records: dict[str, AccountRecord] = field(default_factory=dict)
+    outputs: list[Output] = field(default_factory=list)
+    dead_letters: list[str] = field(default_factory=list)
+    offset: int = 0
+    time_ms: int = 1_795_000_000_000
+    breaker_offset: int = 0
+
+    def record(self, key: str) -> AccountRecord:
+        return self.records.setdefault(key, AccountRecord(key))
+
+    def context(self) -> Context:
+        control = self.record(control_key(0))
+        return Context(ASSETS, {scope: state for scope, (state, _) in control.breaker.items()})
+
+    def submit(self, kind: str, payload: dict[str, Any]) -> list[Output]:
+        """Apply one input and every credit leg it causes; returns all outputs."""
+        first = len(self.outputs)
+        queue = deque([(kind, payload, codec.encode(TOPIC_OF[kind], payload))])
+        while queue:
+            kind, payload, data = queue.popleft()
+            decoded = codec.decode(TOPIC_OF[kind], data)
+            account = control_key(0) if kind == "BREAKER_CHANGE" else (
+                decoded["to_account_id"] if kind == "TRANSFER_CREDIT" else decoded["account_id"])
+            command_id = (f"transfer-credit:{decoded['request_id']}" if kind == "TRANSFER_CREDIT"
+                          else f"breaker:{self.breaker_offset}" if kind == "BREAKER_CHANGE"
+                          else COMMAND_ID[kind](decoded))  # fmt: skip
+            self.offset += 1
+            self.time_ms += 1
+            if kind == "BREAKER_CHANGE":
+                self.breaker_offset += 1
+            command = Command(command_id, kind, account, decoded, data, self.offset, self.time_ms,
+                              source_offset=self.breaker_offset)  # fmt: skip
+            try:
+                produced = apply(self.record(account), command, self.context())
+            except Rejected as rejection:
+                self.dead_letters.append(rejection.reason)
+                continue
+            if kind == "BREAKER_CHANGE":
+                for key in list(self.records):
+                    if not key.startswith("~"):
+                        produced += release_held_payouts(self.records[key], command, self.context())
+            for output in produced:
+                if output.topic == catalogue.LEDGER_COMMANDS:
+                    queue.append(("TRANSFER_CREDIT", None, output.value["payload"]))
+            self.outputs.extend(produced)
+        return self.outputs[first:]
+
+    def balance(self, account: str, asset: str = "WEI") -> Decimal:
+        return self.record(account).balance(asset)
+
+    def ledger_total(self, ledger_account: str) -> Decimal:
+        return sum((r.ledger.get(ledger_account, Decimal(0)) for r in self.records.values()),
+                   Decimal(0))  # fmt: skip
+
+    def results(self, request_id: str) -> list[dict]:
+        return [o.value for o in self.outputs
+                if o.topic == catalogue.REQUEST_RESULTS and o.key == request_id]  # fmt: skip
+
+    def of_topic(self, outputs: list[Output], topic: str) -> list[dict]:
+        return [o.value for o in outputs if o.topic == topic]

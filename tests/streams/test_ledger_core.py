@@ -1,0 +1,174 @@
+"""The ledger's state transitions, exhaustively and without Kafka."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from streams.ledger_core import check_invariants
+from tests.ledger_inputs import (
+    breaker,
+    cross_chain,
+    deposit_request,
+    internal_transfer,
+    observation,
+    payout_result,
+    withdrawal,
+)
+from tests.streams.pure_ledger import PureLedger
+from topics import catalogue
+
+
+def postings_of(outputs, kind):
+    [entry] = [o.value for o in outputs if o.topic == catalogue.LEDGER_ENTRIES and o.value["kind"] == kind]
+    return [(p["ledger_account"], p["direction"], p["amount"]) for p in entry["postings"]]
+
+
+def test_storiqa_scenario_deposit_withdraw_with_fees_then_transfers() -> None:
+    ledger = PureLedger()
+    out = ledger.submit("CHAIN_OBSERVATION", observation("alice", "9", "0xd1"))
+    assert postings_of(out, "deposit") == [
+        ("operator:WEI:assets", "DEBIT", Decimal(9)), ("user:alice:WEI", "CREDIT", Decimal(9))]
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))
+    assert ledger.results("w1")[-1]["status"] == "ACCEPTED"
+    record = ledger.record("alice")
+    assert (record.balance("WEI"), record.reserved_of("WEI"), record.available("WEI")) == (9, 5, 4)
+    out = ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "CONFIRMED", "1"))
+    assert postings_of(out, "withdrawal") == [
+        ("user:alice:WEI", "DEBIT", Decimal(3)), ("operator:WEI:assets", "CREDIT", Decimal(3))]
+    assert postings_of(out, "withdrawal_fee") == [
+        ("user:alice:WEI", "DEBIT", Decimal(2)), ("operator:WEI:fees", "CREDIT", Decimal(2))]
+    assert postings_of(out, "network_fee_correction") == [
+        ("operator:WEI:fees", "DEBIT", Decimal(1)), ("operator:WEI:assets", "CREDIT", Decimal(1))]
+    assert ledger.results("w1")[-1]["status"] == "COMPLETED"
+    # 9 - 3 - 2 leaves 4: a transfer of 5 is refused, one of 4 goes through
+    ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t1", "5", "bob"))
+    assert (ledger.results("t1")[-1]["status"], ledger.results("t1")[-1]["reason"]) == (
+        "REJECTED", "insufficient_funds")
+    ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t2", "4", "bob"))
+    assert ledger.results("t2")[-1]["status"] == "COMPLETED"
+    assert (ledger.balance("alice"), ledger.balance("bob")) == (0, 4)
+    # operator assets = what the wallet holds: 9 in, 3 paid out, 1 network fee
+    assert -ledger.ledger_total("operator:WEI:assets") == -5
+    assert -ledger.ledger_total("operator:WEI:fees") == 1
+    assert ledger.ledger_total("clearing:WEI") == 0
+    for record in ledger.records.values():
+        check_invariants(record)
+
+
+def test_a_deposit_id_is_credited_once_whatever_repeats() -> None:
+    ledger = PureLedger()
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "7", "0xd1"))
+    again = {**observation("alice", "7", "0xd1"), "confirmations": 9, "block_hash": "0xb2"}
+    assert ledger.submit("CHAIN_OBSERVATION", again) == []
+    assert ledger.balance("alice") == 7
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "8", "0xd1"))  # same id, other amount
+    assert ledger.dead_letters == ["conflicting_duplicate"]
+    assert ledger.balance("alice") == 7
+
+
+def test_a_deposit_request_completes_when_its_transfer_confirms() -> None:
+    ledger = PureLedger()
+    ledger.submit("DEPOSIT_REQUEST", deposit_request("alice", "d1", "5", "0xAB"))
+    assert ledger.results("d1")[-1]["status"] == "ACCEPTED"
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "5", "0xab"))
+    assert ledger.results("d1")[-1]["status"] == "COMPLETED"
+    assert ledger.results("d1")[-1]["amount"] == 5
+    # announced after the credit: completed at once
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "2", "0xcd"))
+    ledger.submit("DEPOSIT_REQUEST", deposit_request("alice", "d2", "2", "0xcd"))
+    assert ledger.results("d2")[-1]["status"] == "COMPLETED"
+    assert ledger.balance("alice") == 7
+
+
+def test_a_reorged_credited_deposit_alerts_and_is_never_credited_twice() -> None:
+    ledger = PureLedger()
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "5", "0xd1"))
+    out = ledger.submit("CHAIN_OBSERVATION", observation("alice", "5", "0xd1", status="REMOVED"))
+    [alert] = ledger.of_topic(out, catalogue.ALERTS)
+    assert alert["kind"] == "deposit.reorged_after_credit"
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "5", "0xd1", block_hash="0xb9"))
+    assert ledger.balance("alice") == 5
+
+
+def test_a_failed_payout_rolls_back_with_its_failure_fee_exactly_once() -> None:
+    ledger = PureLedger()
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "10", "0xd1"))
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "4"))
+    out = ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "FAILED", reason="reverted"))
+    assert postings_of(out, "failure_fee") == [
+        ("user:alice:WEI", "DEBIT", Decimal(1)), ("operator:WEI:fees", "CREDIT", Decimal(1))]
+    assert ledger.results("w1")[-1]["status"] == "FAILED"
+    assert ledger.results("w1")[-1]["reason"] == "reverted"
+    record = ledger.record("alice")
+    assert (record.balance("WEI"), record.reserved_of("WEI")) == (9, 0)
+    # the same report again changes nothing; the opposite outcome is refused
+    assert ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "FAILED", reason="reverted")) != []
+    ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "CONFIRMED", "1"))
+    assert ledger.dead_letters == ["conflicting_payout_result"]
+    assert (ledger.balance("alice"), ledger.record("alice").reserved_of("WEI")) == (9, 0)
+
+
+def test_a_duplicate_request_changes_nothing_and_reemits_its_result() -> None:
+    ledger = PureLedger()
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "10", "0xd1"))
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "4"))
+    first = ledger.results("w1")[-1]
+    again = ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "4"))
+    assert [o.topic for o in again] == [catalogue.REQUEST_RESULTS]
+    assert again[0].value == first
+    assert ledger.record("alice").reserved_of("WEI") == 6
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "5"))
+    assert ledger.dead_letters == ["conflicting_duplicate"]
+
+
+def test_unknown_payouts_and_refused_payouts() -> None:
+    ledger = PureLedger()
+    ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:nothing", "CONFIRMED", "1"))
+    assert ledger.dead_letters == ["unknown_payout"]
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "5", "0xd1", asset="NOPAY"))
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "1", asset="NOPAY"))
+    assert ledger.results("w1")[-1]["reason"] == "payouts_disabled"
+
+
+def test_significant_suspends_new_payouts_critical_holds_them_until_reset() -> None:
+    ledger = PureLedger()
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "20", "0xd1"))
+    ledger.submit("BREAKER_CHANGE", breaker("SUSPENDED", "asset:WEI"))
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))
+    assert ledger.results("w1")[-1]["reason"] == "payouts_suspended"
+    ledger.submit("BREAKER_CHANGE", breaker("CLOSED", "asset:WEI"))
+    ledger.submit("BREAKER_CHANGE", breaker("OPEN"))
+    out = ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w2", "3"))
+    assert ledger.results("w2")[-1]["status"] == "ACCEPTED"
+    assert ledger.of_topic(out, catalogue.PAYOUT_COMMANDS) == []  # held, funds reserved
+    assert ledger.record("alice").reserved_of("WEI") == 5
+    out = ledger.submit("BREAKER_CHANGE", breaker("CLOSED"))
+    [command] = ledger.of_topic(out, catalogue.PAYOUT_COMMANDS)
+    assert command["payout_id"] == "po:alice:w2"
+
+
+def test_internal_transfer_goes_through_clearing_and_credits_once() -> None:
+    ledger = PureLedger()
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "10", "0xd1"))
+    out = ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t1", "6", "bob"))
+    assert postings_of(out, "transfer_out") == [
+        ("user:alice:WEI", "DEBIT", Decimal(6)), ("clearing:WEI", "CREDIT", Decimal(6))]
+    assert postings_of(out, "transfer_in") == [
+        ("clearing:WEI", "DEBIT", Decimal(6)), ("user:bob:WEI", "CREDIT", Decimal(6))]
+    assert (ledger.balance("alice"), ledger.balance("bob")) == (4, 6)
+    assert ledger.ledger_total("clearing:WEI") == 0
+
+
+def test_cross_chain_transfer_converts_one_to_one_and_pays_out() -> None:
+    ledger = PureLedger()
+    ledger.submit("TRANSFER_REQUEST", cross_chain("alice", "x1", "100", "0xusdt"))
+    assert ledger.results("x1")[-1]["status"] == "ACCEPTED"
+    out = ledger.submit("CHAIN_OBSERVATION", observation("alice", "100", "0xusdt", asset="USDT"))
+    [command] = ledger.of_topic(out, catalogue.PAYOUT_COMMANDS)
+    assert (command["asset"], command["amount"], command["fee"]) == ("xUSD", Decimal("99.50"), Decimal("0.50"))
+    record = ledger.record("alice")
+    assert (record.balance("USDT"), record.balance("xUSD"), record.reserved_of("xUSD")) == (0, 100, 100)
+    ledger.submit("PAYOUT_RESULT", payout_result("alice", command["payout_id"], "CONFIRMED"))
+    assert ledger.results("x1")[-1]["status"] == "COMPLETED"
+    assert ledger.record("alice").balance("xUSD") == 0
+    assert -ledger.ledger_total("operator:xUSD:fees") == Decimal("0.50")
