@@ -1,10 +1,15 @@
 """Intake: turns every ledger input into one `LedgerCommand`, in one order per account.
 
-Reads the request topics (deposit, withdrawal, transfer), chain observations and payout
-results; decodes and validates each message; writes valid ones to `ledger-commands`
-(keyed by account, so each account's inputs have a single order the ledger applies and a
-replay reproduces) and everything else to `dead-letters` with its reason; a request that
-decodes but is invalid also gets a REJECTED result. The partition always keeps moving.
+Reads the request topics (deposit, withdrawal, transfer), chain observations, payout
+results, transfer credits and breaker states; decodes and validates each message; writes
+valid ones to `ledger-commands` (keyed by account, so each account's inputs have a single
+order the ledger applies and a replay reproduces) and everything else to `dead-letters`
+with its reason; a request that decodes but is invalid also gets a REJECTED result. The
+partition always keeps moving.
+
+All inputs have the ledger's partition count and key, and the group uses the range
+assignor, so one intake instance owns partition p of every input and is the only writer
+of ledger-commands partition p: its order is never interleaved with another writer's.
 
 Intake is stateless, so it runs as a plain confluent-kafka consumer group inside the
 worker (a Faust stream would add its per-message overhead for nothing); it is
@@ -31,6 +36,7 @@ from tokengine.requests import RequestError, revalidate
 from topics import catalogue
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter
+from topics.holes import HoleGuard
 from topics.kafka import make_consumer, make_producer
 
 log = logging.getLogger(__name__)
@@ -45,7 +51,7 @@ REQUEST_KINDS = {
     catalogue.TRANSFER_REQUESTS: ("transfer", "TRANSFER_REQUEST"),
 }
 INPUT_TOPICS = (*REQUEST_KINDS, catalogue.CHAIN_OBSERVATIONS, catalogue.PAYOUT_RESULTS,
-                catalogue.BREAKER_STATE)
+                catalogue.TRANSFER_CREDITS, catalogue.BREAKER_STATE)
 
 
 @dataclass(frozen=True)
@@ -118,15 +124,17 @@ def _payout_command(source: Source, record: dict[str, Any]) -> dict[str, Any] | 
     return command(source, "PAYOUT_RESULT", command_id, record["account_id"])
 
 
-def _breaker_broadcast(source: Source, codec: Codec) -> list[Output]:
-    """A breaker change reaches every ledger partition, at one place in each one's order."""
-    outputs = []
-    for partition in range(catalogue.spec(catalogue.LEDGER_COMMANDS).partitions):
-        key = control_key(partition)
-        envelope = command(source, "BREAKER_CHANGE", f"breaker:{source.offset}", key)
-        outputs.append(Output(catalogue.LEDGER_COMMANDS, key,
-                              codec.encode(catalogue.LEDGER_COMMANDS, envelope), partition))  # fmt: skip
-    return outputs
+def _breaker_command(source: Source, codec: Codec) -> list[Output]:
+    """Breaker-state partition p (every change is on each) goes to ledger-commands p."""
+    key = control_key(source.partition)
+    envelope = command(source, "BREAKER_CHANGE", f"breaker:{source.offset}", key)
+    value = codec.encode(catalogue.LEDGER_COMMANDS, envelope)
+    return [Output(catalogue.LEDGER_COMMANDS, key, value, source.partition)]
+
+
+def _transfer_credit(source: Source, record: dict[str, Any]) -> list[Output]:
+    """A credit leg is already a ledger command; it only joins the receiving account's order."""
+    return [Output(catalogue.LEDGER_COMMANDS, record["account_id"], source.value, source.partition)]
 
 
 def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -> list[Output]:
@@ -134,7 +142,9 @@ def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -
     try:
         record = codec.decode(source.topic, source.value)
         if source.topic == catalogue.BREAKER_STATE:
-            return _breaker_broadcast(source, codec)
+            return _breaker_command(source, codec)
+        if source.topic == catalogue.TRANSFER_CREDITS:
+            return _transfer_credit(source, record)
         if source.topic in REQUEST_KINDS:
             ledger_command = _request_command(source, record, assets)
         elif source.topic == catalogue.CHAIN_OBSERVATIONS:
@@ -185,14 +195,29 @@ class IntakeLoop:
 
     def __init__(self, bootstrap: str, group_id: str, prefix: str) -> None:
         self.prefix = prefix
-        self.consumer = make_consumer(bootstrap, group_id)
+        self.consumer = make_consumer(bootstrap, group_id, **{"partition.assignment.strategy": "range"})
         self.producer = make_producer(bootstrap)
+        self.holes = HoleGuard(self.consumer)
         self.stopping = threading.Event()
         self.assigned = threading.Event()
         self.consumer.subscribe(
             [catalogue.spec(name).full_name(prefix) for name in INPUT_TOPICS],
-            on_assign=lambda consumer, partitions: self.assigned.set(),
+            on_assign=self._on_assign, on_revoke=self._on_revoke,
         )
+
+    def _on_assign(self, consumer, partitions) -> None:
+        starts = []
+        for tp in consumer.committed(partitions, timeout=30):
+            if tp.offset < 0:  # nothing committed: reading starts at the oldest record
+                tp.offset = consumer.get_watermark_offsets(tp, timeout=30)[0]
+            starts.append(tp)
+        self.holes.start_at(starts)
+        self.assigned.set()
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        # hand over cleanly: the next owner starts after our writes are in
+        self.producer.flush(30)
+        self.holes.forget(partitions)
 
     def run(self) -> None:
         try:
@@ -207,10 +232,7 @@ class IntakeLoop:
         handled = 0
         now = datetime.now(UTC)
         catalogue_assets = assets()
-        for message in messages:
-            if message.error():
-                log.warning("intake: consumer error %s", message.error())
-                continue
+        for message in self.holes.contiguous(messages):
             source = Source(catalogue.short_name(message.topic(), self.prefix),
                             message.partition(), message.offset(), message.key(), message.value())  # fmt: skip
             for output in route(source, codec, catalogue_assets, now):
@@ -222,7 +244,7 @@ class IntakeLoop:
             # commit only once every output of the batch is acknowledged (at-least-once)
             remaining = self.producer.flush(30)
             assert remaining == 0, "intake: outputs not acknowledged; not committing"
-            self.consumer.commit(asynchronous=False)
+            self.consumer.commit(offsets=self.holes.positions(), asynchronous=False)
             metrics.events_processed.labels(COMPONENT).inc(handled)
         return handled
 

@@ -12,6 +12,12 @@ batch. A crash anywhere replays the batch: records not yet written recompute the
 outputs (deterministic ids, so downstream sees duplicates it can drop), records already
 written skip the commands they have (`applied_offset`). Any failure inside a batch stops
 the worker: continuing would apply later commands before earlier ones.
+
+No command is skipped: each partition's control record keeps the partition's watermark
+(the last ledger-commands offset applied). A batch that jumps past watermark + 1 (the
+consumer skipped records, as Faust's fetcher can around rebalances, or the broker showed
+them late) is not applied past the hole: the consumer is sent back to the first missing
+offset. The watermark is in the changelog, so this holds across crashes too.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +47,7 @@ from topics import catalogue
 from topics.codec import DecodeError
 from topics.dead_letters import dead_letter
 from topics.kafka import make_producer
+from topics.holes import HOLE_WAIT_S
 from topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -164,6 +172,13 @@ class OutputProducer:
                                f"failures {self.failures[:3]}")  # fmt: skip
 
 
+class Holes:
+    """Holes seen in ledger-commands partitions, and since when (bounded wait)."""
+
+    since: dict[tuple[int, int], float] = {}
+    rewinds = 0
+
+
 class Batch:
     """The records touched by one batch and the outputs it will emit, before any write."""
 
@@ -173,6 +188,34 @@ class Batch:
         self.producer = producer
         self.breaker_commands: dict[int, Command] = {}
         self.asset_catalogue = assets()
+        self.rewind: dict[int, int] = {}  # partition -> first missing offset
+        self.done: list[EventT] = []  # events handled (to ack); the rest are read again
+
+    def watermark(self, partition: int) -> AccountRecord:
+        return self.record(control_key(partition))
+
+    def in_order(self, event: EventT) -> bool:
+        """False for an event after a hole in its partition (it is read again later)."""
+        partition, offset = event.message.partition, event.message.offset
+        if partition in self.rewind:
+            return False
+        expected = self.watermark(partition).applied_offset + 1
+        if offset <= expected or expected == 0:
+            return True
+        since = Holes.since.setdefault((partition, expected), time.monotonic())
+        if time.monotonic() - since < HOLE_WAIT_S:
+            self.rewind[partition] = expected
+            return False
+        log.warning("ledger-commands[%d] offsets %d..%d never appeared; going on",
+                    partition, expected, offset - 1)  # fmt: skip
+        return True
+
+    def advance(self, event: EventT) -> None:
+        control = self.watermark(event.message.partition)
+        if event.message.offset > control.applied_offset:
+            control.applied_offset = event.message.offset
+            self.changed.add(control.account_id)
+        self.done.append(event)
 
     def record(self, key: str) -> AccountRecord:
         record = self.working.get(key)
@@ -204,6 +247,12 @@ class Batch:
                               codec.encode(catalogue.DEAD_LETTERS, letter))  # fmt: skip
 
     def apply_event(self, event: EventT) -> None:
+        if not self.in_order(event):
+            return
+        self.handle(event)
+        self.advance(event)
+
+    def handle(self, event: EventT) -> None:
         message = event.message
         try:
             envelope = codec.decode(catalogue.LEDGER_COMMANDS, message.value)
@@ -252,18 +301,24 @@ class Batch:
                     self.emit(outputs)
 
     def write_records(self) -> None:
-        for key in self.changed:
+        # control records (watermarks) last: a crash in between leaves them behind, never ahead
+        for key in sorted(self.changed, key=lambda k: k.startswith(CONTROL_PREFIX)):
             accounts[key] = self.working[key]
 
 
-async def apply_batch(events: list[EventT], producer: OutputProducer) -> None:
+async def apply_batch(events: list[EventT], producer: OutputProducer) -> list[EventT]:
+    """Apply a batch; returns the events handled (those after a hole are not)."""
     batch = Batch(producer)
     for event in events:
         batch.apply_event(event)
     batch.release_held_payouts()
     await producer.flush()  # outputs first: a record is never newer than its outputs
     batch.write_records()
-    metrics.events_processed.labels(COMPONENT).inc(len(events))
+    for partition, offset in batch.rewind.items():
+        Holes.rewinds += 1
+        await app.consumer.seek(faust.types.TP(commands_topic.get_topic_name(), partition), offset)
+    metrics.events_processed.labels(COMPONENT).inc(len(batch.done))
+    return batch.done
 
 
 @app.agent(commands_topic)
@@ -271,13 +326,13 @@ async def ledger(stream: faust.StreamT) -> None:
     producer = OutputProducer()
     async for events in stream.noack_take(MAX_BATCH_EVENTS, BATCH_WINDOW_S):
         try:
-            await apply_batch(events, producer)
+            handled = await apply_batch(events, producer)
         except asyncio.CancelledError:
             raise  # shutting down: the batch stays un-acked and is replayed
         except BaseException:
             log.critical("ledger: batch failed; stopping the worker", exc_info=True)
             os._exit(EXIT_LEDGER_FAILURE)
-        for event in events:
+        for event in handled:
             await stream.ack(event)
 
 

@@ -501,11 +501,11 @@ def internal_transfer(step: Step, request: dict[str, Any], asset: Asset, amount:
         "kind": "TRANSFER_CREDIT",
         "account_id": request["to_account_id"],
         "payload": step.command.payload_bytes,
-        "source_topic": catalogue.LEDGER_COMMANDS,
+        "source_topic": catalogue.TRANSFER_CREDITS,
         "source_partition": -1,
         "source_offset": step.command.offset,
     }
-    step.outputs.append(Output(catalogue.LEDGER_COMMANDS, request["to_account_id"], credit))
+    step.outputs.append(Output(catalogue.TRANSFER_CREDITS, request["to_account_id"], credit))
     decide(step, request["request_id"], "transfer", "COMPLETED", asset=asset.code, amount=amount)
 
 

@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from streams.app import app, codec, settings
 from topics import catalogue
 from topics.codec import DecodeError
+from topics.holes import HoleGuard
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,11 @@ class RequestView(mode.Service):
                              "enable.auto.commit": False})  # fmt: skip
         name = spec.full_name(settings.topic_prefix)
         consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
+        holes = HoleGuard(consumer)  # request-results has many writers
+        holes.start_at([TopicPartition(name, p, 0) for p in range(spec.partitions)])
         try:
             while not self.stopping.is_set():
-                for message in consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S):
-                    if message.error():
-                        continue
+                for message in holes.contiguous(consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)):
                     try:
                         view.add(codec.decode(catalogue.REQUEST_RESULTS, message.value()))
                     except DecodeError as error:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import faust
 
 from streams import api, intake, ledger, request_view  # noqa: F401  (registers them on app)
-from streams.app import app
-
-LOG_LEVEL = "warn"
+from streams.app import app, settings
 
 
-def run_worker(loglevel: str = LOG_LEVEL) -> None:
-    logging.getLogger("faust").setLevel(logging.WARNING)
-    worker = faust.Worker(app, loglevel=loglevel, loop=_uvloop())
+def run_worker() -> None:
+    worker = faust.Worker(app, loglevel=settings.log_level, loop=_uvloop())
     worker.execute_from_commandline()
 
 

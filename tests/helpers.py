@@ -10,6 +10,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from tokengine.config import Settings
 from topics import catalogue
 from topics.codec import DecodeError, SingleObjectCodec
+from topics.holes import HoleGuard
 from topics.kafka import make_producer
 
 codec = SingleObjectCodec()
@@ -69,3 +70,59 @@ def read_topic(settings: Settings, topic: str, *, until_count: int | None = None
 
 def values(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [record["value"] for record in records]
+
+
+def produce_encoded(settings: Settings, messages: list[tuple[str, str, bytes]]) -> None:
+    """Produce already-encoded (topic, key, value) messages in order."""
+    producer = make_producer(settings.kafka, **{"linger.ms": 20})
+    for topic, key, value in messages:
+        while True:
+            try:
+                producer.produce(settings.topic_prefix + topic, value, key.encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+
+
+class TopicReader:
+    """Reads a topic from the start, incrementally: poll until a condition holds."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        spec = catalogue.spec(topic)
+        self.topic = topic
+        self.consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "test-reader",
+                                  "enable.auto.commit": False})  # fmt: skip
+        name = spec.full_name(settings.topic_prefix)
+        self.consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING)
+                              for p in range(spec.partitions)])  # fmt: skip
+        self.holes = HoleGuard(self.consumer)
+        self.holes.start_at([TopicPartition(name, p, 0) for p in range(spec.partitions)])
+        self.records: list[dict[str, Any]] = []
+
+    def poll(self, seconds: float = 0.2) -> int:
+        messages = self.consumer.consume(5000, seconds)
+        for message in self.holes.contiguous(messages):
+            self.records.append(codec.decode(self.topic, message.value()))
+        return len(messages)
+
+    def until(self, predicate, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what} ({len(self.records)} read)")
+            self.poll()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def latest_by(records: list[dict[str, Any]], *fields: str) -> dict[tuple, dict[str, Any]]:
+    """The newest record (highest `version`) per key made of `fields`."""
+    newest: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        key = tuple(record[f] for f in fields)
+        if key not in newest or record["version"] >= newest[key]["version"]:
+            newest[key] = record
+    return newest

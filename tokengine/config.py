@@ -23,6 +23,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_PROCESSING_GUARANTEE": "at_least_once (default) or exactly_once (real Kafka only)",
     "TOKENGINE_ASSETS_FILE": "asset configuration (TOML); default: tokengine/assets.toml",
     "TOKENGINE_WORKERS": "number of Faust workers `up` starts (default 1)",
+    "TOKENGINE_LOG_LEVEL": "worker log level: crit, error, warn (default), info, debug",
 }
 
 # Read only when the engine starts a service itself (not in a deployment).
@@ -45,6 +46,7 @@ class Settings:
     processing_guarantee: str
     assets_file: Path
     workers: int
+    log_level: str = "warn"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
                 env.get("TOKENGINE_ASSETS_FILE") or Path(__file__).with_name("assets.toml")
             ),
             workers=int(env.get("TOKENGINE_WORKERS", "1")),
+            log_level=env.get("TOKENGINE_LOG_LEVEL", "warn"),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -87,5 +90,6 @@ class Settings:
             "TOKENGINE_PROCESSING_GUARANTEE": self.processing_guarantee,
             "TOKENGINE_ASSETS_FILE": str(self.assets_file),
             "TOKENGINE_WORKERS": str(self.workers),
+            "TOKENGINE_LOG_LEVEL": self.log_level,
         }
         return {name: value for name, value in pairs.items() if value is not None}

@@ -48,6 +48,7 @@ CHAIN_OBSERVATIONS = "chain-observations"
 BANK_NOTIFICATIONS = "bank-notifications"
 BANK_STATEMENTS = "bank-statements"
 BANK_BALANCES = "bank-balances"
+TRANSFER_CREDITS = "transfer-credits"
 LEDGER_COMMANDS = "ledger-commands"
 LEDGER_ENTRIES = "ledger-entries"
 BALANCE_UPDATES = "balance-updates"
@@ -81,8 +82,11 @@ TOPICS: tuple[TopicSpec, ...] = (
            ("reconciliation tier 3",), "camt.053 end-of-day statements."),
     _topic(BANK_BALANCES, "bank account_id", "BankBalance", ("intraday balance client",),
            ("reconciliation tier 2",), "Intraday bank balances."),
-    _topic(LEDGER_COMMANDS, "account_id", "LedgerCommand", ("intake", "ledger"), ("ledger",),
-           "Validated ledger inputs in the one order the ledger applies them."),
+    _topic(TRANSFER_CREDITS, "account_id", "LedgerCommand", ("ledger",), ("intake",),
+           "Credit legs of internal transfers, for the receiving account's partition."),
+    _topic(LEDGER_COMMANDS, "account_id", "LedgerCommand", ("intake",), ("ledger",),
+           "Validated ledger inputs in the one order the ledger applies them; partition p "
+           "has one writer, the intake instance that owns partition p of every input."),
     _topic(LEDGER_ENTRIES, "account_id", "LedgerTransaction", ("ledger",),
            ("postgres sink", "reconciliation"), "Balanced double-entry transactions."),
     _topic(BALANCE_UPDATES, "account_id", "BalanceUpdate", ("ledger",),
@@ -99,8 +103,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     _topic(DISCREPANCIES, "bank account_id", "Discrepancy", ("reconciliation",),
            ("postgres sink", "operators"), "Differences to investigate."),
     _topic(BREAKER_STATE, "scope", "BreakerState", ("reconciliation", "invariants", "cli"),
-           ("ledger", "payout executors", "api"), "Circuit breaker changes.",
-           cleanup="compact", partitions=1),
+           ("intake", "payout executors", "api"),
+           "Circuit breaker changes, each written to every partition (see topics.breaker)."),
     _topic(ALERTS, "alert kind", "Alert", ("ledger", "reconciliation", "invariants"),
            ("operators",), "Operator alerts.", partitions=1),
     _topic(DEAD_LETTERS, "source topic", "DeadLetter", ("every consumer",), ("operators",),

@@ -22,6 +22,9 @@ def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
         "partitioner": PRODUCER_PARTITIONER,
         "linger.ms": 5,
         "acks": "all",
+        # one request at a time: per-partition order, and no two requests of ours to one
+        # partition in flight together (tansu may show the later one first)
+        "max.in.flight.requests.per.connection": 1,
         **extra,
     }
 

@@ -81,7 +81,7 @@ class PureLedger:
                     if not key.startswith("~"):
                         produced += release_held_payouts(self.records[key], command, self.context())
             for output in produced:
-                if output.topic == catalogue.LEDGER_COMMANDS:
+                if output.topic == catalogue.TRANSFER_CREDITS:
                     queue.append(("TRANSFER_CREDIT", None, output.value["payload"]))
             self.outputs.extend(produced)
         return self.outputs[first:]
