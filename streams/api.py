@@ -72,8 +72,9 @@ class RequestStatus(web.View):
     async def get(self, request: web.Request, request_id: str) -> web.Response:
         result = request_results.get(request_id)
         if result is None:
-            return self.json(error_body("not_found", f"no result for request {request_id}"),
-                             status=404)  # fmt: skip
+            return self.json(
+                error_body("not_found", f"no result for request {request_id}"), status=404
+            )
         return self.json(jsonable(result))
 
 
@@ -83,8 +84,15 @@ class AccountBalances(web.View):
     async def get(self, request: web.Request, account_id: str) -> web.Response:
         record = accounts.get(account_id)
         balances = user_balances(record) if record is not None else {}
-        return self.json(jsonable({"account_id": account_id, "balances": balances,
-                                   "version": record.version if record else 0}))  # fmt: skip
+        return self.json(
+            jsonable(
+                {
+                    "account_id": account_id,
+                    "balances": balances,
+                    "version": record.version if record else 0,
+                }
+            )
+        )
 
 
 def worker_ready() -> bool:
@@ -102,10 +110,12 @@ class Health(web.View):
 @app.page("/api/v1/stats")
 class Stats(web.View):
     async def get(self, request: web.Request) -> web.Response:
-        return self.json({
-            "events_processed": metrics.counter_total(metrics.events_processed),
-            "dead_letters": metrics.counter_total(metrics.dead_letters),
-        })  # fmt: skip
+        return self.json(
+            {
+                "events_processed": metrics.counter_total(metrics.events_processed),
+                "dead_letters": metrics.counter_total(metrics.dead_letters),
+            }
+        )
 
 
 @app.page("/metrics")

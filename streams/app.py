@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faust
 
+import streams.transport  # noqa: F401  (registers the tokengine:// transport)
 from tokengine.assets import AssetCatalogue, load_assets
 from tokengine.config import Settings
 from topics import catalogue
@@ -21,7 +22,7 @@ def create_app(settings: Settings) -> faust.App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka or '127.0.0.1:9092'}",
+        broker=f"tokengine://{settings.kafka or '127.0.0.1:9092'}",  # see streams.transport
         store="memory://",
         autodiscover=False,
         topic_partitions=catalogue.ACCOUNT_PARTITIONS,
@@ -32,6 +33,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_request_timeout=40,
         consumer_auto_offset_reset="earliest",
         processing_guarantee=settings.processing_guarantee,
+        # tansu can report a changelog's end below what was read; a recovery that stops short
+        # is safe here (the ledger rewinds to its watermarks), a crash on it is not
+        recovery_consistency_check=False,
         producer_linger=0.005,
         web_enabled=True,
         web_bind="127.0.0.1",

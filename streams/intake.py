@@ -50,8 +50,13 @@ REQUEST_KINDS = {
     catalogue.WITHDRAWAL_REQUESTS: ("withdrawal", "WITHDRAWAL_REQUEST"),
     catalogue.TRANSFER_REQUESTS: ("transfer", "TRANSFER_REQUEST"),
 }
-INPUT_TOPICS = (*REQUEST_KINDS, catalogue.CHAIN_OBSERVATIONS, catalogue.PAYOUT_RESULTS,
-                catalogue.TRANSFER_CREDITS, catalogue.BREAKER_STATE)
+INPUT_TOPICS = (
+    *REQUEST_KINDS,
+    catalogue.CHAIN_OBSERVATIONS,
+    catalogue.PAYOUT_RESULTS,
+    catalogue.TRANSFER_CREDITS,
+    catalogue.BREAKER_STATE,
+)
 
 
 @dataclass(frozen=True)
@@ -166,11 +171,19 @@ def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -
 
 def _dead_letter(source: Source, codec: Codec, reason: str, error: str) -> Output:
     record = dead_letter(
-        source_topic=source.topic, source_partition=source.partition, source_offset=source.offset,
-        key=source.key, value=source.value, reason=reason, error=error, component=COMPONENT,
-    )  # fmt: skip
+        source_topic=source.topic,
+        source_partition=source.partition,
+        source_offset=source.offset,
+        key=source.key,
+        value=source.value,
+        reason=reason,
+        error=error,
+        component=COMPONENT,
+    )
     metrics.dead_letters.labels(COMPONENT, reason).inc()
-    return Output(catalogue.DEAD_LETTERS, source.topic, codec.encode(catalogue.DEAD_LETTERS, record))
+    return Output(
+        catalogue.DEAD_LETTERS, source.topic, codec.encode(catalogue.DEAD_LETTERS, record)
+    )
 
 
 def _rejection(topic: str, request: dict, reason: str, codec: Codec, now: datetime) -> Output:
@@ -186,8 +199,11 @@ def _rejection(topic: str, request: dict, reason: str, codec: Codec, now: dateti
         "version": 0,
         "decided_at": now,
     }
-    return Output(catalogue.REQUEST_RESULTS, request["request_id"],
-                  codec.encode(catalogue.REQUEST_RESULTS, result))  # fmt: skip
+    return Output(
+        catalogue.REQUEST_RESULTS,
+        request["request_id"],
+        codec.encode(catalogue.REQUEST_RESULTS, result),
+    )
 
 
 class IntakeLoop:
@@ -195,14 +211,17 @@ class IntakeLoop:
 
     def __init__(self, bootstrap: str, group_id: str, prefix: str) -> None:
         self.prefix = prefix
-        self.consumer = make_consumer(bootstrap, group_id, **{"partition.assignment.strategy": "range"})
+        self.consumer = make_consumer(
+            bootstrap, group_id, **{"partition.assignment.strategy": "range"}
+        )
         self.producer = make_producer(bootstrap)
         self.holes = HoleGuard(self.consumer)
         self.stopping = threading.Event()
         self.assigned = threading.Event()
         self.consumer.subscribe(
             [catalogue.spec(name).full_name(prefix) for name in INPUT_TOPICS],
-            on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
         )
 
     def _on_assign(self, consumer, partitions) -> None:
@@ -233,12 +252,18 @@ class IntakeLoop:
         now = datetime.now(UTC)
         catalogue_assets = assets()
         for message in self.holes.contiguous(messages):
-            source = Source(catalogue.short_name(message.topic(), self.prefix),
-                            message.partition(), message.offset(), message.key(), message.value())  # fmt: skip
+            source = Source(
+                catalogue.short_name(message.topic(), self.prefix),
+                message.partition(),
+                message.offset(),
+                message.key(),
+                message.value(),
+            )
             for output in route(source, codec, catalogue_assets, now):
                 extra = {} if output.partition is None else {"partition": output.partition}
-                self.producer.produce(self.prefix + output.topic, output.value,
-                                      output.key.encode(), **extra)  # fmt: skip
+                self.producer.produce(
+                    self.prefix + output.topic, output.value, output.key.encode(), **extra
+                )
             handled += 1
         if handled:
             # commit only once every output of the batch is acknowledged (at-least-once)

@@ -33,7 +33,7 @@ import faust
 from faust.serializers import codecs
 from faust.types import EventT
 
-from streams import metrics
+from streams import metrics, transport
 from streams.app import app, assets, codec, raw_topic, settings
 from streams.ledger_core import Command, Context, Output, Rejected, apply, release_held_payouts
 from streams.records import (
@@ -47,7 +47,6 @@ from topics import catalogue
 from topics.codec import DecodeError
 from topics.dead_letters import dead_letter
 from topics.kafka import make_producer
-from topics.holes import HOLE_WAIT_S
 from topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -57,6 +56,8 @@ MAX_BATCH_EVENTS = 2000
 BATCH_WINDOW_S = 0.02
 FLUSH_TIMEOUT_S = 30.0
 EXIT_LEDGER_FAILURE = 70
+EXIT_LEDGER_HOLE = 71
+HOLE_WAIT_S = 15.0  # then restart: the restart rewinds before fetching (streams.transport)
 PAYLOAD_TOPICS = {
     "DEPOSIT_REQUEST": catalogue.DEPOSIT_REQUESTS,
     "WITHDRAWAL_REQUEST": catalogue.WITHDRAWAL_REQUESTS,
@@ -90,7 +91,7 @@ codecs.register("account_record", AccountRecordCodec())
 
 def record_partition(key: str) -> int:
     if key.startswith(CONTROL_PREFIX):
-        return int(key[len(CONTROL_PREFIX):])
+        return int(key[len(CONTROL_PREFIX) :])
     return partition_for(key, catalogue.ACCOUNT_PARTITIONS)
 
 
@@ -156,8 +157,9 @@ class OutputProducer:
 
     def produce(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
         extra = {} if partition is None else {"partition": partition}
-        self.producer.produce(settings.topic_prefix + topic, value, key.encode(),
-                              on_delivery=self._delivered, **extra)  # fmt: skip
+        self.producer.produce(
+            settings.topic_prefix + topic, value, key.encode(), on_delivery=self._delivered, **extra
+        )
         self.producer.poll(0)
 
     def _delivered(self, error, message) -> None:
@@ -168,8 +170,9 @@ class OutputProducer:
         loop = asyncio.get_running_loop()
         remaining = await loop.run_in_executor(None, self.producer.flush, FLUSH_TIMEOUT_S)
         if remaining or self.failures:
-            raise RuntimeError(f"ledger outputs not acknowledged: {remaining} left, "
-                               f"failures {self.failures[:3]}")  # fmt: skip
+            raise RuntimeError(
+                f"ledger outputs not acknowledged: {remaining} left, failures {self.failures[:3]}"
+            )
 
 
 class Holes:
@@ -203,12 +206,15 @@ class Batch:
         if offset <= expected or expected == 0:
             return True
         since = Holes.since.setdefault((partition, expected), time.monotonic())
-        if time.monotonic() - since < HOLE_WAIT_S:
-            self.rewind[partition] = expected
-            return False
-        log.warning("ledger-commands[%d] offsets %d..%d never appeared; going on",
-                    partition, expected, offset - 1)  # fmt: skip
-        return True
+        if time.monotonic() - since > HOLE_WAIT_S:
+            log.critical(
+                "ledger-commands[%d]: offsets from %d not delivered; restarting",
+                partition,
+                expected,
+            )
+            os._exit(EXIT_LEDGER_HOLE)
+        self.rewind[partition] = expected
+        return False
 
     def advance(self, event: EventT) -> None:
         control = self.watermark(event.message.partition)
@@ -233,18 +239,28 @@ class Batch:
 
     def emit(self, outputs: list[Output]) -> None:
         for output in outputs:
-            self.producer.produce(output.topic, output.key, codec.encode(output.topic, output.value))
+            self.producer.produce(
+                output.topic, output.key, codec.encode(output.topic, output.value)
+            )
 
     def dead_letter(self, event: EventT, reason: str, error: str) -> None:
         message = event.message
         letter = dead_letter(
-            source_topic=catalogue.LEDGER_COMMANDS, source_partition=message.partition,
-            source_offset=message.offset, key=message.key, value=message.value,
-            reason=reason, error=error, component=COMPONENT,
-        )  # fmt: skip
+            source_topic=catalogue.LEDGER_COMMANDS,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            key=message.key,
+            value=message.value,
+            reason=reason,
+            error=error,
+            component=COMPONENT,
+        )
         metrics.dead_letters.labels(COMPONENT, reason).inc()
-        self.producer.produce(catalogue.DEAD_LETTERS, catalogue.LEDGER_COMMANDS,
-                              codec.encode(catalogue.DEAD_LETTERS, letter))  # fmt: skip
+        self.producer.produce(
+            catalogue.DEAD_LETTERS,
+            catalogue.LEDGER_COMMANDS,
+            codec.encode(catalogue.DEAD_LETTERS, letter),
+        )
 
     def apply_event(self, event: EventT) -> None:
         if not self.in_order(event):
@@ -265,11 +281,15 @@ class Batch:
         if message.offset <= record.applied_offset:
             return  # applied before a crash; its outputs were acknowledged then
         command = Command(
-            command_id=envelope["command_id"], kind=envelope["kind"],
-            account_id=envelope["account_id"], payload=payload,
-            payload_bytes=envelope["payload"], offset=message.offset,
-            time_ms=round(message.timestamp * 1000), source_offset=envelope["source_offset"],
-        )  # fmt: skip
+            command_id=envelope["command_id"],
+            kind=envelope["kind"],
+            account_id=envelope["account_id"],
+            payload=payload,
+            payload_bytes=envelope["payload"],
+            offset=message.offset,
+            time_ms=round(message.timestamp * 1000),
+            source_offset=envelope["source_offset"],
+        )
         try:
             outputs = apply(record, command, self.context(message.partition))
         except Rejected as rejection:
@@ -334,6 +354,20 @@ async def ledger(stream: faust.StreamT) -> None:
             os._exit(EXIT_LEDGER_FAILURE)
         for event in handled:
             await stream.ack(event)
+
+
+def rewind_to_watermarks(assignment) -> dict:
+    """Where each assigned ledger-commands partition must start: after its watermark."""
+    name = commands_topic.get_topic_name()
+    starts = {}
+    for tp in assignment:
+        if tp.topic == name:
+            control = accounts.get(control_key(tp.partition))
+            starts[tp] = control.applied_offset + 1 if control is not None else 0
+    return starts
+
+
+transport.REWINDS.append(rewind_to_watermarks)
 
 
 def account_record(account_id: str) -> AccountRecord | None:

@@ -23,9 +23,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tokengine.assets import Asset, AssetCatalogue, UnknownAsset
-from topics import catalogue
-from topics.ledger_hash import transaction_hash
 from streams.records import (
     AccountRecord,
     Mark,
@@ -35,6 +32,9 @@ from streams.records import (
     operator_fees,
     operator_liquidity,
 )
+from tokengine.assets import Asset, AssetCatalogue, UnknownAsset
+from topics import catalogue
+from topics.ledger_hash import transaction_hash
 
 IDEMPOTENCY_WINDOW_MS = 30 * 24 * 3600 * 1000  # request ids are remembered this long
 ZERO = Decimal(0)
@@ -96,7 +96,7 @@ def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
 
 
-# -- entry point --------------------------------------------------------------------------
+# -- entry point -------------------------------------------------------------------------
 
 
 def apply(record: AccountRecord, command: Command, context: Context) -> list[Output]:
@@ -107,8 +107,10 @@ def apply(record: AccountRecord, command: Command, context: Context) -> list[Out
     mark = record.applied.get(command.command_id)
     if mark is not None:
         if mark.fingerprint != fingerprint:
-            raise Rejected("conflicting_duplicate",
-                           f"{command.command_id} was applied with a different payload")  # fmt: skip
+            raise Rejected(
+                "conflicting_duplicate",
+                f"{command.command_id} was applied with a different payload",
+            )
         reemit_result(step, mark)
     else:
         record.applied[command.command_id] = Mark(fingerprint, command.time_ms)
@@ -136,14 +138,22 @@ VOLATILE_FIELDS = {
     "TRANSFER_REQUEST": ("created_at",),
     "TRANSFER_CREDIT": ("created_at",),
     # re-observations differ in confirmations, block and time, not in what was paid
-    "CHAIN_OBSERVATION": ("observation_id", "confirmations", "confirmations_required",
-                          "block_number", "block_hash", "observed_at", "status", "from_address"),
+    "CHAIN_OBSERVATION": (
+        "observation_id",
+        "confirmations",
+        "confirmations_required",
+        "block_number",
+        "block_hash",
+        "observed_at",
+        "status",
+        "from_address",
+    ),
     "PAYOUT_RESULT": ("reported_at",),
     "BREAKER_CHANGE": (),
-}  # fmt: skip
+}
 
 
-# -- double entry ---------------------------------------------------------------------------
+# -- double entry ------------------------------------------------------------------------
 
 
 def post(step: Step, kind: str, asset: str, legs: list[tuple[str, str, Decimal]]) -> None:
@@ -177,12 +187,20 @@ def transfer(step: Step, kind: str, asset: str, debit: str, credit: str, amount:
     post(step, kind, asset, [(debit, "DEBIT", amount), (credit, "CREDIT", amount)])
 
 
-# -- results -----------------------------------------------------------------------------------
+# -- results -----------------------------------------------------------------------------
 
 
-def decide(step: Step, request_id: str, request_kind: str, status: str, *, reason: str | None = None,
-           asset: str | None = None, amount: Decimal | None = None,
-           fee: Decimal | None = None) -> None:  # fmt: skip
+def decide(
+    step: Step,
+    request_id: str,
+    request_kind: str,
+    status: str,
+    *,
+    reason: str | None = None,
+    asset: str | None = None,
+    amount: Decimal | None = None,
+    fee: Decimal | None = None,
+) -> None:
     """Emit a request's result and remember it on the request's mark for duplicates."""
     result = {
         "request_id": request_id,
@@ -222,31 +240,43 @@ def reemit_result(step: Step, mark: Mark) -> None:
 def emit_balance_updates(step: Step) -> None:
     record = step.record
     for asset in sorted(step.touched_assets):
-        step.outputs.append(Output(catalogue.BALANCE_UPDATES, record.account_id, {
-            "account_id": record.account_id,
-            "asset": asset,
-            "balance": record.balance(asset),
-            "reserved": record.reserved_of(asset),
-            "available": record.available(asset),
-            "version": record.version,
-            "cause_id": step.command.command_id,
-            "updated_at": step.when,
-        }))  # fmt: skip
+        step.outputs.append(
+            Output(
+                catalogue.BALANCE_UPDATES,
+                record.account_id,
+                {
+                    "account_id": record.account_id,
+                    "asset": asset,
+                    "balance": record.balance(asset),
+                    "reserved": record.reserved_of(asset),
+                    "available": record.available(asset),
+                    "version": record.version,
+                    "cause_id": step.command.command_id,
+                    "updated_at": step.when,
+                },
+            )
+        )
 
 
 def alert(step: Step, kind: str, severity: str, message: str, **details: str) -> None:
-    step.outputs.append(Output(catalogue.ALERTS, kind, {
-        "alert_id": f"{kind}:{step.command.command_id}",
-        "kind": kind,
-        "severity": severity,
-        "account_id": step.record.account_id,
-        "message": message,
-        "details": {k: str(v) for k, v in details.items()},
-        "raised_at": step.when,
-    }))  # fmt: skip
+    step.outputs.append(
+        Output(
+            catalogue.ALERTS,
+            kind,
+            {
+                "alert_id": f"{kind}:{step.command.command_id}",
+                "kind": kind,
+                "severity": severity,
+                "account_id": step.record.account_id,
+                "message": message,
+                "details": {k: str(v) for k, v in details.items()},
+                "raised_at": step.when,
+            },
+        )
+    )
 
 
-# -- helpers -------------------------------------------------------------------------------------
+# -- helpers -----------------------------------------------------------------------------
 
 
 def asset_or_none(context: Context, code: str) -> Asset | None:
@@ -292,8 +322,10 @@ def payouts_blocked_reason(context: Context, asset: Asset) -> str | None:
 
 def breaker_open(context: Context, asset_code: str) -> bool:
     """Critical level: nothing is submitted to any chain until an operator resets."""
-    return any(context.breaker.get(scope) == BREAKER_OPEN
-               for scope in (GLOBAL_SCOPE, f"asset:{asset_code}"))  # fmt: skip
+    return any(
+        context.breaker.get(scope) == BREAKER_OPEN
+        for scope in (GLOBAL_SCOPE, f"asset:{asset_code}")
+    )
 
 
 def request_expired(step: Step) -> bool:
@@ -301,7 +333,7 @@ def request_expired(step: Step) -> bool:
     return created_at.timestamp() * 1000 < step.command.time_ms - IDEMPOTENCY_WINDOW_MS
 
 
-# -- deposits -----------------------------------------------------------------------------------
+# -- deposits ----------------------------------------------------------------------------
 
 
 def on_deposit_request(step: Step) -> None:
@@ -318,8 +350,14 @@ def on_deposit_request(step: Step) -> None:
         decide(step, request["request_id"], "deposit", "COMPLETED", asset=asset.code, amount=amount)
         return
     step.record.awaiting[key] = {"request_id": request["request_id"], "request_kind": "deposit"}
-    decide(step, request["request_id"], "deposit", "ACCEPTED", asset=asset.code,
-           amount=amount_of(asset, request["amount"]))  # fmt: skip
+    decide(
+        step,
+        request["request_id"],
+        "deposit",
+        "ACCEPTED",
+        asset=asset.code,
+        amount=amount_of(asset, request["amount"]),
+    )
 
 
 def on_chain_observation(step: Step) -> None:
@@ -333,8 +371,14 @@ def on_chain_observation(step: Step) -> None:
         return
     amount = amount_of(asset, observation["amount"])
     record = step.record
-    transfer(step, "deposit", asset.code, operator_assets(asset.code),
-             record.user_account(asset.code), amount)  # fmt: skip
+    transfer(
+        step,
+        "deposit",
+        asset.code,
+        operator_assets(asset.code),
+        record.user_account(asset.code),
+        amount,
+    )
     mark_id = step.command.command_id
     record.applied[mark_id] = replace(record.applied[mark_id], result={"amount": str(amount)})
     waiting = record.awaiting.pop(key, None)
@@ -349,11 +393,16 @@ def on_chain_observation(step: Step) -> None:
 def on_deposit_removed(step: Step, key: str) -> None:
     """A reorg took the deposit's block away: alert if it was credited, never credit twice."""
     if f"deposit:{key}" in step.record.applied:
-        alert(step, "deposit.reorged_after_credit", "CRITICAL",
-              f"deposit {key} was credited and its block left the chain", deposit_id=key)  # fmt: skip
+        alert(
+            step,
+            "deposit.reorged_after_credit",
+            "CRITICAL",
+            f"deposit {key} was credited and its block left the chain",
+            deposit_id=key,
+        )
 
 
-# -- withdrawals ----------------------------------------------------------------------------------
+# -- withdrawals -------------------------------------------------------------------------
 
 
 def on_withdrawal_request(step: Step) -> None:
@@ -361,56 +410,110 @@ def on_withdrawal_request(step: Step) -> None:
     asset = asset_or_none(step.context, request["asset"])
     request_id = request["request_id"]
     if asset is None or not asset.payouts_enabled:
-        decide(step, request_id, "withdrawal", "REJECTED",
-               reason="unknown_asset" if asset is None else "payouts_disabled")  # fmt: skip
+        decide(
+            step,
+            request_id,
+            "withdrawal",
+            "REJECTED",
+            reason="unknown_asset" if asset is None else "payouts_disabled",
+        )
         return
     if request_expired(step):
         decide(step, request_id, "withdrawal", "REJECTED", reason="request_expired")
         return
     amount = amount_of(asset, request["amount"])
-    prepare_payout(step, request_id, "withdrawal", asset, amount, asset.withdrawal_fee(amount),
-                   request["destination_address"])  # fmt: skip
+    prepare_payout(
+        step,
+        request_id,
+        "withdrawal",
+        asset,
+        amount,
+        asset.withdrawal_fee(amount),
+        request["destination_address"],
+    )
 
 
-def prepare_payout(step: Step, request_id: str, request_kind: str, asset: Asset, amount: Decimal,
-                   fee: Decimal, destination: str) -> bool:  # fmt: skip
+def prepare_payout(
+    step: Step,
+    request_id: str,
+    request_kind: str,
+    asset: Asset,
+    amount: Decimal,
+    fee: Decimal,
+    destination: str,
+) -> bool:
     """Check, reserve amount + fee, record the payout, emit its command (unless held)."""
     blocked = payouts_blocked_reason(step.context, asset)
     if blocked:
-        decide(step, request_id, request_kind, "REJECTED", reason=blocked, asset=asset.code,
-               amount=amount)  # fmt: skip
+        decide(
+            step,
+            request_id,
+            request_kind,
+            "REJECTED",
+            reason=blocked,
+            asset=asset.code,
+            amount=amount,
+        )
         return False
     if step.record.available(asset.code) < amount + fee:
-        decide(step, request_id, request_kind, "REJECTED", reason="insufficient_funds",
-               asset=asset.code, amount=amount, fee=fee)  # fmt: skip
+        decide(
+            step,
+            request_id,
+            request_kind,
+            "REJECTED",
+            reason="insufficient_funds",
+            asset=asset.code,
+            amount=amount,
+            fee=fee,
+        )
         return False
     payout = Payout(
-        payout_id=f"po:{step.record.account_id}:{request_id}", request_id=request_id,
-        request_kind=request_kind, asset=asset.code, amount=amount, fee=fee,
-        destination_address=destination, state="PREPARED", created_ms=step.command.time_ms,
+        payout_id=f"po:{step.record.account_id}:{request_id}",
+        request_id=request_id,
+        request_kind=request_kind,
+        asset=asset.code,
+        amount=amount,
+        fee=fee,
+        destination_address=destination,
+        state="PREPARED",
+        created_ms=step.command.time_ms,
         held=breaker_open(step.context, asset.code),
-    )  # fmt: skip
+    )
     reserve(step, asset.code, amount + fee)
     step.record.payouts[payout.payout_id] = payout
-    decide(step, request_id, request_kind, "ACCEPTED", asset=asset.code, amount=amount, fee=fee,
-           reason="held_by_circuit_breaker" if payout.held else None)  # fmt: skip
+    decide(
+        step,
+        request_id,
+        request_kind,
+        "ACCEPTED",
+        asset=asset.code,
+        amount=amount,
+        fee=fee,
+        reason="held_by_circuit_breaker" if payout.held else None,
+    )
     if not payout.held:
         emit_payout_command(step, payout, asset)
     return True
 
 
 def emit_payout_command(step: Step, payout: Payout, asset: Asset) -> None:
-    step.outputs.append(Output(catalogue.PAYOUT_COMMANDS, step.record.account_id, {
-        "payout_id": payout.payout_id,
-        "account_id": step.record.account_id,
-        "request_id": payout.request_id,
-        "chain": asset.chain,
-        "asset": asset.code,
-        "amount": payout.amount,
-        "fee": payout.fee,
-        "destination_address": payout.destination_address,
-        "created_at": from_ms(payout.created_ms),
-    }))  # fmt: skip
+    step.outputs.append(
+        Output(
+            catalogue.PAYOUT_COMMANDS,
+            step.record.account_id,
+            {
+                "payout_id": payout.payout_id,
+                "account_id": step.record.account_id,
+                "request_id": payout.request_id,
+                "chain": asset.chain,
+                "asset": asset.code,
+                "amount": payout.amount,
+                "fee": payout.fee,
+                "destination_address": payout.destination_address,
+                "created_at": from_ms(payout.created_ms),
+            },
+        )
+    )
 
 
 def on_payout_result(step: Step) -> None:
@@ -420,11 +523,16 @@ def on_payout_result(step: Step) -> None:
     if payout is None:
         raise Rejected("unknown_payout", f"payout_id: no prepared payout {result['payout_id']}")
     if payout.state != "PREPARED":
-        alert(step, "payout.conflicting_result", "CRITICAL",
-              f"payout {payout.payout_id} is {payout.state}; {result['status']} ignored",
-              payout_id=payout.payout_id)  # fmt: skip
-        raise Rejected("conflicting_payout_result",
-                       f"payout {payout.payout_id} is already {payout.state}")  # fmt: skip
+        alert(
+            step,
+            "payout.conflicting_result",
+            "CRITICAL",
+            f"payout {payout.payout_id} is {payout.state}; {result['status']} ignored",
+            payout_id=payout.payout_id,
+        )
+        raise Rejected(
+            "conflicting_payout_result", f"payout {payout.payout_id} is already {payout.state}"
+        )
     asset = step.context.assets[payout.asset]
     network_fee = amount_of(asset, result["network_fee"]) if result["network_fee"] else ZERO
     release(step, asset.code, payout.amount + payout.fee)
@@ -440,28 +548,62 @@ def commit_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal
     if payout.fee:
         transfer(step, "withdrawal_fee", asset.code, user, operator_fees(asset.code), payout.fee)
     if network_fee:
-        transfer(step, "network_fee_correction", asset.code, operator_fees(asset.code),
-                 operator_assets(asset.code), network_fee)  # fmt: skip
+        transfer(
+            step,
+            "network_fee_correction",
+            asset.code,
+            operator_fees(asset.code),
+            operator_assets(asset.code),
+            network_fee,
+        )
     step.record.payouts[payout.payout_id] = replace(payout, state="CONFIRMED")
-    decide(step, payout.request_id, payout.request_kind, "COMPLETED", asset=asset.code,
-           amount=payout.amount, fee=payout.fee)  # fmt: skip
+    decide(
+        step,
+        payout.request_id,
+        payout.request_kind,
+        "COMPLETED",
+        asset=asset.code,
+        amount=payout.amount,
+        fee=payout.fee,
+    )
 
 
-def roll_back_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal,
-                     reason: str) -> None:  # fmt: skip
+def roll_back_payout(
+    step: Step, payout: Payout, asset: Asset, network_fee: Decimal, reason: str
+) -> None:
     failure_fee = min(asset.failure_fee, payout.amount + payout.fee)
     if failure_fee:
-        transfer(step, "failure_fee", asset.code, step.record.user_account(asset.code),
-                 operator_fees(asset.code), failure_fee)  # fmt: skip
+        transfer(
+            step,
+            "failure_fee",
+            asset.code,
+            step.record.user_account(asset.code),
+            operator_fees(asset.code),
+            failure_fee,
+        )
     if network_fee:
-        transfer(step, "network_fee_correction", asset.code, operator_fees(asset.code),
-                 operator_assets(asset.code), network_fee)  # fmt: skip
+        transfer(
+            step,
+            "network_fee_correction",
+            asset.code,
+            operator_fees(asset.code),
+            operator_assets(asset.code),
+            network_fee,
+        )
     step.record.payouts[payout.payout_id] = replace(payout, state="FAILED")
-    decide(step, payout.request_id, payout.request_kind, "FAILED", reason=reason,
-           asset=asset.code, amount=payout.amount, fee=failure_fee)  # fmt: skip
+    decide(
+        step,
+        payout.request_id,
+        payout.request_kind,
+        "FAILED",
+        reason=reason,
+        asset=asset.code,
+        amount=payout.amount,
+        fee=failure_fee,
+    )
 
 
-# -- transfers ------------------------------------------------------------------------------------
+# -- transfers ---------------------------------------------------------------------------
 
 
 def on_transfer_request(step: Step) -> None:
@@ -477,9 +619,14 @@ def on_transfer_request(step: Step) -> None:
         internal_transfer(step, request, asset, amount)
         return
     key = deposit_id(asset.chain, request["deposit_tx_hash"], request["deposit_output_index"])
-    waiting = {"request_id": request_id, "request_kind": "transfer", "asset": asset.code,
-               "amount": str(amount), "destination_asset": request["destination_asset"],
-               "destination_address": request["destination_address"]}  # fmt: skip
+    waiting = {
+        "request_id": request_id,
+        "request_kind": "transfer",
+        "asset": asset.code,
+        "amount": str(amount),
+        "destination_asset": request["destination_asset"],
+        "destination_address": request["destination_address"],
+    }
     if f"deposit:{key}" in step.record.applied:
         continue_cross_chain(step, waiting)
         return
@@ -490,11 +637,24 @@ def on_transfer_request(step: Step) -> None:
 def internal_transfer(step: Step, request: dict[str, Any], asset: Asset, amount: Decimal) -> None:
     record = step.record
     if record.available(asset.code) < amount:
-        decide(step, request["request_id"], "transfer", "REJECTED", reason="insufficient_funds",
-               asset=asset.code, amount=amount)  # fmt: skip
+        decide(
+            step,
+            request["request_id"],
+            "transfer",
+            "REJECTED",
+            reason="insufficient_funds",
+            asset=asset.code,
+            amount=amount,
+        )
         return
-    transfer(step, "transfer_out", asset.code, record.user_account(asset.code),
-             clearing(asset.code), amount)  # fmt: skip
+    transfer(
+        step,
+        "transfer_out",
+        asset.code,
+        record.user_account(asset.code),
+        clearing(asset.code),
+        amount,
+    )
     # the credit leg is a command of the receiving account, applied once on its partition
     credit = {
         "command_id": f"transfer-credit:{request['request_id']}",
@@ -512,8 +672,14 @@ def internal_transfer(step: Step, request: dict[str, Any], asset: Asset, amount:
 def on_transfer_credit(step: Step) -> None:
     request = step.command.payload
     asset = step.context.assets[request["asset"]]
-    transfer(step, "transfer_in", asset.code, clearing(asset.code),
-             step.record.user_account(asset.code), amount_of(asset, request["amount"]))  # fmt: skip
+    transfer(
+        step,
+        "transfer_in",
+        asset.code,
+        clearing(asset.code),
+        step.record.user_account(asset.code),
+        amount_of(asset, request["amount"]),
+    )
 
 
 def continue_cross_chain(step: Step, waiting: dict[str, Any]) -> None:
@@ -525,19 +691,39 @@ def continue_cross_chain(step: Step, waiting: dict[str, Any]) -> None:
     fee = destination.withdrawal_fee(amount)
     blocked = payouts_blocked_reason(step.context, destination)
     if blocked or step.record.available(source.code) < amount:
-        decide(step, request_id, "transfer", "REJECTED", reason=blocked or "insufficient_funds",
-               asset=source.code, amount=amount)  # fmt: skip
+        decide(
+            step,
+            request_id,
+            "transfer",
+            "REJECTED",
+            reason=blocked or "insufficient_funds",
+            asset=source.code,
+            amount=amount,
+        )
         return
     record = step.record
-    transfer(step, "conversion_out", source.code, record.user_account(source.code),
-             operator_liquidity(source.code), amount)  # fmt: skip
-    transfer(step, "conversion_in", destination.code, operator_liquidity(destination.code),
-             record.user_account(destination.code), amount)  # fmt: skip
-    prepare_payout(step, request_id, "transfer", destination, amount - fee, fee,
-                   waiting["destination_address"])  # fmt: skip
+    transfer(
+        step,
+        "conversion_out",
+        source.code,
+        record.user_account(source.code),
+        operator_liquidity(source.code),
+        amount,
+    )
+    transfer(
+        step,
+        "conversion_in",
+        destination.code,
+        operator_liquidity(destination.code),
+        record.user_account(destination.code),
+        amount,
+    )
+    prepare_payout(
+        step, request_id, "transfer", destination, amount - fee, fee, waiting["destination_address"]
+    )
 
 
-# -- breaker ----------------------------------------------------------------------------------------
+# -- breaker -----------------------------------------------------------------------------
 
 
 def on_breaker_change(step: Step) -> None:
@@ -569,7 +755,7 @@ HANDLERS = {
 }
 
 
-# -- bookkeeping ---------------------------------------------------------------------------------
+# -- bookkeeping -------------------------------------------------------------------------
 
 
 def forget_expired(record: AccountRecord) -> None:
@@ -613,5 +799,11 @@ def check_invariants(record: AccountRecord) -> None:
 
 
 def user_balances(record: AccountRecord) -> dict[str, dict[str, Decimal]]:
-    return {asset: {"balance": record.balance(asset), "reserved": record.reserved_of(asset),
-                    "available": record.available(asset)} for asset in record.assets()}  # fmt: skip
+    return {
+        asset: {
+            "balance": record.balance(asset),
+            "reserved": record.reserved_of(asset),
+            "available": record.available(asset),
+        }
+        for asset in record.assets()
+    }

@@ -62,9 +62,15 @@ class AccountRecord:
 
     def clone(self) -> AccountRecord:
         """A copy safe to change: the nested values are immutable or copied."""
-        return replace(self, ledger=dict(self.ledger), reserved=dict(self.reserved),
-                       applied=dict(self.applied), payouts=dict(self.payouts),
-                       awaiting=dict(self.awaiting), breaker=dict(self.breaker))  # fmt: skip
+        return replace(
+            self,
+            ledger=dict(self.ledger),
+            reserved=dict(self.reserved),
+            applied=dict(self.applied),
+            payouts=dict(self.payouts),
+            awaiting=dict(self.awaiting),
+            breaker=dict(self.breaker),
+        )
 
     def user_account(self, asset: str) -> str:
         return user_account(self.account_id, asset)
@@ -80,7 +86,7 @@ class AccountRecord:
 
     def assets(self) -> list[str]:
         prefix = f"user:{self.account_id}:"
-        owned = {name[len(prefix):] for name in self.ledger if name.startswith(prefix)}
+        owned = {name[len(prefix) :] for name in self.ledger if name.startswith(prefix)}
         return sorted(owned | set(self.reserved))
 
 
@@ -108,7 +114,7 @@ def control_key(partition: int) -> str:
     return f"{CONTROL_PREFIX}{partition}"
 
 
-# -- changelog encoding: JSON with exact decimal strings -------------------------------
+# -- changelog encoding: JSON with exact decimal strings ---------------------------------
 
 
 def _decimals(values: dict[str, Decimal]) -> dict[str, str]:

@@ -72,15 +72,22 @@ class RequestView(mode.Service):
 
     def run(self) -> None:
         spec = catalogue.spec(catalogue.REQUEST_RESULTS)
-        consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "request-view",
-                             "enable.auto.commit": False})  # fmt: skip
+        consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka,
+                "group.id": "request-view",
+                "enable.auto.commit": False,
+            }
+        )
         name = spec.full_name(settings.topic_prefix)
         consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
         holes = HoleGuard(consumer)  # request-results has many writers
         holes.start_at([TopicPartition(name, p, 0) for p in range(spec.partitions)])
         try:
             while not self.stopping.is_set():
-                for message in holes.contiguous(consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)):
+                for message in holes.contiguous(
+                    consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)
+                ):
                     try:
                         view.add(codec.decode(catalogue.REQUEST_RESULTS, message.value()))
                     except DecodeError as error:

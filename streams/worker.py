@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from streams import api, intake, ledger, request_view  # noqa: F401  (registers them on app)
+from streams import api, intake, invariants, ledger, request_view  # noqa: F401  (registers them)
 from streams.app import app, settings
 
 

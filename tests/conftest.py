@@ -41,7 +41,9 @@ def settings(services: Settings, tmp_path: Path) -> Settings:
     """Settings with a fresh topic prefix and app id; the catalogue's topics exist."""
     run = uuid.uuid4().hex[:8]
     isolated = services.with_overrides(
-        topic_prefix=f"t{run}.", app_id=f"tokengine-{run}", data_dir=tmp_path / "data",
+        topic_prefix=f"t{run}.",
+        app_id=f"tokengine-{run}",
+        data_dir=tmp_path / "data",
         assets_file=ASSETS_FILE,
     )
     create_topics(isolated.kafka, isolated.topic_prefix)
@@ -65,8 +67,12 @@ class Worker:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self, wait: bool = True) -> Worker:
-        env = {**os.environ, **self.settings.as_environ(), "TOKENGINE_API_PORT": str(self.api_port),
-               "TOKENGINE_DATA_DIR": str(self.settings.data_dir / f"worker-{self.index}")}  # fmt: skip
+        env = {
+            **os.environ,
+            **self.settings.as_environ(),
+            "TOKENGINE_API_PORT": str(self.api_port),
+            "TOKENGINE_DATA_DIR": str(self.settings.data_dir / f"worker-{self.index}"),
+        }
         log = self.settings.data_dir / f"worker-{self.index}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "tokengine", "worker"]
@@ -100,7 +106,7 @@ def start_worker(settings: Settings) -> Iterator:
     """Start workers against the test's topics; all are stopped at the end."""
     started: list[Worker] = []
 
-    def start(wait: bool = True) -> Worker:
+    def start(wait: bool = True, settings: Settings = settings) -> Worker:
         worker = Worker(settings, free_port(), len(started))
         started.append(worker)
         return worker.start(wait)

@@ -32,15 +32,27 @@ def produce_many(settings: Settings, topic: str, items: list[tuple[str, bytes | 
     assert producer.flush(60) == 0
 
 
-def read_topic(settings: Settings, topic: str, *, until_count: int | None = None,
-               until=None, timeout_s: float = 60.0, decode: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+def read_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    until_count: int | None = None,
+    until=None,
+    timeout_s: float = 60.0,
+    decode: bool = True,
+) -> list[dict[str, Any]]:
     """Read a topic from the start until `until_count` messages (or `until(records)`) hold.
 
     Counts by reading, not by end offsets (tansu's can lag what is readable).
     """
     spec = catalogue.spec(topic)
-    consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "test-reader",
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka,
+            "group.id": "test-reader",
+            "enable.auto.commit": False,
+        }
+    )
     name = spec.full_name(settings.topic_prefix)
     consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
     records: list[dict[str, Any]] = []
@@ -61,8 +73,14 @@ def read_topic(settings: Settings, topic: str, *, until_count: int | None = None
                         value = codec.decode(topic, value)
                     except DecodeError as error:
                         value = {"undecodable": error.reason}
-                records.append({"key": message.key(), "value": value,
-                                "partition": message.partition(), "offset": message.offset()})  # fmt: skip
+                records.append(
+                    {
+                        "key": message.key(),
+                        "value": value,
+                        "partition": message.partition(),
+                        "offset": message.offset(),
+                    }
+                )
     finally:
         consumer.close()
     return records
@@ -92,11 +110,17 @@ class TopicReader:
     def __init__(self, settings: Settings, topic: str) -> None:
         spec = catalogue.spec(topic)
         self.topic = topic
-        self.consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "test-reader",
-                                  "enable.auto.commit": False})  # fmt: skip
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka,
+                "group.id": "test-reader",
+                "enable.auto.commit": False,
+            }
+        )
         name = spec.full_name(settings.topic_prefix)
-        self.consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING)
-                              for p in range(spec.partitions)])  # fmt: skip
+        self.consumer.assign(
+            [TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)]
+        )
         self.holes = HoleGuard(self.consumer)
         self.holes.start_at([TopicPartition(name, p, 0) for p in range(spec.partitions)])
         self.records: list[dict[str, Any]] = []

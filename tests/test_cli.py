@@ -15,13 +15,23 @@ ETH_ADDRESS = "0x52908400098527886E0F7030069857D2E4169EE7"
 
 def cli(settings: Settings, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, **settings.as_environ()}
-    return subprocess.run([sys.executable, "-m", "tokengine", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout_s)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tokengine", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout_s,
+    )
 
 
 def test_submit_then_tail_shows_the_decoded_request(settings: Settings) -> None:
-    request = {"account_id": "alice", "asset": "ETH", "amount": "1.25",
-               "destination_address": ETH_ADDRESS, "request_id": "w-1"}  # fmt: skip
+    request = {
+        "account_id": "alice",
+        "asset": "ETH",
+        "amount": "1.25",
+        "destination_address": ETH_ADDRESS,
+        "request_id": "w-1",
+    }
     submitted = cli(settings, "submit", "withdrawal", "--json", json.dumps(request))
     assert submitted.returncode == 0, submitted.stderr
     assert submitted.stdout.strip() == "w-1"
@@ -35,8 +45,17 @@ def test_submit_then_tail_shows_the_decoded_request(settings: Settings) -> None:
 
 def test_submit_from_a_file(settings: Settings, tmp_path) -> None:
     path = tmp_path / "deposit.json"
-    path.write_text(json.dumps({"account_id": "bob", "asset": "BTC", "amount": "0.01",
-                                "tx_hash": "ab" * 32, "output_index": 1}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "account_id": "bob",
+                "asset": "BTC",
+                "amount": "0.01",
+                "tx_hash": "ab" * 32,
+                "output_index": 1,
+            }
+        )
+    )
     submitted = cli(settings, "submit", "deposit", "--json", f"@{path}")
     assert submitted.returncode == 0, submitted.stderr
     records = read_topic(settings, "deposit-requests", until_count=1)
@@ -46,13 +65,27 @@ def test_submit_from_a_file(settings: Settings, tmp_path) -> None:
 def test_bad_input_is_one_line_naming_the_field_exit_2_nothing_produced(settings) -> None:
     cases = [
         (["submit", "withdrawal", "--json", "{not json"], "--json"),
-        (["submit", "withdrawal", "--json", json.dumps({"account_id": "a", "asset": "ETH",
-          "amount": "abc", "destination_address": ETH_ADDRESS})], "amount"),
+        (
+            [
+                "submit",
+                "withdrawal",
+                "--json",
+                json.dumps(
+                    {
+                        "account_id": "a",
+                        "asset": "ETH",
+                        "amount": "abc",
+                        "destination_address": ETH_ADDRESS,
+                    }
+                ),
+            ],
+            "amount",
+        ),
         (["submit", "withdrawal", "--json", json.dumps({"asset": "ETH"})], "account_id"),
         (["submit", "refund", "--json", "{}"], "KIND"),
         (["submit", "deposit", "--json", "@/nonexistent.json"], "--json"),
         (["tail", "no-such-topic"], "TOPIC"),
-    ]  # fmt: skip
+    ]
     for args, field in cases:
         result = cli(settings, *args)
         assert result.returncode == 2, (args, result.stderr)

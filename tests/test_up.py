@@ -45,8 +45,13 @@ def test_up_prints_ready_and_stops_everything_on_sigterm(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINE_")}
     env.update(TOKENGINE_DATA_DIR=str(tmp_path / "var"), TOKENGINE_API_PORT="0")
     started = time.monotonic()
-    up = subprocess.Popen([sys.executable, "-m", "tokengine", "up"], env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    up = subprocess.Popen(
+        [sys.executable, "-m", "tokengine", "up"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         lines = []
         for line in up.stdout:

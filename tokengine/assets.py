@@ -42,6 +42,7 @@ class Asset:
     min_deposit: Decimal
     min_withdrawal: Decimal
     rounding_tolerance: Decimal
+    fee_floor: Decimal | None = None  # alert and trip the breaker below this fee balance
     unit: str = ""
     contract: str = ""
     bank_account: str = ""
@@ -94,6 +95,7 @@ def _asset(code: str, raw: dict) -> Asset:
         min_deposit=amount("min_deposit"),
         min_withdrawal=amount("min_withdrawal"),
         rounding_tolerance=amount("rounding_tolerance"),
+        fee_floor=amount("fee_floor") if "fee_floor" in raw else None,
         unit=raw.get("unit", code),
         contract=raw.get("contract", ""),
         bank_account=raw.get("bank_account", ""),

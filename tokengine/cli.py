@@ -1,6 +1,7 @@
 """The `tokengine` command line (click): run the engine and talk to its topics.
 
-Commands: `up` (what `make run` runs), `worker`, `topics create`, `submit`, `tail`.
+Commands: `up` (what `make run` runs), `worker`, `topics create|list`, `submit`, `tail`,
+`balances`, `breaker trip|reset|status`.
 Bad arguments print one line naming the field and exit with code 2, producing nothing.
 """
 
@@ -132,8 +133,9 @@ def submit(kind: str, json_text: str) -> None:
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest message.")
 @click.option("--max", "max_messages", type=click.IntRange(min=1), help="Stop after N messages.")
 @click.option("--idle-timeout", type=float, help="Stop after this many seconds without messages.")
-def tail(topic: str, from_beginning: bool, max_messages: int | None,
-         idle_timeout: float | None) -> None:  # fmt: skip
+def tail(
+    topic: str, from_beginning: bool, max_messages: int | None, idle_timeout: float | None
+) -> None:
     """Print a topic's messages as JSON lines (Avro decoded)."""
     if topic not in catalogue.BY_NAME:
         fail(f"TOPIC: unknown topic {topic!r} (see `tokengine topics list`)")
@@ -143,3 +145,101 @@ def tail(topic: str, from_beginning: bool, max_messages: int | None,
     count = tail_topic(settings, topic, from_beginning, max_messages, idle_timeout, click.echo)
     if max_messages and count < max_messages:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--account", help="Only this account.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def balances(account: str | None, as_json: bool) -> None:
+    """Current balances (newest balance update per account and asset)."""
+    from topics.jsonable import dumps
+    from topics.tail import read_to_end
+
+    settings = settings_or_fail()
+    newest: dict[tuple[str, str], dict] = {}
+    for update in read_to_end(settings, catalogue.BALANCE_UPDATES):
+        key = (update["account_id"], update["asset"])
+        if account and update["account_id"] != account:
+            continue
+        if key not in newest or update["version"] >= newest[key]["version"]:
+            newest[key] = update
+    rows = [newest[key] for key in sorted(newest)]
+    if as_json:
+        fields = ("account_id", "asset", "balance", "reserved", "available")
+        click.echo(dumps([{f: row[f] for f in fields} for row in rows]))
+        return
+    click.echo(f"{'account':24} {'asset':6} {'balance':>28} {'reserved':>28} {'available':>28}")
+    for row in rows:
+        click.echo(
+            f"{row['account_id']:24} {row['asset']:6} {row['balance']:>28f} "
+            f"{row['reserved']:>28f} {row['available']:>28f}"
+        )
+
+
+@main.group()
+def breaker() -> None:
+    """The circuit breaker: trip it, reset it, see it."""
+
+
+def _publish_breaker(scope: str, state: str, level: str, reason: str) -> None:
+    import getpass
+
+    from topics.breaker import breaker_record, publish_breaker_state
+    from topics.codec import make_codec
+    from topics.kafka import make_producer
+
+    settings = settings_or_fail()
+    record = breaker_record(scope, state, level, reason, f"operator:{getpass.getuser()}")
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    publish_breaker_state(make_producer(settings.kafka), settings.topic_prefix, codec, record)
+    click.echo(f"{scope}: {state} ({reason})")
+
+
+def _check_scope(scope: str) -> None:
+    if scope != "global" and not scope.startswith("asset:"):
+        fail(f"--scope: must be 'global' or 'asset:CODE', not {scope!r}")
+
+
+@breaker.command("trip")
+@click.option("--scope", default="global", help="global or asset:CODE.")
+@click.option("--suspend", is_flag=True, help="Only refuse new payouts (Significant level).")
+@click.option("--reason", required=True, help="Why (recorded).")
+def breaker_trip(scope: str, suspend: bool, reason: str) -> None:
+    """Trip the breaker: payouts halt (or, with --suspend, new ones are refused)."""
+    _check_scope(scope)
+    if suspend:
+        _publish_breaker(scope, "SUSPENDED", "SIGNIFICANT", reason)
+    else:
+        _publish_breaker(scope, "OPEN", "CRITICAL", reason)
+
+
+@breaker.command("reset")
+@click.option("--scope", default="global", help="global or asset:CODE.")
+@click.option("--reason", required=True, help="Why it is safe again (recorded).")
+def breaker_reset(scope: str, reason: str) -> None:
+    """Close the breaker; held payouts proceed."""
+    _check_scope(scope)
+    _publish_breaker(scope, "CLOSED", "OK", reason)
+
+
+@breaker.command("status")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of lines.")
+def breaker_status(as_json: bool) -> None:
+    """The newest state of every breaker scope."""
+    from topics.breaker import read_breaker_states
+    from topics.codec import make_codec
+    from topics.jsonable import dumps
+
+    settings = settings_or_fail()
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    states = read_breaker_states(settings.kafka, settings.topic_prefix, codec)
+    if as_json:
+        click.echo(dumps(states))
+        return
+    if not states:
+        click.echo("global: CLOSED (never tripped)")
+    for scope, state in sorted(states.items()):
+        click.echo(
+            f"{scope}: {state['state']} level={state['level']} by {state['actor']} "
+            f"at {state['changed_at'].isoformat()}: {state['reason']}"
+        )

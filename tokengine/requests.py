@@ -56,7 +56,9 @@ def _amount(data: dict[str, Any], field: str, asset: Asset, minimum: Decimal) ->
     if amount <= 0:
         raise RequestError("invalid_amount", field, "must be positive")
     if amount < minimum:
-        raise RequestError("amount_below_minimum", field, f"must be at least {minimum} {asset.code}")
+        raise RequestError(
+            "amount_below_minimum", field, f"must be at least {minimum} {asset.code}"
+        )
     return amount
 
 
@@ -164,8 +166,14 @@ def transfer_request(data: dict[str, Any], assets: AssetCatalogue) -> dict[str, 
         raise RequestError("invalid_field", "kind", "must be INTERNAL or CROSS_CHAIN")
     asset = _asset(data, "asset", assets)
     blank = dict.fromkeys(
-        ("to_account_id", "destination_asset", "destination_address", "deposit_tx_hash",
-         "deposit_output_index"))  # fmt: skip
+        (
+            "to_account_id",
+            "destination_asset",
+            "destination_address",
+            "deposit_tx_hash",
+            "deposit_output_index",
+        )
+    )
     record.update(blank, kind=kind, asset=asset.code)
     if kind == "INTERNAL":
         record["amount"] = _amount(data, "amount", asset, scale_minimum(asset))

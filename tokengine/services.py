@@ -19,6 +19,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -74,13 +75,28 @@ class ManagedProcess:
     log_path: Path | None = None
 
     @classmethod
-    def start(cls, name: str, argv: list[str], log_path: Path | None = None,
-              env: dict[str, str] | None = None, **popen) -> ManagedProcess:  # fmt: skip
+    def start(
+        cls,
+        name: str,
+        argv: list[str],
+        log_path: Path | None = None,
+        env: dict[str, str] | None = None,
+        **popen,
+    ) -> ManagedProcess:
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        # PR_SET_PDEATHSIG fires when the forking *thread* exits: only the main thread's
+        # children can have it; others are stopped by their owner
+        on_main_thread = threading.current_thread() is threading.main_thread()
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent, env=env, **popen,
-        )  # fmt: skip
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if on_main_thread else None,
+            env=env,
+            **popen,
+        )
         if log is not subprocess.DEVNULL:
             log.close()
         return cls(name, process, log_path)
@@ -122,8 +138,16 @@ def tansu_binary() -> Path:
 def start_tansu(workdir: Path) -> tuple[str, ManagedProcess]:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    argv = [str(tansu_binary()), "broker", "--listener-url", url,
-            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]  # fmt: skip
+    argv = [
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
     process = ManagedProcess.start("tansu", argv, workdir / "tansu.log")
     wait_until(lambda: port_accepts(port) or not process.alive(), START_TIMEOUT_S, "tansu")
     if not process.alive():
@@ -153,14 +177,39 @@ def start_postgres(workdir: Path) -> tuple[str, ManagedProcess]:
         shutil.chown(data_dir, "postgres", "postgres")
         as_user = {"user": "postgres", "group": "postgres"}
     subprocess.run(
-        [str(bin_dir / "initdb"), "-D", str(data_dir), "--auth=trust", "--username=postgres",
-         "--encoding=UTF8", "--no-sync"],
-        check=True, capture_output=True, **as_user,
-    )  # fmt: skip
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data_dir),
+            "--auth=trust",
+            "--username=postgres",
+            "--encoding=UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        **as_user,
+    )
     port = free_port()
-    argv = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1",
-            "-k", str(workdir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off", "-c", "max_connections=200"]  # fmt: skip
+    argv = [
+        str(bin_dir / "postgres"),
+        "-D",
+        str(data_dir),
+        "-p",
+        str(port),
+        "-h",
+        "127.0.0.1",
+        "-k",
+        str(workdir),
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
+    ]
     log_path = workdir / "postgres.log"
     if as_user:
         log_path.touch()

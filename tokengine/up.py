@@ -51,8 +51,12 @@ def get_json(url: str, timeout_s: float = 2.0) -> tuple[int, dict]:
 def start_worker(settings: Settings, index: int, api_port: int) -> ManagedProcess:
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**_base_env(), **settings.as_environ(), "TOKENGINE_API_PORT": str(api_port),
-           "TOKENGINE_DATA_DIR": str(settings.data_dir / f"worker-{index}")}  # fmt: skip
+    env = {
+        **_base_env(),
+        **settings.as_environ(),
+        "TOKENGINE_API_PORT": str(api_port),
+        "TOKENGINE_DATA_DIR": str(settings.data_dir / f"worker-{index}"),
+    }
     argv = [sys.executable, "-m", "tokengine", "worker"]
     return ManagedProcess.start(f"worker-{index}", argv, log_dir / f"worker-{index}.log", env=env)
 
@@ -68,8 +72,11 @@ def wait_ready(workers: list[WorkerHandle], stop: threading.Event) -> bool:
     while time.monotonic() < deadline and not stop.is_set():
         for handle in workers:
             if not handle.process.alive():
-                print(f"error: {handle.process.name} exited at start; last log lines:\n"
-                      f"{handle.process.log_tail()}", file=sys.stderr)  # fmt: skip
+                print(
+                    f"error: {handle.process.name} exited at start; last log lines:\n"
+                    f"{handle.process.log_tail()}",
+                    file=sys.stderr,
+                )
                 return False
         if all(get_json(h.api_url + "/api/v1/health")[0] == 200 for h in workers):
             return True
@@ -113,10 +120,16 @@ def run_up(settings: Settings) -> int:
             if not stop.is_set():
                 print("error: the workers did not become ready", file=sys.stderr)
             return 0 if stop.is_set() else 1
-        print(f"ready: kafka={settings.kafka} postgres={settings.database_url} "
-              f"eth={settings.eth_rpc} api={workers[0].api_url}", flush=True)  # fmt: skip
-        print(f"started in {time.monotonic() - started_at:.1f} s; worker logs in "
-              f"{settings.data_dir / 'logs'}; Ctrl-C stops everything", flush=True)  # fmt: skip
+        print(
+            f"ready: kafka={settings.kafka} postgres={settings.database_url} "
+            f"eth={settings.eth_rpc} api={workers[0].api_url}",
+            flush=True,
+        )
+        print(
+            f"started in {time.monotonic() - started_at:.1f} s; worker logs in "
+            f"{settings.data_dir / 'logs'}; Ctrl-C stops everything",
+            flush=True,
+        )
         supervise(settings, workers, stop)
         return 0
     finally:
@@ -133,8 +146,11 @@ def supervise(settings: Settings, workers: list[WorkerHandle], stop: threading.E
             if handle.process.alive():
                 continue
             backoff = min(MAX_RESTART_BACKOFF_S, 2.0**handle.restarts)
-            print(f"warning: {handle.process.name} exited ({handle.process.process.returncode}); "
-                  f"restarting in {backoff:.0f} s", flush=True)  # fmt: skip
+            print(
+                f"warning: {handle.process.name} exited ({handle.process.process.returncode}); "
+                f"restarting in {backoff:.0f} s",
+                flush=True,
+            )
             if stop.wait(backoff):
                 return
             handle.restarts += 1

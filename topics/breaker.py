@@ -19,23 +19,37 @@ READ_TIMEOUT_S = 10.0
 
 
 def breaker_record(scope: str, state: str, level: str, reason: str, actor: str) -> dict[str, Any]:
-    return {"scope": scope, "state": state, "level": level, "reason": reason, "actor": actor,
-            "changed_at": datetime.now(UTC)}  # fmt: skip
+    return {
+        "scope": scope,
+        "state": state,
+        "level": level,
+        "reason": reason,
+        "actor": actor,
+        "changed_at": datetime.now(UTC),
+    }
 
 
 def publish_breaker_state(producer: Producer, prefix: str, codec: Codec, record: dict) -> None:
     topic = catalogue.spec(catalogue.BREAKER_STATE)
     value = codec.encode(catalogue.BREAKER_STATE, record)
     for partition in range(topic.partitions):
-        producer.produce(topic.full_name(prefix), value, record["scope"].encode(), partition=partition)
+        producer.produce(
+            topic.full_name(prefix), value, record["scope"].encode(), partition=partition
+        )
     if producer.flush(30) != 0:
         raise RuntimeError("breaker state not acknowledged by the broker")
 
 
 def read_breaker_states(bootstrap: str, prefix: str, codec: Codec) -> dict[str, dict[str, Any]]:
     """The newest state per scope, from partition 0 of breaker-state."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tokengine-breaker-read",
-                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "tokengine-breaker-read",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     name = catalogue.spec(catalogue.BREAKER_STATE).full_name(prefix)
     consumer.assign([TopicPartition(name, 0, OFFSET_BEGINNING)])
     states: dict[str, dict[str, Any]] = {}

@@ -34,8 +34,11 @@ class Codec(Protocol):
 
 
 def _describe_encode_error(schema_name: str, record: dict[str, Any], error: Exception) -> str:
-    missing = [f["name"] for f in default_store()[schema_name].source["fields"]
-               if f["name"] not in record and "default" not in f]  # fmt: skip
+    missing = [
+        f["name"]
+        for f in default_store()[schema_name].source["fields"]
+        if f["name"] not in record and "default" not in f
+    ]
     if missing:
         return f"{schema_name}: missing field {missing[0]!r}"
     return f"{schema_name}: {error}"
@@ -81,7 +84,9 @@ class SingleObjectCodec:
         try:
             record = fastavro.schemaless_reader(body, writer.parsed, reader_schema)
         except Exception as error:  # fastavro raises many kinds on corrupt input
-            raise DecodeError("undecodable", f"{reader.name}: corrupt Avro body ({error})") from None
+            raise DecodeError(
+                "undecodable", f"{reader.name}: corrupt Avro body ({error})"
+            ) from None
         if body.tell() != len(data):
             raise DecodeError("undecodable", f"{reader.name}: trailing bytes after the record")
         return record

@@ -67,8 +67,13 @@ class HoleGuard:
                     rewound.add(key)
                     self.holes_waited += 1
                     continue
-                log.warning("offsets %d..%d of %s[%d] never appeared; going on",
-                            expected, offset - 1, key[0], key[1])  # fmt: skip
+                log.warning(
+                    "offsets %d..%d of %s[%d] never appeared; going on",
+                    expected,
+                    offset - 1,
+                    key[0],
+                    key[1],
+                )
             self.hole_since.pop((*key, expected), None)
             self.expected[key] = offset + 1
             accepted.append(message)

@@ -11,7 +11,11 @@ from typing import Any
 
 def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f").rstrip("0")
+        return (
+            format(value.normalize(), "f")
+            if value == value.to_integral()
+            else format(value, "f").rstrip("0")
+        )
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, bytes):

@@ -26,11 +26,18 @@ def canonical_content(transaction: dict[str, Any]) -> str:
         for p in transaction["postings"]
     )
     created_ms = (transaction["created_at"] - EPOCH) // timedelta(milliseconds=1)
-    return "\n".join((
-        transaction["transaction_id"], transaction["account_id"], transaction["kind"],
-        transaction["cause_id"], transaction["asset"], postings,
-        str(transaction["sequence"]), str(created_ms),
-    ))  # fmt: skip
+    return "\n".join(
+        (
+            transaction["transaction_id"],
+            transaction["account_id"],
+            transaction["kind"],
+            transaction["cause_id"],
+            transaction["asset"],
+            postings,
+            str(transaction["sequence"]),
+            str(created_ms),
+        )
+    )
 
 
 def transaction_hash(previous_hash: str, transaction: dict[str, Any]) -> str:

@@ -29,7 +29,9 @@ class Schema:
 def make_schema(source: dict) -> Schema:
     parsed = fastavro.parse_schema(source, _write_hint=False, named_schemas={})
     canonical = to_parsing_canonical_form(parsed)
-    return Schema(source["name"], parsed, bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")), source)
+    return Schema(
+        source["name"], parsed, bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")), source
+    )
 
 
 class SchemaStore:

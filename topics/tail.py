@@ -15,12 +15,23 @@ from topics.jsonable import dumps
 POLL_TIMEOUT_S = 0.2
 
 
-def tail_topic(settings: Settings, topic: str, from_beginning: bool, max_messages: int | None,
-               idle_timeout_s: float | None, emit: Callable[[str], None]) -> int:  # fmt: skip
+def tail_topic(
+    settings: Settings,
+    topic: str,
+    from_beginning: bool,
+    max_messages: int | None,
+    idle_timeout_s: float | None,
+    emit: Callable[[str], None],
+) -> int:
     spec = catalogue.spec(topic)
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
-    consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "tokengine-tail",
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka,
+            "group.id": "tokengine-tail",
+            "enable.auto.commit": False,
+        }
+    )
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     name = spec.full_name(settings.topic_prefix)
     consumer.assign([TopicPartition(name, p, start) for p in range(spec.partitions)])
@@ -39,9 +50,51 @@ def tail_topic(settings: Settings, topic: str, from_beginning: bool, max_message
             except DecodeError as error:
                 value = {"undecodable": error.reason, "error": str(error)}
             key = message.key().decode(errors="replace") if message.key() else None
-            emit(dumps({"partition": message.partition(), "offset": message.offset(),
-                        "key": key, "value": value}))  # fmt: skip
+            emit(
+                dumps(
+                    {
+                        "partition": message.partition(),
+                        "offset": message.offset(),
+                        "key": key,
+                        "value": value,
+                    }
+                )
+            )
             count += 1
     finally:
         consumer.close()
     return count
+
+
+def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[dict]:
+    """Every decodable record of a topic, from the oldest to the current end."""
+    spec = catalogue.spec(topic)
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka,
+            "group.id": "tokengine-read",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    name = spec.full_name(settings.topic_prefix)
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
+    at_end: set[int] = set()
+    records = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(at_end) < spec.partitions and time.monotonic() < deadline:
+            message = consumer.poll(POLL_TIMEOUT_S)
+            if message is None:
+                continue
+            if message.error():
+                at_end.add(message.partition())
+                continue
+            try:
+                records.append(codec.decode(topic, message.value()))
+            except DecodeError:
+                continue
+    finally:
+        consumer.close()
+    return records

@@ -31,8 +31,10 @@ COMMAND_ID = {
     "DEPOSIT_REQUEST": lambda p: f"request:{p['request_id']}",
     "WITHDRAWAL_REQUEST": lambda p: f"request:{p['request_id']}",
     "TRANSFER_REQUEST": lambda p: f"request:{p['request_id']}",
-    "CHAIN_OBSERVATION": lambda p: f"deposit:{p['deposit_id']}"
-    + ("" if p["status"] == "CONFIRMED" else f":removed:{p['block_hash']}"),
+    "CHAIN_OBSERVATION": lambda p: (
+        f"deposit:{p['deposit_id']}"
+        + ("" if p["status"] == "CONFIRMED" else f":removed:{p['block_hash']}")
+    ),
     "PAYOUT_RESULT": lambda p: f"payout:{p['payout_id']}:{p['status'].lower()}",
 }
 
@@ -60,17 +62,34 @@ class PureLedger:
         while queue:
             kind, payload, data = queue.popleft()
             decoded = codec.decode(TOPIC_OF[kind], data)
-            account = control_key(0) if kind == "BREAKER_CHANGE" else (
-                decoded["to_account_id"] if kind == "TRANSFER_CREDIT" else decoded["account_id"])
-            command_id = (f"transfer-credit:{decoded['request_id']}" if kind == "TRANSFER_CREDIT"
-                          else f"breaker:{self.breaker_offset}" if kind == "BREAKER_CHANGE"
-                          else COMMAND_ID[kind](decoded))  # fmt: skip
+            account = (
+                control_key(0)
+                if kind == "BREAKER_CHANGE"
+                else (
+                    decoded["to_account_id"] if kind == "TRANSFER_CREDIT" else decoded["account_id"]
+                )
+            )
+            command_id = (
+                f"transfer-credit:{decoded['request_id']}"
+                if kind == "TRANSFER_CREDIT"
+                else f"breaker:{self.breaker_offset}"
+                if kind == "BREAKER_CHANGE"
+                else COMMAND_ID[kind](decoded)
+            )
             self.offset += 1
             self.time_ms += 1
             if kind == "BREAKER_CHANGE":
                 self.breaker_offset += 1
-            command = Command(command_id, kind, account, decoded, data, self.offset, self.time_ms,
-                              source_offset=self.breaker_offset)  # fmt: skip
+            command = Command(
+                command_id,
+                kind,
+                account,
+                decoded,
+                data,
+                self.offset,
+                self.time_ms,
+                source_offset=self.breaker_offset,
+            )
             try:
                 produced = apply(self.record(account), command, self.context())
             except Rejected as rejection:
@@ -90,12 +109,16 @@ class PureLedger:
         return self.record(account).balance(asset)
 
     def ledger_total(self, ledger_account: str) -> Decimal:
-        return sum((r.ledger.get(ledger_account, Decimal(0)) for r in self.records.values()),
-                   Decimal(0))  # fmt: skip
+        return sum(
+            (r.ledger.get(ledger_account, Decimal(0)) for r in self.records.values()), Decimal(0)
+        )
 
     def results(self, request_id: str) -> list[dict]:
-        return [o.value for o in self.outputs
-                if o.topic == catalogue.REQUEST_RESULTS and o.key == request_id]  # fmt: skip
+        return [
+            o.value
+            for o in self.outputs
+            if o.topic == catalogue.REQUEST_RESULTS and o.key == request_id
+        ]
 
     def of_topic(self, outputs: list[Output], topic: str) -> list[dict]:
         return [o.value for o in outputs if o.topic == topic]

@@ -19,7 +19,9 @@ FAILURE_FEE = 1
 class ReferenceModel:
     balance: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     reserved: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    payouts: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # id -> acct, total, state
+    payouts: dict[str, tuple[str, int, str]] = field(
+        default_factory=dict
+    )  # id -> acct, total, state
     seen: set[str] = field(default_factory=set)
     operator_assets: int = 0
     fees: int = 0

@@ -18,8 +18,14 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 
 def withdrawal(request_id: str, amount: str = "1", asset: str = "ETH") -> dict:
-    return {"request_id": request_id, "account_id": "alice", "asset": asset,
-            "amount": Decimal(amount), "destination_address": ETH_ADDRESS, "created_at": NOW}  # fmt: skip
+    return {
+        "request_id": request_id,
+        "account_id": "alice",
+        "asset": asset,
+        "amount": Decimal(amount),
+        "destination_address": ETH_ADDRESS,
+        "created_at": NOW,
+    }
 
 
 def source(topic: str, value: bytes, offset: int = 5) -> Source:
@@ -61,8 +67,12 @@ def test_worker_dead_letters_garbage_and_keeps_the_partition_moving(settings, st
     start_worker()
     codec = SingleObjectCodec()
     produce(settings, catalogue.WITHDRAWAL_REQUESTS, "alice", b"\x00\x01 not avro")
-    produce(settings, catalogue.WITHDRAWAL_REQUESTS, "alice",
-            codec.encode(catalogue.WITHDRAWAL_REQUESTS, withdrawal("w-after-garbage")))  # fmt: skip
+    produce(
+        settings,
+        catalogue.WITHDRAWAL_REQUESTS,
+        "alice",
+        codec.encode(catalogue.WITHDRAWAL_REQUESTS, withdrawal("w-after-garbage")),
+    )
     [letter] = read_topic(settings, catalogue.DEAD_LETTERS, until_count=1)
     assert letter["value"]["reason"] == "undecodable"
     assert letter["value"]["value"] == b"\x00\x01 not avro"

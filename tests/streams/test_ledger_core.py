@@ -19,7 +19,9 @@ from topics import catalogue
 
 
 def postings_of(outputs, kind):
-    [entry] = [o.value for o in outputs if o.topic == catalogue.LEDGER_ENTRIES and o.value["kind"] == kind]
+    [entry] = [
+        o.value for o in outputs if o.topic == catalogue.LEDGER_ENTRIES and o.value["kind"] == kind
+    ]
     return [(p["ledger_account"], p["direction"], p["amount"]) for p in entry["postings"]]
 
 
@@ -27,23 +29,33 @@ def test_storiqa_scenario_deposit_withdraw_with_fees_then_transfers() -> None:
     ledger = PureLedger()
     out = ledger.submit("CHAIN_OBSERVATION", observation("alice", "9", "0xd1"))
     assert postings_of(out, "deposit") == [
-        ("operator:WEI:assets", "DEBIT", Decimal(9)), ("user:alice:WEI", "CREDIT", Decimal(9))]
+        ("operator:WEI:assets", "DEBIT", Decimal(9)),
+        ("user:alice:WEI", "CREDIT", Decimal(9)),
+    ]
     ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))
     assert ledger.results("w1")[-1]["status"] == "ACCEPTED"
     record = ledger.record("alice")
     assert (record.balance("WEI"), record.reserved_of("WEI"), record.available("WEI")) == (9, 5, 4)
     out = ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "CONFIRMED", "1"))
     assert postings_of(out, "withdrawal") == [
-        ("user:alice:WEI", "DEBIT", Decimal(3)), ("operator:WEI:assets", "CREDIT", Decimal(3))]
+        ("user:alice:WEI", "DEBIT", Decimal(3)),
+        ("operator:WEI:assets", "CREDIT", Decimal(3)),
+    ]
     assert postings_of(out, "withdrawal_fee") == [
-        ("user:alice:WEI", "DEBIT", Decimal(2)), ("operator:WEI:fees", "CREDIT", Decimal(2))]
+        ("user:alice:WEI", "DEBIT", Decimal(2)),
+        ("operator:WEI:fees", "CREDIT", Decimal(2)),
+    ]
     assert postings_of(out, "network_fee_correction") == [
-        ("operator:WEI:fees", "DEBIT", Decimal(1)), ("operator:WEI:assets", "CREDIT", Decimal(1))]
+        ("operator:WEI:fees", "DEBIT", Decimal(1)),
+        ("operator:WEI:assets", "CREDIT", Decimal(1)),
+    ]
     assert ledger.results("w1")[-1]["status"] == "COMPLETED"
     # 9 - 3 - 2 leaves 4: a transfer of 5 is refused, one of 4 goes through
     ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t1", "5", "bob"))
     assert (ledger.results("t1")[-1]["status"], ledger.results("t1")[-1]["reason"]) == (
-        "REJECTED", "insufficient_funds")
+        "REJECTED",
+        "insufficient_funds",
+    )
     ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t2", "4", "bob"))
     assert ledger.results("t2")[-1]["status"] == "COMPLETED"
     assert (ledger.balance("alice"), ledger.balance("bob")) == (0, 4)
@@ -94,15 +106,24 @@ def test_a_failed_payout_rolls_back_with_its_failure_fee_exactly_once() -> None:
     ledger = PureLedger()
     ledger.submit("CHAIN_OBSERVATION", observation("alice", "10", "0xd1"))
     ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "4"))
-    out = ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "FAILED", reason="reverted"))
+    out = ledger.submit(
+        "PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "FAILED", reason="reverted")
+    )
     assert postings_of(out, "failure_fee") == [
-        ("user:alice:WEI", "DEBIT", Decimal(1)), ("operator:WEI:fees", "CREDIT", Decimal(1))]
+        ("user:alice:WEI", "DEBIT", Decimal(1)),
+        ("operator:WEI:fees", "CREDIT", Decimal(1)),
+    ]
     assert ledger.results("w1")[-1]["status"] == "FAILED"
     assert ledger.results("w1")[-1]["reason"] == "reverted"
     record = ledger.record("alice")
     assert (record.balance("WEI"), record.reserved_of("WEI")) == (9, 0)
     # the same report again changes nothing; the opposite outcome is refused
-    assert ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "FAILED", reason="reverted")) != []
+    assert (
+        ledger.submit(
+            "PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "FAILED", reason="reverted")
+        )
+        != []
+    )
     ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "CONFIRMED", "1"))
     assert ledger.dead_letters == ["conflicting_payout_result"]
     assert (ledger.balance("alice"), ledger.record("alice").reserved_of("WEI")) == (9, 0)
@@ -152,9 +173,13 @@ def test_internal_transfer_goes_through_clearing_and_credits_once() -> None:
     ledger.submit("CHAIN_OBSERVATION", observation("alice", "10", "0xd1"))
     out = ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t1", "6", "bob"))
     assert postings_of(out, "transfer_out") == [
-        ("user:alice:WEI", "DEBIT", Decimal(6)), ("clearing:WEI", "CREDIT", Decimal(6))]
+        ("user:alice:WEI", "DEBIT", Decimal(6)),
+        ("clearing:WEI", "CREDIT", Decimal(6)),
+    ]
     assert postings_of(out, "transfer_in") == [
-        ("clearing:WEI", "DEBIT", Decimal(6)), ("user:bob:WEI", "CREDIT", Decimal(6))]
+        ("clearing:WEI", "DEBIT", Decimal(6)),
+        ("user:bob:WEI", "CREDIT", Decimal(6)),
+    ]
     assert (ledger.balance("alice"), ledger.balance("bob")) == (4, 6)
     assert ledger.ledger_total("clearing:WEI") == 0
 
@@ -165,9 +190,17 @@ def test_cross_chain_transfer_converts_one_to_one_and_pays_out() -> None:
     assert ledger.results("x1")[-1]["status"] == "ACCEPTED"
     out = ledger.submit("CHAIN_OBSERVATION", observation("alice", "100", "0xusdt", asset="USDT"))
     [command] = ledger.of_topic(out, catalogue.PAYOUT_COMMANDS)
-    assert (command["asset"], command["amount"], command["fee"]) == ("xUSD", Decimal("99.50"), Decimal("0.50"))
+    assert (command["asset"], command["amount"], command["fee"]) == (
+        "xUSD",
+        Decimal("99.50"),
+        Decimal("0.50"),
+    )
     record = ledger.record("alice")
-    assert (record.balance("USDT"), record.balance("xUSD"), record.reserved_of("xUSD")) == (0, 100, 100)
+    assert (record.balance("USDT"), record.balance("xUSD"), record.reserved_of("xUSD")) == (
+        0,
+        100,
+        100,
+    )
     ledger.submit("PAYOUT_RESULT", payout_result("alice", command["payout_id"], "CONFIRMED"))
     assert ledger.results("x1")[-1]["status"] == "COMPLETED"
     assert ledger.record("alice").balance("xUSD") == 0

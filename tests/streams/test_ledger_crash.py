@@ -13,10 +13,13 @@ import threading
 from decimal import Decimal
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from tests.helpers import TopicReader, latest_by, produce_encoded
 from tests.streams.workload import Workload, with_noise
 from topics import catalogue
+from topics.admin import create_topics
+from topics.kafka import make_producer
 
 PHASE_TIMEOUT_S = 400.0
 
@@ -28,11 +31,26 @@ def seed() -> int:
 
 
 class Chaos:
-    """Kills a worker with SIGKILL after a random delay and restarts it at once."""
+    """Kills a worker with SIGKILL after a random delay and restarts it at once.
+
+    Like `tokengine up`'s supervisor, it also restarts the worker if it exits by itself
+    (the ledger exits on purpose when it must re-read a partition from its watermark).
+    """
 
     def __init__(self, worker, rng: random.Random) -> None:
-        self.worker, self.rng, self.kills = worker, rng, 0
+        self.worker, self.rng, self.kills, self.exits = worker, rng, 0, 0
         self.timers: list[threading.Timer] = []
+        self.lock = threading.Lock()
+        self.watching = threading.Event()
+        self.watcher = threading.Thread(target=self._supervise, daemon=True)
+        self.watcher.start()
+
+    def _supervise(self) -> None:
+        while not self.watching.wait(0.5):
+            with self.lock:
+                if self.worker.process and not self.worker.process.alive():
+                    self.exits += 1
+                    self.worker.start(wait=False)
 
     def kill_later(self, low_s: float, high_s: float) -> None:
         timer = threading.Timer(self.rng.uniform(low_s, high_s), self._kill_and_restart)
@@ -40,13 +58,17 @@ class Chaos:
         timer.start()
 
     def _kill_and_restart(self) -> None:
-        self.worker.kill()
-        self.kills += 1
-        self.worker.start(wait=False)
+        with self.lock:
+            self.worker.kill()
+            self.kills += 1
+            self.worker.start(wait=False)
 
     def join(self) -> None:
         for timer in self.timers:
             timer.join()
+        self.watching.set()
+        self.watcher.join()
+        print(f"chaos: {self.kills} kills, {self.exits} exits restarted")
 
 
 def run_phases(settings, workload: Workload, rng: random.Random, during_phase) -> int:
@@ -55,14 +77,29 @@ def run_phases(settings, workload: Workload, rng: random.Random, during_phase) -
     accounts = {key for _, key, _ in workload.phase1}
     final = ("COMPLETED", "REJECTED", "FAILED")
     phases = [
-        (workload.phase1, lambda: updates.until(
-            lambda rs: {r["account_id"] for r in rs} >= accounts, PHASE_TIMEOUT_S, "phase 1")),
-        (workload.phase2, lambda: results.until(
-            lambda rs: decided(rs, workload.withdrawal_ids + workload.transfer_ids,
-                               ("ACCEPTED", *final)), PHASE_TIMEOUT_S, "phase 2")),
-        (workload.phase3, lambda: results.until(
-            lambda rs: decided(rs, workload.withdrawal_ids, final), PHASE_TIMEOUT_S, "phase 3")),
-    ]  # fmt: skip
+        (
+            workload.phase1,
+            lambda: updates.until(
+                lambda rs: {r["account_id"] for r in rs} >= accounts, PHASE_TIMEOUT_S, "phase 1"
+            ),
+        ),
+        (
+            workload.phase2,
+            lambda: results.until(
+                lambda rs: decided(
+                    rs, workload.withdrawal_ids + workload.transfer_ids, ("ACCEPTED", *final)
+                ),
+                PHASE_TIMEOUT_S,
+                "phase 2",
+            ),
+        ),
+        (
+            workload.phase3,
+            lambda: results.until(
+                lambda rs: decided(rs, workload.withdrawal_ids, final), PHASE_TIMEOUT_S, "phase 3"
+            ),
+        ),
+    ]
     produced = 0
     for index, (messages, wait) in enumerate(phases):
         noisy = with_noise(messages, rng, duplicates=0.05, garbage=0.01)
@@ -75,8 +112,14 @@ def run_phases(settings, workload: Workload, rng: random.Random, during_phase) -
     newest = latest_by(updates.records, "account_id", "asset")
     assert all(r["reserved"] == 0 for r in newest.values())
     statuses = latest_by(results.records, "request_id")
-    assert sum(1 for (rid,), r in statuses.items() if r["status"] == "REJECTED"
-               and r["reason"] == "insufficient_funds") == workload.unaffordable  # fmt: skip
+    assert (
+        sum(
+            1
+            for (rid,), r in statuses.items()
+            if r["status"] == "REJECTED" and r["reason"] == "insufficient_funds"
+        )
+        == workload.unaffordable
+    )
     results.close()
     updates.close()
     return produced
@@ -88,10 +131,58 @@ def decided(records, request_ids, statuses) -> bool:
 
 
 def balances_of(records) -> dict[str, Decimal]:
-    return {account: r["balance"] for (account, _), r in latest_by(records, "account_id", "asset").items()}
+    return {
+        account: r["balance"]
+        for (account, _), r in latest_by(records, "account_id", "asset").items()
+    }
 
 
-@pytest.mark.timeout(1200)
+def replay_into_fresh_app(settings, start_worker_for) -> dict[str, Decimal]:
+    """Copy the ordered command log, as it is, into a fresh app's topics and run it."""
+    fresh = settings.with_overrides(
+        topic_prefix=f"replay-{settings.topic_prefix}", app_id=f"replay-{settings.app_id}"
+    )
+    create_topics(fresh.kafka, fresh.topic_prefix)
+    spec = catalogue.spec(catalogue.LEDGER_COMMANDS)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka,
+            "group.id": "replay-copy",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign(
+        [
+            TopicPartition(spec.full_name(settings.topic_prefix), p, OFFSET_BEGINNING)
+            for p in range(spec.partitions)
+        ]
+    )
+    producer = make_producer(fresh.kafka, **{"linger.ms": 20})
+    at_end: set[int] = set()
+    copied = 0
+    while len(at_end) < spec.partitions:
+        message = consumer.poll(1.0)
+        if message is None:
+            continue
+        if message.error():
+            at_end.add(message.partition())
+            continue
+        producer.produce(
+            spec.full_name(fresh.topic_prefix),
+            message.value(),
+            message.key(),
+            partition=message.partition(),
+        )
+        producer.poll(0)
+        copied += 1
+    consumer.close()
+    assert producer.flush(120) == 0 and copied > 0
+    start_worker_for(fresh)
+    return fresh
+
+
+@pytest.mark.timeout(1500)
 def test_sigkill_three_times_mid_stream_balances_equal_the_model(settings, start_worker):
     rng = random.Random(seed())
     workload = Workload(seed=rng.randrange(1 << 30))
@@ -101,10 +192,17 @@ def test_sigkill_three_times_mid_stream_balances_equal_the_model(settings, start
     produced = run_phases(settings, workload, rng, lambda phase: chaos.kill_later(0.5, 4.0))
     assert produced >= 50_000
     chaos.join()
+    worker.stop()
+    # replaying the ordered inputs into a fresh app gives identical balances
+    fresh = replay_into_fresh_app(settings, lambda s: start_worker(settings=s))
+    updates = TopicReader(fresh, catalogue.BALANCE_UPDATES)
+    expected = workload.expected_balances()
+    updates.until(lambda rs: balances_of(rs) == expected, PHASE_TIMEOUT_S, "replayed balances")
+    updates.close()
     assert chaos.kills == 3
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(1500)
 def test_a_second_worker_joining_and_leaving_mid_stream(settings, start_worker):
     rng = random.Random(seed())
     workload = Workload(seed=rng.randrange(1 << 30))

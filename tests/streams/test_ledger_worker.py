@@ -34,34 +34,62 @@ def request_status(worker, request_id: str) -> dict | None:
 
 
 def final(worker, request_id: str, statuses=("COMPLETED", "REJECTED", "FAILED")) -> dict:
-    return wait_for(lambda: (r := request_status(worker, request_id)) and r["status"] in statuses and r,
-                    what=f"{request_id} to finish")  # fmt: skip
+    return wait_for(
+        lambda: (r := request_status(worker, request_id)) and r["status"] in statuses and r,
+        what=f"{request_id} to finish",
+    )
 
 
 def test_deposit_withdraw_with_fees_and_transfer_through_the_worker(settings, start_worker):
     worker = start_worker()
     produce(settings, catalogue.CHAIN_OBSERVATIONS, "alice", observation("alice", "9", "0xd9"))
     wait_for(lambda: balances(worker, "alice").get("WEI", {}).get("balance") == "9", what="deposit")
-    status, body = call("POST", f"{worker.api_url}/api/v1/withdrawals",
-                        {"request_id": "w1", "account_id": "alice", "asset": "WEI", "amount": "3",
-                         "destination_address": ETH_ADDRESS})  # fmt: skip
+    status, body = call(
+        "POST",
+        f"{worker.api_url}/api/v1/withdrawals",
+        {
+            "request_id": "w1",
+            "account_id": "alice",
+            "asset": "WEI",
+            "amount": "3",
+            "destination_address": ETH_ADDRESS,
+        },
+    )
     assert (status, body["request_id"]) == (202, "w1")
     accepted = final(worker, "w1", ("ACCEPTED",))
     assert (accepted["amount"], accepted["fee"]) == ("3", "2")
     [command] = values(read_topic(settings, catalogue.PAYOUT_COMMANDS, until_count=1))
-    produce(settings, catalogue.PAYOUT_RESULTS, "alice",
-            payout_result("alice", command["payout_id"], "CONFIRMED", "1"))  # fmt: skip
+    produce(
+        settings,
+        catalogue.PAYOUT_RESULTS,
+        "alice",
+        payout_result("alice", command["payout_id"], "CONFIRMED", "1"),
+    )
     assert final(worker, "w1")["status"] == "COMPLETED"
-    status, _ = call("POST", f"{worker.api_url}/api/v1/transfers",
-                     {"request_id": "t1", "account_id": "alice", "asset": "WEI", "amount": "4",
-                      "to_account_id": "bob"})  # fmt: skip
+    status, _ = call(
+        "POST",
+        f"{worker.api_url}/api/v1/transfers",
+        {
+            "request_id": "t1",
+            "account_id": "alice",
+            "asset": "WEI",
+            "amount": "4",
+            "to_account_id": "bob",
+        },
+    )
     assert status == 202 and final(worker, "t1")["status"] == "COMPLETED"
     wait_for(lambda: balances(worker, "bob").get("WEI", {}).get("balance") == "4", what="credit")
     assert balances(worker, "alice")["WEI"] == {"balance": "0", "reserved": "0", "available": "0"}
     entries = values(read_topic(settings, catalogue.LEDGER_ENTRIES, until_count=6))
     kinds = sorted(entry["kind"] for entry in entries)
-    assert kinds == ["deposit", "network_fee_correction", "transfer_in", "transfer_out",
-                     "withdrawal", "withdrawal_fee"]  # fmt: skip
+    assert kinds == [
+        "deposit",
+        "network_fee_correction",
+        "transfer_in",
+        "transfer_out",
+        "withdrawal",
+        "withdrawal_fee",
+    ]
     for entry in entries:
         debits = sum(p["amount"] for p in entry["postings"] if p["direction"] == "DEBIT")
         credits = sum(p["amount"] for p in entry["postings"] if p["direction"] == "CREDIT")
@@ -74,9 +102,17 @@ def test_concurrent_withdrawals_never_exceed_available(settings, start_worker):
     wait_for(lambda: balances(worker, "carol").get("WEI"), what="deposit")
 
     def withdraw(n: int) -> int:
-        return call("POST", f"{worker.api_url}/api/v1/withdrawals",
-                    {"request_id": f"over-{n}", "account_id": "carol", "asset": "WEI",
-                     "amount": "1", "destination_address": ETH_ADDRESS})[0]  # fmt: skip
+        return call(
+            "POST",
+            f"{worker.api_url}/api/v1/withdrawals",
+            {
+                "request_id": f"over-{n}",
+                "account_id": "carol",
+                "asset": "WEI",
+                "amount": "1",
+                "destination_address": ETH_ADDRESS,
+            },
+        )[0]
 
     with ThreadPoolExecutor(32) as pool:
         assert set(pool.map(withdraw, range(200))) == {202}
@@ -86,7 +122,11 @@ def test_concurrent_withdrawals_never_exceed_available(settings, start_worker):
     assert len(accepted) == 33  # 33 * (1 + fee 2) = 99 <= 100 < 34 * 3
     assert {r["reason"] for r in rejected} == {"insufficient_funds"}
     assert sum(Decimal(r["amount"]) + Decimal(r["fee"]) for r in accepted) <= 100
-    assert balances(worker, "carol")["WEI"] == {"balance": "100", "reserved": "99", "available": "1"}
+    assert balances(worker, "carol")["WEI"] == {
+        "balance": "100",
+        "reserved": "99",
+        "available": "1",
+    }
 
 
 def test_garbage_on_ledger_commands_and_bad_requests_keep_the_ledger_moving(settings, start_worker):

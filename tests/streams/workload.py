@@ -59,15 +59,21 @@ class Workload:
             spend[name] += amount + FEE
             request_id = f"w{n:06d}"
             self.withdrawal_ids.append(request_id)
-            self.phase2.append((catalogue.WITHDRAWAL_REQUESTS, name,
-                                withdrawal(name, request_id, str(amount))))  # fmt: skip
+            self.phase2.append(
+                (catalogue.WITHDRAWAL_REQUESTS, name, withdrawal(name, request_id, str(amount)))
+            )
             payouts.append((name, request_id, amount))
         for n in range(self.unaffordable):
             name = rng.choice(names)
             request_id = f"big{n:06d}"
             self.withdrawal_ids.append(request_id)
-            self.phase2.append((catalogue.WITHDRAWAL_REQUESTS, name,
-                                withdrawal(name, request_id, str(UNAFFORDABLE))))  # fmt: skip
+            self.phase2.append(
+                (
+                    catalogue.WITHDRAWAL_REQUESTS,
+                    name,
+                    withdrawal(name, request_id, str(UNAFFORDABLE)),
+                )
+            )
         for n in range(self.transfers):
             source, target, amount = rng.choice(names), rng.choice(names), rng.randint(1, 20)
             if source == target or spend[source] + amount > INITIAL_DEPOSIT // 2:
@@ -75,8 +81,13 @@ class Workload:
             spend[source] += amount
             request_id = f"t{n:06d}"
             self.transfer_ids.append(request_id)
-            self.phase2.append((catalogue.TRANSFER_REQUESTS, source,
-                                internal_transfer(source, request_id, str(amount), target)))  # fmt: skip
+            self.phase2.append(
+                (
+                    catalogue.TRANSFER_REQUESTS,
+                    source,
+                    internal_transfer(source, request_id, str(amount), target),
+                )
+            )
             self.balance[source] -= amount
             self.balance[target] += amount
         rng.shuffle(self.phase2)
@@ -84,14 +95,24 @@ class Workload:
             payout_id = f"po:{name}:{request_id}"
             if rng.random() < 0.8:
                 network_fee = rng.randint(0, 1)
-                self.phase3.append((catalogue.PAYOUT_RESULTS, name,
-                                    payout_result(name, payout_id, "CONFIRMED", str(network_fee))))  # fmt: skip
+                self.phase3.append(
+                    (
+                        catalogue.PAYOUT_RESULTS,
+                        name,
+                        payout_result(name, payout_id, "CONFIRMED", str(network_fee)),
+                    )
+                )
                 self.balance[name] -= amount + FEE
                 self.operator_assets -= amount + network_fee
                 self.fees += FEE - network_fee
             else:
-                self.phase3.append((catalogue.PAYOUT_RESULTS, name,
-                                    payout_result(name, payout_id, "FAILED", reason="reverted")))  # fmt: skip
+                self.phase3.append(
+                    (
+                        catalogue.PAYOUT_RESULTS,
+                        name,
+                        payout_result(name, payout_id, "FAILED", reason="reverted"),
+                    )
+                )
                 self.balance[name] -= FAILURE_FEE
                 self.fees += FAILURE_FEE
         rng.shuffle(self.phase3)

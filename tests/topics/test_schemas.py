@@ -35,8 +35,13 @@ def sample(avro_type, name: str = "x"):
         if kind == "map":
             return {"k1": sample(avro_type["values"], name)}
         return sample(kind, name)
-    return {"string": f"{name}-value", "long": 2**40 + 7, "int": 7, "bytes": b"\x00\xffraw",
-            "boolean": True}[avro_type]  # fmt: skip
+    return {
+        "string": f"{name}-value",
+        "long": 2**40 + 7,
+        "int": 7,
+        "bytes": b"\x00\xffraw",
+        "boolean": True,
+    }[avro_type]
 
 
 @pytest.mark.parametrize("name", SCHEMA_NAMES)

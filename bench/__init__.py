@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and latency figures printed one per line, never pass/fail tests."""

@@ -1,0 +1,211 @@
+"""`make bench`: the raw broker, Faust's ceiling, a naive ledger agent and the engine, in one run.
+
+Prints one labelled line per figure, e.g. `engine_1_worker events_per_s=5123 vs_null=0.77`.
+Everything runs on the embedded default (or TOKENGINE_KAFKA), on this machine, now: quote
+the ratios, since absolute numbers move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.conftest import ASSETS_FILE, Worker
+from tests.helpers import TopicReader
+from tests.ledger_inputs import observation
+from tokengine.config import Settings
+from tokengine.services import EmbeddedServices, free_port
+from topics import catalogue
+from topics.admin import create_topics
+from topics.codec import SingleObjectCodec
+from topics.kafka import make_producer
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
+ACCOUNTS = 10_000
+codec = SingleObjectCodec()
+
+
+def report(label: str, **figures: object) -> None:
+    print(label, " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+
+
+def deposits(n: int, tag: str) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(n):
+        account = f"b{i % ACCOUNTS:05d}"
+        record = observation(account, "1", f"0x{tag}{i:08d}")
+        out.append((account, codec.encode(catalogue.CHAIN_OBSERVATIONS, record)))
+    return out
+
+
+def produce_all(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> float:
+    producer = make_producer(bootstrap, **{"linger.ms": 20})
+    start = time.monotonic()
+    for key, value in items:
+        while True:
+            try:
+                producer.produce(topic, value, key.encode())
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush(120)
+    return time.monotonic() - start
+
+
+def raw_broker(bootstrap: str) -> None:
+    topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
+    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(topic, 8, 1)])[
+        topic
+    ].result()
+    items = [(f"k{i % ACCOUNTS}", b"x" * 100) for i in range(100_000)]
+    seconds = produce_all(bootstrap, topic, items)
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(8)])
+    seen, start = 0, time.monotonic()
+    while seen < len(items):
+        seen += sum(1 for m in consumer.consume(10_000, 1.0) if not m.error())
+    consume_s = time.monotonic() - start
+    consumer.close()
+    report(
+        "raw_broker",
+        produce_msg_per_s=round(len(items) / seconds),
+        consume_msg_per_s=round(len(items) / consume_s),
+    )
+
+
+def baseline(settings: Settings, kind: str) -> float:
+    topic = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": settings.kafka})
+    admin.create_topics([NewTopic(topic, 8, 1), NewTopic(topic + "-out", 8, 1)])[topic].result()
+    produce_all(settings.kafka, topic, deposits(EVENTS, kind))
+    result = Path(tempfile.mkdtemp()) / "result"
+    env = {
+        **os.environ,
+        **settings.as_environ(),
+        "BENCH_EVENTS": str(EVENTS),
+        "BENCH_RESULT": str(result),
+        "BENCH_TOPIC": topic,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.baseline_agents", kind],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not result.exists():
+            assert process.poll() is None, f"{kind} agent exited"
+            time.sleep(0.2)
+        seconds = float(result.read_text().split()[1])
+    finally:
+        process.terminate()
+        process.wait(30)
+    return EVENTS / seconds
+
+
+def engine(settings: Settings, workers: int) -> float:
+    """Events/s from the first input to the last balance update, backlog already waiting."""
+    run = uuid.uuid4().hex[:6]
+    isolated = settings.with_overrides(
+        topic_prefix=f"bench{run}.",
+        app_id=f"bench-{run}",
+        data_dir=Path(tempfile.mkdtemp()),
+        assets_file=ASSETS_FILE,
+    )
+    create_topics(isolated.kafka, isolated.topic_prefix)
+    started = [Worker(isolated, free_port(), i).start() for i in range(workers)]
+    try:
+        items = deposits(EVENTS, f"e{workers}")
+        reader = TopicReader(isolated, catalogue.BALANCE_UPDATES)
+        start = time.monotonic()
+        produce_all(isolated.kafka, isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS, items)
+        reader.until(lambda rs: len(rs) >= EVENTS, 600, "balance updates")
+        seconds = time.monotonic() - start
+        reader.close()
+    finally:
+        for worker in started:
+            worker.stop()
+    return EVENTS / seconds
+
+
+def latency(settings: Settings, rate_per_s: float) -> tuple[float, float]:
+    """p50/p99 ms from an input's broker timestamp to its balance update's, at a fixed rate."""
+    run = uuid.uuid4().hex[:6]
+    isolated = settings.with_overrides(
+        topic_prefix=f"lat{run}.",
+        app_id=f"lat-{run}",
+        data_dir=Path(tempfile.mkdtemp()),
+        assets_file=ASSETS_FILE,
+    )
+    create_topics(isolated.kafka, isolated.topic_prefix)
+    worker = Worker(isolated, free_port(), 0).start()
+    count = min(EVENTS, int(rate_per_s * 10))
+    items = deposits(count, "lat")
+    producer = make_producer(isolated.kafka, **{"linger.ms": 0})
+    topic = isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS
+    sent_ms: dict[str, int] = {}
+    start = time.monotonic()
+    try:
+        for n, (key, value) in enumerate(items):
+            while time.monotonic() - start < n / rate_per_s:
+                producer.poll(0.0005)
+            sent_ms[f"deposit:ethereum:0xlat{n:08d}:0"] = int(time.time() * 1000)
+            producer.produce(topic, value, key.encode())
+            producer.poll(0)
+        producer.flush(60)
+        consumer = Consumer(
+            {"bootstrap.servers": isolated.kafka, "group.id": "lat", "enable.auto.commit": False}
+        )
+        name = isolated.topic_prefix + catalogue.BALANCE_UPDATES
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(8)])
+        latencies: list[int] = []
+        deadline = time.monotonic() + 120
+        while len(latencies) < count and time.monotonic() < deadline:
+            for message in consumer.consume(5000, 0.5):
+                if message.error():
+                    continue
+                update = codec.decode(catalogue.BALANCE_UPDATES, message.value())
+                sent = sent_ms.get(update["cause_id"])
+                if sent is not None:
+                    latencies.append(message.timestamp()[1] - sent)
+        consumer.close()
+    finally:
+        worker.stop()
+    latencies.sort()
+    return statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
+
+
+def main() -> None:
+    with EmbeddedServices(Settings.from_env(), want_eth=False, want_postgres=False) as settings:
+        report("setup", events=EVENTS, accounts=ACCOUNTS, cores=os.cpu_count())
+        raw_broker(settings.kafka)
+        null = baseline(settings, "null")
+        report("faust_null_agent", events_per_s=round(null), vs_null="1.00")
+        naive = baseline(settings, "naive")
+        report("faust_naive_ledger_agent", events_per_s=round(naive), vs_null=f"{naive / null:.2f}")
+        one = engine(settings, 1)
+        report("engine_1_worker", events_per_s=round(one), vs_null=f"{one / null:.2f}")
+        two = engine(settings, 2)
+        report(
+            "engine_2_workers",
+            events_per_s=round(two),
+            vs_null=f"{two / null:.2f}",
+            vs_1_worker=f"{two / one:.2f}",
+        )
+        p50, p99 = latency(settings, one / 2)
+        report("engine_latency_half_max_rate", rate_per_s=round(one / 2), p50_ms=p50, p99_ms=p99)
+
+
+if __name__ == "__main__":
+    main()
