@@ -49,8 +49,8 @@ def test_submit_from_a_file(settings: Settings, tmp_path) -> None:
         json.dumps(
             {
                 "account_id": "bob",
-                "asset": "BTC",
-                "amount": "0.01",
+                "asset": "WEI",
+                "amount": "3",
                 "tx_hash": "ab" * 32,
                 "output_index": 1,
             }

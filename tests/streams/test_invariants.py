@@ -49,8 +49,11 @@ def test_a_violating_entry_raises_an_alert_and_trips_the_breaker(settings, start
         "created_at": datetime(2026, 11, 21, tzinfo=UTC),
     }
     produce(settings, catalogue.LEDGER_ENTRIES, "mallory", bad)
-    [alert] = values(read_topic(settings, catalogue.ALERTS, until_count=1))
-    assert alert["kind"] == "invariant.violated" and "do not balance" in alert["message"]
+    alerts = values(read_topic(settings, catalogue.ALERTS, until_count=2))
+    assert {alert["kind"] for alert in alerts} == {"invariant.violated"}
+    messages = [alert["message"] for alert in alerts]
+    assert any("WEI: postings do not balance" in m for m in messages), messages
+    assert any("WEI: operator assets 0 != liabilities + fees 100" in m for m in messages), messages
     states = values(read_topic(settings, catalogue.BREAKER_STATE, until_count=8))
     assert {(s["scope"], s["state"], s["actor"]) for s in states} == {
         ("global", "OPEN", "invariants")
