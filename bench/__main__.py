@@ -63,9 +63,8 @@ def produce_all(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> f
 
 def raw_broker(bootstrap: str) -> None:
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(topic, 8, 1)])[
-        topic
-    ].result()
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the result
+    admin.create_topics([NewTopic(topic, 8, 1)])[topic].result()
     items = [(f"k{i % ACCOUNTS}", b"x" * 100) for i in range(100_000)]
     seconds = produce_all(bootstrap, topic, items)
     consumer = Consumer(
@@ -87,7 +86,10 @@ def raw_broker(bootstrap: str) -> None:
 def baseline(settings: Settings, kind: str) -> float:
     topic = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
     admin = AdminClient({"bootstrap.servers": settings.kafka})
-    admin.create_topics([NewTopic(topic, 8, 1), NewTopic(topic + "-out", 8, 1)])[topic].result()
+    for future in admin.create_topics(
+        [NewTopic(topic, 8, 1), NewTopic(topic + "-out", 8, 1)]
+    ).values():
+        future.result()
     produce_all(settings.kafka, topic, deposits(EVENTS, kind))
     result = Path(tempfile.mkdtemp()) / "result"
     env = {

@@ -14,6 +14,7 @@ from topics.partitioning import PRODUCER_PARTITIONER
 
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
+FETCH_WAIT_MAX_MS = 20  # tansu holds a fetch for the whole wait: keep hops short
 
 
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def consumer_config(bootstrap: str, group_id: str, **extra: Any) -> dict[str, An
         "enable.auto.commit": False,
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+        "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         **extra,
     }
 
