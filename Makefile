@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: run test bench demo lint deps clean
+.PHONY: run test bench lint deps clean
 
 deps: $(STAMP) $(ANVIL) postgres
 
@@ -33,9 +33,6 @@ test: deps
 
 bench: deps
 	$(BIN)/python -m bench
-
-demo: deps
-	$(BIN)/tokengine demo
 
 lint: deps
 	$(BIN)/ruff check .

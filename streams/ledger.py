@@ -58,15 +58,6 @@ FLUSH_TIMEOUT_S = 30.0
 EXIT_LEDGER_FAILURE = 70
 EXIT_LEDGER_HOLE = 71
 HOLE_WAIT_S = 15.0  # then restart: the restart rewinds before fetching (streams.transport)
-PAYLOAD_TOPICS = {
-    "DEPOSIT_REQUEST": catalogue.DEPOSIT_REQUESTS,
-    "WITHDRAWAL_REQUEST": catalogue.WITHDRAWAL_REQUESTS,
-    "TRANSFER_REQUEST": catalogue.TRANSFER_REQUESTS,
-    "TRANSFER_CREDIT": catalogue.TRANSFER_REQUESTS,
-    "CHAIN_OBSERVATION": catalogue.CHAIN_OBSERVATIONS,
-    "PAYOUT_RESULT": catalogue.PAYOUT_RESULTS,
-    "BREAKER_CHANGE": catalogue.BREAKER_STATE,
-}
 
 
 class Utf8Codec(codecs.Codec):
@@ -272,7 +263,7 @@ class Batch:
         message = event.message
         try:
             envelope = codec.decode(catalogue.LEDGER_COMMANDS, message.value)
-            payload_topic = PAYLOAD_TOPICS[envelope["kind"]]
+            payload_topic = catalogue.COMMAND_PAYLOAD_TOPICS[envelope["kind"]]
             payload = codec.decode(payload_topic, envelope["payload"])
         except DecodeError as error:
             self.dead_letter(event, error.reason, str(error))

@@ -542,11 +542,8 @@ def on_payout_result(step: Step) -> None:
         roll_back_payout(step, payout, asset, network_fee, result["reason"] or "payout_failed")
 
 
-def commit_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal) -> None:
-    user = step.record.user_account(asset.code)
-    transfer(step, "withdrawal", asset.code, user, operator_assets(asset.code), payout.amount)
-    if payout.fee:
-        transfer(step, "withdrawal_fee", asset.code, user, operator_fees(asset.code), payout.fee)
+def pay_network_fee(step: Step, asset: Asset, network_fee: Decimal) -> None:
+    """The chain's actual fee is the operator's cost, paid from the fee account."""
     if network_fee:
         transfer(
             step,
@@ -556,6 +553,14 @@ def commit_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal
             operator_assets(asset.code),
             network_fee,
         )
+
+
+def commit_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal) -> None:
+    user = step.record.user_account(asset.code)
+    transfer(step, "withdrawal", asset.code, user, operator_assets(asset.code), payout.amount)
+    if payout.fee:
+        transfer(step, "withdrawal_fee", asset.code, user, operator_fees(asset.code), payout.fee)
+    pay_network_fee(step, asset, network_fee)
     step.record.payouts[payout.payout_id] = replace(payout, state="CONFIRMED")
     decide(
         step,
@@ -581,15 +586,7 @@ def roll_back_payout(
             operator_fees(asset.code),
             failure_fee,
         )
-    if network_fee:
-        transfer(
-            step,
-            "network_fee_correction",
-            asset.code,
-            operator_fees(asset.code),
-            operator_assets(asset.code),
-            network_fee,
-        )
+    pay_network_fee(step, asset, network_fee)
     step.record.payouts[payout.payout_id] = replace(payout, state="FAILED")
     decide(
         step,

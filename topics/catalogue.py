@@ -266,3 +266,15 @@ def short_name(full_name: str, prefix: str) -> str:
     if not full_name.startswith(prefix) or full_name[len(prefix) :] not in BY_NAME:
         raise KeyError(f"not a catalogue topic: {full_name}")
     return full_name[len(prefix) :]
+
+
+# The topic (and so the schema) of a LedgerCommand's payload, by command kind.
+COMMAND_PAYLOAD_TOPICS: dict[str, str] = {
+    "DEPOSIT_REQUEST": DEPOSIT_REQUESTS,
+    "WITHDRAWAL_REQUEST": WITHDRAWAL_REQUESTS,
+    "TRANSFER_REQUEST": TRANSFER_REQUESTS,
+    "TRANSFER_CREDIT": TRANSFER_REQUESTS,
+    "CHAIN_OBSERVATION": CHAIN_OBSERVATIONS,
+    "PAYOUT_RESULT": PAYOUT_RESULTS,
+    "BREAKER_CHANGE": BREAKER_STATE,
+}

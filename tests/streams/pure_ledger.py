@@ -18,15 +18,7 @@ from topics import catalogue
 from topics.codec import SingleObjectCodec
 
 codec = SingleObjectCodec()
-TOPIC_OF = {
-    "DEPOSIT_REQUEST": catalogue.DEPOSIT_REQUESTS,
-    "WITHDRAWAL_REQUEST": catalogue.WITHDRAWAL_REQUESTS,
-    "TRANSFER_REQUEST": catalogue.TRANSFER_REQUESTS,
-    "TRANSFER_CREDIT": catalogue.TRANSFER_REQUESTS,
-    "CHAIN_OBSERVATION": catalogue.CHAIN_OBSERVATIONS,
-    "PAYOUT_RESULT": catalogue.PAYOUT_RESULTS,
-    "BREAKER_CHANGE": catalogue.BREAKER_STATE,
-}
+TOPIC_OF = catalogue.COMMAND_PAYLOAD_TOPICS
 COMMAND_ID = {
     "DEPOSIT_REQUEST": lambda p: f"request:{p['request_id']}",
     "WITHDRAWAL_REQUEST": lambda p: f"request:{p['request_id']}",
