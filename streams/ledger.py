@@ -94,8 +94,6 @@ class AccountTable(faust.Table):
     version of each record, so a stale worker's late write cannot roll it back.
     """
 
-    stale_writes_ignored = 0
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # before the store and changelog topic, which are created lazily, read them
@@ -119,7 +117,7 @@ class AccountTable(faust.Table):
             if current is None and event.key in stored:
                 current = stored[event.key].applied_offset
             if current is not None and record.applied_offset < current:
-                AccountTable.stale_writes_ignored += 1
+                metrics.stale_writes_ignored.inc()
                 continue
             newest[event.key] = record.applied_offset
             keep.append(event)
@@ -170,7 +168,6 @@ class Holes:
     """Holes seen in ledger-commands partitions, and since when (bounded wait)."""
 
     since: dict[tuple[int, int], float] = {}
-    rewinds = 0
 
 
 class Batch:
@@ -326,7 +323,7 @@ async def apply_batch(events: list[EventT], producer: OutputProducer) -> list[Ev
     await producer.flush()  # outputs first: a record is never newer than its outputs
     batch.write_records()
     for partition, offset in batch.rewind.items():
-        Holes.rewinds += 1
+        metrics.ledger_rewinds.inc()
         await app.consumer.seek(faust.types.TP(commands_topic.get_topic_name(), partition), offset)
     metrics.events_processed.labels(COMPONENT).inc(len(batch.done))
     return batch.done
@@ -359,7 +356,3 @@ def rewind_to_watermarks(assignment) -> dict:
 
 
 transport.REWINDS.append(rewind_to_watermarks)
-
-
-def account_record(account_id: str) -> AccountRecord | None:
-    return accounts.get(account_id)

@@ -14,6 +14,15 @@ dead_letters = Counter(
     "token_engine_dead_letters", "Messages sent to the dead-letter topic.", ["component", "reason"]
 )
 
+stale_writes_ignored = Counter(
+    "token_engine_stale_writes_ignored",
+    "Changelog records older than the table's, ignored in recovery (a stale worker's writes).",
+)
+ledger_rewinds = Counter(
+    "token_engine_ledger_rewinds",
+    "Times the ledger sent its consumer back to a partition's first unapplied command.",
+)
+
 
 def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

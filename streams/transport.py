@@ -45,7 +45,6 @@ class Consumer(driver.Consumer):
                 position = self._read_offset.get(tp)
                 if position is None or offset < position:
                     await self.seek(tp, offset)
-                    Consumer.rewound[tp] = offset
 
 
 class Transport(driver.Transport):

@@ -54,11 +54,6 @@ def quantize_up(value: Decimal, decimals: int) -> Decimal:
     return value.quantize(scale_unit(decimals), rounding=ROUND_UP)
 
 
-def to_wire(value: Decimal) -> Decimal:
-    """The same amount at the wire scale (18 places) fastavro expects."""
-    return value.quantize(scale_unit(MAX_DECIMALS))
-
-
 def from_wire(value: Decimal, decimals: int) -> Decimal:
     """An amount read from the wire, back at its asset's scale (exact or an error)."""
     return quantize_exact(value, decimals)

@@ -22,7 +22,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -310,10 +309,3 @@ class EmbeddedServices:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def embedded(settings: Settings, **options) -> Iterator[Settings]:
-    services = EmbeddedServices(settings, **options)
-    with services as started:
-        yield started
