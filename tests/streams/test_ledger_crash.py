@@ -206,7 +206,7 @@ def test_sigkill_three_times_mid_stream_balances_equal_the_model(settings, start
 def test_a_second_worker_joining_and_leaving_mid_stream(settings, start_worker):
     rng = random.Random(seed())
     workload = Workload(seed=rng.randrange(1 << 30))
-    start_worker()
+    supervisor = Chaos(start_worker(), rng)  # restarts the worker if it exits (no kills here)
     helpers: list = []
 
     def during(phase: int) -> None:
@@ -216,3 +216,4 @@ def test_a_second_worker_joining_and_leaving_mid_stream(settings, start_worker):
             helpers[0].kill()
 
     assert run_phases(settings, workload, rng, during) >= 50_000
+    supervisor.join()
