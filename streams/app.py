@@ -8,14 +8,30 @@ Agents and views register themselves on `app` when their modules are imported.
 from __future__ import annotations
 
 import faust
+import mode
+from faust.serializers import codecs
 
 import streams.transport  # noqa: F401  (registers the tokengine:// transport)
 from tokengine.assets import AssetCatalogue, load_assets
 from tokengine.config import Settings
 from topics import catalogue
 from topics.codec import Codec, make_codec
+from topics.view import Fold, TopicView
 
 settings = Settings.from_env()
+
+
+class Utf8Codec(codecs.Codec):
+    """Table keys are account ids as UTF-8 (registered as 'utf8')."""
+
+    def _dumps(self, value: object) -> bytes:
+        return value.encode() if isinstance(value, str) else value
+
+    def _loads(self, data: bytes) -> str:
+        return data.decode()
+
+
+codecs.register("utf8", Utf8Codec())
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -68,3 +84,25 @@ def raw_topic(name: str) -> faust.TopicT:
         partitions=spec.partitions,
         internal=False,
     )
+
+
+class _ViewService(mode.Service):
+    view: TopicView
+
+    async def on_start(self) -> None:
+        self.view.start()
+
+    async def on_stop(self) -> None:
+        await self.loop.run_in_executor(None, self.view.stop)
+
+
+def serve_view(
+    topics: list[str], fold: Fold, name: str, partitions: dict[str, int] | None = None
+) -> TopicView:
+    """A whole-topic view (see `topics.view`) that runs for the worker's lifetime."""
+    view = TopicView(
+        settings.kafka or "", settings.topic_prefix, codec, topics, fold, name, partitions
+    )
+    service_name = f"View_{name.replace('-', '_')}"
+    app.service(type(service_name, (_ViewService,), {"view": view, "__module__": __name__}))
+    return view

@@ -1,7 +1,7 @@
 """The invariants watch: the whole ledger checked continuously, from ledger-entries.
 
-Reads every partition of ledger-entries (no consumer group: each worker sees all) and keeps
-the net of every ledger account. Every `CHECK_INTERVAL_S` it checks, per asset:
+Every `CHECK_INTERVAL_S` it checks the nets of every ledger account (`streams.ledger_view`,
+the whole ledger on every worker), per asset:
 - every posting balanced: the nets of all ledger accounts sum to zero;
 - no user account below zero;
 - liabilities to users + fee account (+ clearing and liquidity in flight) == operator assets;
@@ -13,27 +13,22 @@ asserted by `streams.ledger_core` on every transition and stop the worker instea
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import mode
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
 from streams.app import app, assets, codec, settings
 from streams.ledger_core import ledger_asset
+from streams.ledger_view import ledger_nets, ledger_topic_view
 from topics import catalogue
 from topics.breaker import breaker_record, publish_breaker_state
-from topics.codec import DecodeError
-from topics.holes import HoleGuard
 from topics.kafka import make_producer
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 5.0
-MAX_BATCH_MESSAGES = 5000
 
 
 def violations(nets: dict[str, Decimal], fee_floors: dict[str, Decimal]) -> list[str]:
@@ -67,87 +62,42 @@ def violations(nets: dict[str, Decimal], fee_floors: dict[str, Decimal]) -> list
     return found
 
 
-@app.service
-class InvariantsWatch(mode.Service):
-    """Keeps the nets and runs `violations` in a thread for the worker's lifetime."""
+reported: set[str] = set()  # each finding is raised once per worker
 
-    stopping: threading.Event
-    thread: threading.Thread
 
-    async def on_start(self) -> None:
-        self.stopping = threading.Event()
-        self.reported: set[str] = set()
-        self.thread = threading.Thread(target=self.run, name="invariants", daemon=True)
-        self.thread.start()
+@app.timer(CHECK_INTERVAL_S)
+async def check_invariants() -> None:
+    with ledger_topic_view.lock:
+        nets = dict(ledger_nets.nets)
+    floors = {
+        code: asset.fee_floor
+        for code, asset in assets().assets.items()
+        if asset.fee_floor is not None
+    }
+    found = [v for v in violations(nets, floors) if v not in reported]
+    if found:
+        reported.update(found)
+        await asyncio.get_running_loop().run_in_executor(None, report, found)
 
-    async def on_stop(self) -> None:
-        self.stopping.set()
-        await self.loop.run_in_executor(None, self.thread.join, 10)
 
-    def run(self) -> None:
-        spec = catalogue.spec(catalogue.LEDGER_ENTRIES)
-        name = spec.full_name(settings.topic_prefix)
-        consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka,
-                "group.id": "invariants",
-                "enable.auto.commit": False,
-            }
+def report(found: list[str]) -> None:
+    log.critical("invariants violated: %s", found)
+    producer = make_producer(settings.kafka)
+    now = datetime.now(UTC)
+    for finding in found:
+        alert = {
+            "alert_id": f"invariant.violated:{finding}",
+            "kind": "invariant.violated",
+            "severity": "CRITICAL",
+            "account_id": None,
+            "message": finding,
+            "details": {},
+            "raised_at": now,
+        }
+        producer.produce(
+            settings.topic_prefix + catalogue.ALERTS,
+            codec.encode(catalogue.ALERTS, alert),
+            b"invariant.violated",
         )
-        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
-        holes = HoleGuard(consumer)
-        holes.start_at([TopicPartition(name, p, 0) for p in range(spec.partitions)])
-        nets: dict[str, Decimal] = defaultdict(Decimal)
-        seen: set[str] = set()  # transaction ids: a re-emitted transaction counts once
-        try:
-            while not self.stopping.wait(CHECK_INTERVAL_S):
-                while True:
-                    messages = consumer.consume(MAX_BATCH_MESSAGES, 0.1)
-                    for message in holes.contiguous(messages):
-                        try:
-                            entry = codec.decode(catalogue.LEDGER_ENTRIES, message.value())
-                        except DecodeError:
-                            continue
-                        if entry["transaction_id"] in seen:
-                            continue
-                        seen.add(entry["transaction_id"])
-                        for posting in entry["postings"]:
-                            sign = 1 if posting["direction"] == "DEBIT" else -1
-                            nets[posting["ledger_account"]] += sign * posting["amount"]
-                    if not messages:
-                        break
-                floors = {
-                    code: asset.fee_floor
-                    for code, asset in assets().assets.items()
-                    if asset.fee_floor is not None
-                }
-                self.report([v for v in violations(nets, floors) if v not in self.reported])
-        finally:
-            consumer.close()
-
-    def report(self, found: list[str]) -> None:
-        if not found:
-            return
-        self.reported.update(found)
-        log.critical("invariants violated: %s", found)
-        producer = make_producer(settings.kafka)
-        now = datetime.now(UTC)
-        for finding in found:
-            alert = {
-                "alert_id": f"invariant.violated:{finding}",
-                "kind": "invariant.violated",
-                "severity": "CRITICAL",
-                "account_id": None,
-                "message": finding,
-                "details": {},
-                "raised_at": now,
-            }
-            producer.produce(
-                settings.topic_prefix + catalogue.ALERTS,
-                codec.encode(catalogue.ALERTS, alert),
-                b"invariant.violated",
-            )
-        record = breaker_record(
-            "global", "OPEN", "CRITICAL", f"invariants: {found[0]}", "invariants"
-        )
-        publish_breaker_state(producer, settings.topic_prefix, codec, record)
+    record = breaker_record("global", "OPEN", "CRITICAL", f"invariants: {found[0]}", "invariants")
+    publish_breaker_state(producer, settings.topic_prefix, codec, record)

@@ -34,8 +34,9 @@ from faust.serializers import codecs
 from faust.types import EventT
 
 from streams import metrics, transport
-from streams.app import app, assets, codec, raw_topic, settings
+from streams.app import app, assets, codec, raw_topic
 from streams.ledger_core import Command, Context, Output, Rejected, apply, release_held_payouts
+from streams.outputs import OutputProducer
 from streams.records import (
     CONTROL_PREFIX,
     AccountRecord,
@@ -46,7 +47,6 @@ from streams.records import (
 from topics import catalogue
 from topics.codec import DecodeError
 from topics.dead_letters import dead_letter
-from topics.kafka import make_producer
 from topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -54,18 +54,9 @@ log = logging.getLogger(__name__)
 COMPONENT = "ledger"
 MAX_BATCH_EVENTS = 2000
 BATCH_WINDOW_S = 0.02
-FLUSH_TIMEOUT_S = 30.0
 EXIT_LEDGER_FAILURE = 70
 EXIT_LEDGER_HOLE = 71
 HOLE_WAIT_S = 15.0  # then restart: the restart rewinds before fetching (streams.transport)
-
-
-class Utf8Codec(codecs.Codec):
-    def _dumps(self, value: Any) -> bytes:
-        return value.encode() if isinstance(value, str) else value
-
-    def _loads(self, data: bytes) -> str:
-        return data.decode()
 
 
 class AccountRecordCodec(codecs.Codec):
@@ -76,7 +67,6 @@ class AccountRecordCodec(codecs.Codec):
         return decode_record(data)
 
 
-codecs.register("utf8", Utf8Codec())
 codecs.register("account_record", AccountRecordCodec())
 
 
@@ -135,33 +125,6 @@ accounts: AccountTable = app.tables.add(
     )
 )
 commands_topic = raw_topic(catalogue.LEDGER_COMMANDS)
-
-
-class OutputProducer:
-    """The app-owned confluent-kafka producer for the ledger's outputs."""
-
-    def __init__(self) -> None:
-        self.producer = make_producer(settings.kafka or "127.0.0.1:9092", **{"linger.ms": 2})
-        self.failures: list[str] = []
-
-    def produce(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
-        extra = {} if partition is None else {"partition": partition}
-        self.producer.produce(
-            settings.topic_prefix + topic, value, key.encode(), on_delivery=self._delivered, **extra
-        )
-        self.producer.poll(0)
-
-    def _delivered(self, error, message) -> None:
-        if error is not None:
-            self.failures.append(f"{message.topic()}: {error}")
-
-    async def flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        remaining = await loop.run_in_executor(None, self.producer.flush, FLUSH_TIMEOUT_S)
-        if remaining or self.failures:
-            raise RuntimeError(
-                f"ledger outputs not acknowledged: {remaining} left, failures {self.failures[:3]}"
-            )
 
 
 class Holes:

@@ -5,7 +5,7 @@ Agents and services count here; `GET /metrics` serves `render()`.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
 events_processed = Counter(
     "token_engine_events_processed", "Events processed, per agent.", ["agent"]
@@ -21,6 +21,26 @@ stale_writes_ignored = Counter(
 ledger_rewinds = Counter(
     "token_engine_ledger_rewinds",
     "Times the ledger sent its consumer back to a partition's first unapplied command.",
+)
+reconciliation_checks = Counter(
+    "token_engine_reconciliation_checks",
+    "Reconciliation checks, per tier and threshold level.",
+    ["tier", "status"],
+)
+reconciliation_discrepancies = Gauge(
+    "token_engine_reconciliation_discrepancies",
+    "Open reconciliation discrepancies, per severity.",
+    ["severity"],
+)
+circuit_breaker_active = Gauge(
+    "token_engine_circuit_breaker_active",
+    "1 while the breaker halts payouts for the bank account's asset (or globally).",
+    ["account_id"],
+)
+consumer_lag = Gauge(
+    "token_engine_consumer_lag",
+    "Messages not yet processed, per agent (summed over its assigned partitions).",
+    ["agent"],
 )
 
 

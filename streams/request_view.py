@@ -1,30 +1,20 @@
 """The request-status view behind `GET /api/v1/requests/{id}`.
 
-Reads request-results from the beginning (every partition, no consumer group) in a thread
-and keeps the newest result per request id (highest `version`), bounded in size. Each
-worker has the whole view, so any worker answers any request id.
+Reads request-results from the beginning (a `topics.view.TopicView`) and keeps the newest
+result per request id (highest `version`), bounded in size. Each worker has the whole view,
+so any worker answers any request id.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from typing import Any
 
-import mode
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-from streams.app import app, codec, settings
+from streams.app import serve_view
 from topics import catalogue
-from topics.codec import DecodeError
-from topics.holes import HoleGuard
-
-log = logging.getLogger(__name__)
 
 MAX_REQUESTS_KEPT = 1_000_000
-POLL_TIMEOUT_S = 0.2
-MAX_BATCH_MESSAGES = 1000
 
 
 class RequestResults:
@@ -54,43 +44,6 @@ class RequestResults:
 view = RequestResults()
 
 
-@app.service
-class RequestView(mode.Service):
-    """Feeds `view` from the request-results topic for the worker's lifetime."""
-
-    stopping: threading.Event
-    thread: threading.Thread
-
-    async def on_start(self) -> None:
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="request-view", daemon=True)
-        self.thread.start()
-
-    async def on_stop(self) -> None:
-        self.stopping.set()
-        await self.loop.run_in_executor(None, self.thread.join, 10)
-
-    def run(self) -> None:
-        spec = catalogue.spec(catalogue.REQUEST_RESULTS)
-        consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka,
-                "group.id": "request-view",
-                "enable.auto.commit": False,
-            }
-        )
-        name = spec.full_name(settings.topic_prefix)
-        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
-        holes = HoleGuard(consumer)  # request-results has many writers
-        holes.start_at([TopicPartition(name, p, 0) for p in range(spec.partitions)])
-        try:
-            while not self.stopping.is_set():
-                for message in holes.contiguous(
-                    consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)
-                ):
-                    try:
-                        view.add(codec.decode(catalogue.REQUEST_RESULTS, message.value()))
-                    except DecodeError as error:
-                        log.warning("request view: undecodable result: %s", error)
-        finally:
-            consumer.close()
+results_view = serve_view(
+    [catalogue.REQUEST_RESULTS], lambda _topic, result: view.add(result), "request-view"
+)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import faust
 
-from streams import api, intake, invariants, ledger, request_view  # noqa: F401  (registers them)
+from streams import (  # noqa: F401  (importing registers agents, services, views, pages)
+    api,
+    bank_intake,
+    intake,
+    invariants,
+    ledger,
+    reconciliation,
+    reconciliation_api,
+    request_view,
+)
 from streams.app import app, settings
 
 

@@ -24,6 +24,9 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_ASSETS_FILE": "asset configuration (TOML); default: tokengine/assets.toml",
     "TOKENGINE_WORKERS": "number of Faust workers `up` starts (default 1)",
     "TOKENGINE_LOG_LEVEL": "worker log level: crit, error, warn (default), info, debug",
+    "TOKENGINE_BANK_API": "intraday bank-balance API base URL (tier 2); unset: on demand only",
+    "TOKENGINE_INTRADAY_INTERVAL_S": "seconds between intraday checks (default 900 = 15 min)",
+    "TOKENGINE_BANK_DROP_DIR": "directory watched for camt files (default DATA_DIR/bank-inbox)",
 }
 
 # Read only when the engine starts a service itself (not in a deployment).
@@ -47,6 +50,13 @@ class Settings:
     assets_file: Path
     workers: int
     log_level: str = "warn"
+    bank_api: str | None = None
+    intraday_interval_s: float = 900.0
+    bank_drop_dir: Path | None = None
+
+    @property
+    def bank_inbox(self) -> Path:
+        return self.bank_drop_dir or self.data_dir / "bank-inbox"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -70,6 +80,11 @@ class Settings:
             ),
             workers=int(env.get("TOKENGINE_WORKERS", "1")),
             log_level=env.get("TOKENGINE_LOG_LEVEL", "warn"),
+            bank_api=env.get("TOKENGINE_BANK_API") or None,
+            intraday_interval_s=float(env.get("TOKENGINE_INTRADAY_INTERVAL_S", "900")),
+            bank_drop_dir=Path(env["TOKENGINE_BANK_DROP_DIR"])
+            if env.get("TOKENGINE_BANK_DROP_DIR")
+            else None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -91,5 +106,10 @@ class Settings:
             "TOKENGINE_ASSETS_FILE": str(self.assets_file),
             "TOKENGINE_WORKERS": str(self.workers),
             "TOKENGINE_LOG_LEVEL": self.log_level,
+            "TOKENGINE_BANK_API": self.bank_api,
+            "TOKENGINE_INTRADAY_INTERVAL_S": str(self.intraday_interval_s),
+            "TOKENGINE_BANK_DROP_DIR": None
+            if self.bank_drop_dir is None
+            else str(self.bank_drop_dir),
         }
         return {name: value for name, value in pairs.items() if value is not None}

@@ -29,7 +29,36 @@ def breaker_record(scope: str, state: str, level: str, reason: str, actor: str) 
     }
 
 
+ALERT_KINDS = {
+    "OPEN": ("circuit_breaker.activated", "CRITICAL"),
+    "SUSPENDED": ("payouts.suspended", "HIGH"),
+    "CLOSED": ("circuit_breaker.reset", "INFO"),
+}
+
+
+def breaker_alert(record: dict[str, Any]) -> dict[str, Any]:
+    """The alert every breaker change raises (activated / suspended / reset)."""
+    kind, severity = ALERT_KINDS[record["state"]]
+    stamp = int(record["changed_at"].timestamp() * 1000)
+    return {
+        "alert_id": f"{kind}:{record['scope']}:{stamp}",
+        "kind": kind,
+        "severity": severity,
+        "account_id": None,
+        "message": f"{record['scope']}: {record['state']} by {record['actor']}: {record['reason']}",
+        "details": {"scope": record["scope"], "level": record["level"], "actor": record["actor"]},
+        "raised_at": record["changed_at"],
+    }
+
+
 def publish_breaker_state(producer: Producer, prefix: str, codec: Codec, record: dict) -> None:
+    """Write the change to every partition, and its alert."""
+    alert = breaker_alert(record)
+    producer.produce(
+        catalogue.spec(catalogue.ALERTS).full_name(prefix),
+        codec.encode(catalogue.ALERTS, alert),
+        alert["kind"].encode(),
+    )
     topic = catalogue.spec(catalogue.BREAKER_STATE)
     value = codec.encode(catalogue.BREAKER_STATE, record)
     for partition in range(topic.partitions):

@@ -67,6 +67,7 @@ PAYOUT_RESULTS = "payout-results"
 REQUEST_RESULTS = "request-results"
 RECONCILIATION_RESULTS = "reconciliation-results"
 DISCREPANCIES = "discrepancies"
+EOD_SNAPSHOTS = "eod-snapshots"
 BREAKER_STATE = "breaker-state"
 ALERTS = "alerts"
 DEAD_LETTERS = "dead-letters"
@@ -225,6 +226,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         ("reconciliation",),
         ("postgres sink", "operators"),
         "Differences to investigate.",
+    ),
+    _topic(
+        EOD_SNAPSHOTS,
+        "bank account_id",
+        "EodSnapshot",
+        ("reconciliation tier 3",),
+        ("postgres sink", "regulatory reporting"),
+        "One snapshot per bank account and date, from its camt.053 statement.",
     ),
     _topic(
         BREAKER_STATE,

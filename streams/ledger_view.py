@@ -1,0 +1,81 @@
+"""The whole ledger as nets per ledger account, folded from ledger-entries.
+
+Every worker reads every partition of ledger-entries from offset 0 (`topics.view`), so the
+invariants watch and reconciliation see the whole ledger, not their partitions' share.
+A transaction re-emitted after a crash has the sequence it had (the chain of its account),
+so it is counted once: a posting applies only above its account's highest sequence.
+
+Besides the nets, the view keeps the movements of bank-backed assets' operator accounts by
+bank reference, which end-of-day reconciliation matches statement entries against.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from streams.app import assets, serve_view
+from streams.reconciliation_core import Movement
+from streams.records import operator_assets
+from topics import catalogue
+
+ZERO = Decimal(0)
+
+
+def bank_reference(transaction: dict[str, Any]) -> str:
+    """The reference a bank statement carries for this ledger transaction.
+
+    Bank deposits are `deposit:bank:<entry reference>:0`; payouts are `payout:<id>:...`,
+    and a bank payout's end-to-end id is the payout id.
+    """
+    parts = transaction["cause_id"].split(":")
+    if parts[0] == "deposit" and len(parts) >= 3:
+        return parts[2]
+    if parts[0] == "payout" and len(parts) >= 2:
+        return parts[1]
+    return transaction["cause_id"]
+
+
+class LedgerNets:
+    def __init__(self) -> None:
+        self.nets: dict[str, Decimal] = defaultdict(Decimal)  # ledger account -> debits - credits
+        self.sequences: dict[str, int] = {}  # account id -> highest sequence counted
+        self.bank_movements: dict[str, list[Movement]] = defaultdict(list)  # asset ->
+        self.bank_references: dict[str, set[str]] = defaultdict(set)  # asset -> lower refs
+        self.transactions = 0
+
+    def add(self, _topic: str, transaction: dict[str, Any]) -> None:
+        account = transaction["account_id"]
+        if transaction["sequence"] <= self.sequences.get(account, 0):
+            return
+        self.sequences[account] = transaction["sequence"]
+        self.transactions += 1
+        asset = transaction["asset"]
+        operator = operator_assets(asset)
+        for posting in transaction["postings"]:
+            sign = 1 if posting["direction"] == "DEBIT" else -1
+            self.nets[posting["ledger_account"]] += sign * posting["amount"]
+            if posting["ledger_account"] == operator and asset in bank_backed_assets():
+                self.bank_references[asset].add(bank_reference(transaction).lower())
+                self.bank_movements[asset].append(
+                    Movement(
+                        transaction["transaction_id"],
+                        bank_reference(transaction),
+                        "CRDT" if posting["direction"] == "DEBIT" else "DBIT",
+                        posting["amount"],
+                        transaction["created_at"].date().isoformat(),
+                    )
+                )
+
+    def operator_balance(self, asset: str) -> Decimal:
+        """What the operator should hold of the asset: deposits less payouts and chain fees."""
+        return self.nets.get(operator_assets(asset), ZERO)
+
+
+def bank_backed_assets() -> set[str]:
+    return {code for code, asset in assets().assets.items() if asset.bank_account}
+
+
+ledger_nets = LedgerNets()
+ledger_topic_view = serve_view([catalogue.LEDGER_ENTRIES], ledger_nets.add, "ledger-view")

@@ -1,0 +1,42 @@
+"""The app-owned confluent-kafka producer agents emit their outputs with.
+
+Faust's own producer is per-message costly and its buffer overflows under batches; agents
+produce here and `await flush()` before they write the table records the outputs come
+from, so a record is never newer than its outputs (a crash re-emits, never loses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from streams.app import settings
+from topics.kafka import make_producer
+
+FLUSH_TIMEOUT_S = 30.0
+
+
+class OutputProducer:
+    """Produces to catalogue topics; `flush` raises unless every output was acknowledged."""
+
+    def __init__(self) -> None:
+        self.producer = make_producer(settings.kafka or "127.0.0.1:9092", **{"linger.ms": 2})
+        self.failures: list[str] = []
+
+    def produce(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
+        extra = {} if partition is None else {"partition": partition}
+        self.producer.produce(
+            settings.topic_prefix + topic, value, key.encode(), on_delivery=self._delivered, **extra
+        )
+        self.producer.poll(0)
+
+    def _delivered(self, error, message) -> None:
+        if error is not None:
+            self.failures.append(f"{message.topic()}: {error}")
+
+    async def flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        remaining = await loop.run_in_executor(None, self.producer.flush, FLUSH_TIMEOUT_S)
+        if remaining or self.failures:
+            raise RuntimeError(
+                f"outputs not acknowledged: {remaining} left, failures {self.failures[:3]}"
+            )

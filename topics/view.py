@@ -1,0 +1,129 @@
+"""Whole-topic views: a thread that reads topics from offset 0 and folds every record.
+
+A view has no consumer group: every process that holds one sees every partition, so any
+worker can answer any query. Reading goes through `HoleGuard` (records that become
+visible late are not skipped). `wait_caught_up()` blocks until the view has read
+everything that was on the topics when it was called, for read-your-writes answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from topics import catalogue
+from topics.codec import Codec, DecodeError
+from topics.holes import HoleGuard
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 0.05
+MAX_BATCH_MESSAGES = 5000
+
+Fold = Callable[[str, dict[str, Any]], None]  # (catalogue topic name, decoded value)
+
+
+class TopicView:
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        codec: Codec,
+        topics: Iterable[str],
+        fold: Fold,
+        name: str,
+        partitions: dict[str, int] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.codec = codec
+        self.topics = tuple(topics)
+        self.fold = fold
+        self.name = name
+        self.partition_counts = {
+            t: (partitions or {}).get(t, catalogue.spec(t).partitions) for t in self.topics
+        }
+        self.lock = threading.Lock()  # held while folding: readers take it too
+        self.stopping = threading.Event()
+        self.positions: dict[tuple[str, int], int] = {}
+        self.progress = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name=f"view-{name}", daemon=True)
+
+    def start(self) -> TopicView:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.stopping.set()
+        self.thread.join(timeout_s)
+
+    def wait_caught_up(self, timeout_s: float = 10.0) -> bool:
+        """True once everything on the topics now has been folded."""
+        ends = self._end_offsets()
+        deadline = time.monotonic() + timeout_s
+        with self.progress:
+            while not all(self.positions.get(tp, 0) >= end for tp, end in ends.items()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.progress.wait(remaining)
+        return True
+
+    def _partitions(self) -> list[TopicPartition]:
+        return [
+            TopicPartition(catalogue.spec(t).full_name(self.prefix), p, OFFSET_BEGINNING)
+            for t in self.topics
+            for p in range(self.partition_counts[t])
+        ]
+
+    def _end_offsets(self) -> dict[tuple[str, int], int]:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.name})
+        try:
+            ends = {}
+            for tp in self._partitions():
+                _, high = consumer.get_watermark_offsets(tp, timeout=5)
+                ends[(tp.topic, tp.partition)] = high
+            return ends
+        finally:
+            consumer.close()
+
+    def _run(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": self.name,
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 20,
+            }
+        )
+        partitions = self._partitions()
+        consumer.assign(partitions)
+        holes = HoleGuard(consumer)
+        holes.start_at([TopicPartition(tp.topic, tp.partition, 0) for tp in partitions])
+        try:
+            while not self.stopping.is_set():
+                messages = consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)
+                accepted = holes.contiguous(messages)
+                with self.lock:
+                    for message in accepted:
+                        topic = catalogue.short_name(message.topic(), self.prefix)
+                        try:
+                            value = self.codec.decode(topic, message.value())
+                        except DecodeError as error:
+                            log.warning("view %s: undecodable record: %s", self.name, error)
+                            continue
+                        self.fold(topic, value)
+                with self.progress:
+                    for tp in holes.positions():
+                        self.positions[(tp.topic, tp.partition)] = tp.offset
+                    self.progress.notify_all()
+        except Exception:
+            log.exception("view %s stopped", self.name)
+            raise
+        finally:
+            consumer.close()
