@@ -188,8 +188,200 @@ def latency(settings: Settings, rate_per_s: float) -> tuple[float, float]:
     return statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
 
 
+def isolated_settings(settings: Settings, tag: str, **changes) -> Settings:
+    run = uuid.uuid4().hex[:6]
+    isolated = settings.with_overrides(
+        topic_prefix=f"{tag}{run}.",
+        app_id=f"{tag}-{run}",
+        data_dir=Path(tempfile.mkdtemp()),
+        assets_file=ASSETS_FILE,
+        **changes,
+    )
+    create_topics(isolated.kafka, isolated.topic_prefix)
+    return isolated
+
+
+def new_database(server_url: str) -> str:
+    import psycopg
+
+    from sinks.migrate import migrate
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    return url
+
+
+def sink(settings: Settings) -> None:
+    """Rows/s into Postgres (a backlog, from offset 0) and the event-to-row lag (live)."""
+    import threading
+
+    import psycopg
+
+    from sinks.postgres import PostgresSink
+
+    isolated = isolated_settings(settings, "sink", database_url=new_database(settings.database_url))
+    worker = Worker(isolated, free_port(), 0).start()
+    live = PostgresSink(isolated)
+    thread = threading.Thread(target=live.run, daemon=True)
+    thread.start()
+    try:
+        items = deposits(EVENTS, "s")
+        reader = TopicReader(isolated, catalogue.BALANCE_UPDATES)
+        produce_all(isolated.kafka, isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS, items)
+        reader.until(lambda rs: len(rs) >= EVENTS, 600, "balance updates")
+        reader.close()
+        with psycopg.connect(isolated.database_url) as conn:
+            while conn.execute("SELECT count(*) FROM ledger_transactions").fetchone()[0] < EVENTS:
+                time.sleep(0.2)
+    finally:
+        live.stop()
+        thread.join(30)
+        worker.stop()
+    lags = sorted(live.lags_ms)
+    report(
+        "sink_live_lag_ms",
+        p50=round(statistics.median(lags)),
+        p99=round(lags[int(len(lags) * 0.99) - 1]),
+        rows=live.rows_written,
+    )
+    backlog = isolated.with_overrides(
+        database_url=new_database(settings.database_url), app_id=f"{isolated.app_id}-backlog"
+    )
+    replay = PostgresSink(backlog)
+    thread = threading.Thread(target=replay.run, daemon=True)
+    start = time.monotonic()
+    thread.start()
+    with psycopg.connect(backlog.database_url) as conn:
+        while conn.execute("SELECT count(*) FROM ledger_transactions").fetchone()[0] < EVENTS:
+            time.sleep(0.05)
+    seconds = time.monotonic() - start
+    replay.stop()
+    thread.join(30)
+    report(
+        "sink_backlog",
+        rows_per_s=round(replay.rows_written / seconds),
+        events_per_s=round(EVENTS * 3 / seconds),  # a deposit: entry, balance, observation
+    )
+
+
+RECONCILIATION_ACCOUNTS = 10_000
+
+
+def reconciliation_assets(directory: Path) -> Path:
+    """The test assets plus one bank-backed token per operator bank account."""
+    lines = [ASSETS_FILE.read_text()]
+    for i in range(RECONCILIATION_ACCOUNTS):
+        lines.append(
+            f'[assets.F{i:05d}]\nunit = "USD"\nchain = "bank"\nbank_account = "BENCH{i:05d}"\n'
+            'currency = "USD"\ndecimals = 2\nrounding_tolerance = "0.01"\n'
+        )
+    path = directory / "assets.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def notification(n: int, tag: str) -> tuple[str, bytes]:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    account = f"BENCH{n % RECONCILIATION_ACCOUNTS:05d}"
+    value = {
+        "message_id": f"{tag}-{n}",
+        "account_id": account,
+        "currency": "USD",
+        "entries": [
+            {
+                "entry_reference": f"{tag}-{n}",
+                "end_to_end_id": None,
+                "credit_debit_indicator": "CRDT",
+                "amount": Decimal("0.00"),  # the bank agrees with the (empty) ledger: OK level
+                "currency": "USD",
+                "booking_date": None,
+                "value_date": None,
+                "remittance_info": None,
+                "deposit_account_id": None,
+            }
+        ],
+        "created_at": datetime.now(UTC),
+        "source_format": "bench",
+        "validation_findings": [],
+    }
+    return account, codec.encode(catalogue.BANK_NOTIFICATIONS, value)
+
+
+def result_latencies(settings: Settings, sent_ms: dict[str, int]) -> list[int]:
+    """ms from each send to its reconciliation result's broker timestamp."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka, "group.id": "lat", "enable.auto.commit": False}
+    )
+    name = settings.topic_prefix + catalogue.RECONCILIATION_RESULTS
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(8)])
+    latencies: list[int] = []
+    deadline = time.monotonic() + 300
+    while len(latencies) < len(sent_ms) and time.monotonic() < deadline:
+        for message in consumer.consume(5000, 0.5):
+            if message.error():
+                continue
+            result = codec.decode(catalogue.RECONCILIATION_RESULTS, message.value())
+            sent = sent_ms.get(result["check_id"])
+            if sent is not None:
+                latencies.append(message.timestamp()[1] - sent)
+    consumer.close()
+    return latencies
+
+
+def reconciliation(settings: Settings) -> None:
+    """Tier-1 latency (camt.054 on the topic -> its result) and checks/s over 10,000 accounts."""
+    isolated = isolated_settings(settings, "rec")
+    isolated = isolated.with_overrides(assets_file=reconciliation_assets(isolated.data_dir))
+    worker = Worker(isolated, free_port(), 0).start()
+    topic = isolated.topic_prefix + catalogue.BANK_NOTIFICATIONS
+    try:
+        results = TopicReader(isolated, catalogue.RECONCILIATION_RESULTS)
+        producer = make_producer(isolated.kafka, **{"linger.ms": 0})
+        rate, count = 100.0, 1000
+        sent_ms: dict[str, int] = {}
+        start = time.monotonic()
+        for n in range(count):
+            while time.monotonic() - start < n / rate:
+                producer.poll(0.0005)
+            key, value = notification(n, "lat")
+            sent_ms[f"tier1:{key}:lat-{n}"] = int(time.time() * 1000)
+            producer.produce(topic, value, key.encode())
+            producer.poll(0)
+        producer.flush(60)
+        latencies = sorted(result_latencies(isolated, sent_ms))
+        report(
+            "reconciliation_tier1_latency_ms",
+            rate_per_s=round(rate),
+            p50=round(statistics.median(latencies), 1),
+            p99=round(latencies[int(len(latencies) * 0.99) - 1], 1),
+        )
+        backlog = [notification(n, "tp") for n in range(20_000)]
+        start = time.monotonic()
+        produce_all(isolated.kafka, topic, backlog)
+        results.until(lambda rs: len(rs) >= count + len(backlog), 600, "backlog results")
+        seconds = time.monotonic() - start
+        results.close()
+        report(
+            "reconciliation_throughput",
+            accounts=RECONCILIATION_ACCOUNTS,
+            checks_per_s=round(len(backlog) / seconds),
+        )
+    finally:
+        worker.stop()
+
+
 def main() -> None:
-    with EmbeddedServices(Settings.from_env(), want_eth=False, want_postgres=False) as settings:
+    only = set(sys.argv[1:])  # e.g. `python -m bench sink reconciliation`
+    with EmbeddedServices(Settings.from_env(), want_eth=False) as settings:
+        if only:
+            for name in sorted(only):
+                {"sink": sink, "reconciliation": reconciliation}[name](settings)
+            return
         report("setup", events=EVENTS, accounts=ACCOUNTS, cores=os.cpu_count())
         raw_broker(settings.kafka)
         null = baseline(settings, "null")
@@ -207,6 +399,8 @@ def main() -> None:
         )
         p50, p99 = latency(settings, one / 2)
         report("engine_latency_half_max_rate", rate_per_s=round(one / 2), p50_ms=p50, p99_ms=p99)
+        sink(settings)
+        reconciliation(settings)
 
 
 if __name__ == "__main__":

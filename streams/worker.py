@@ -6,6 +6,7 @@ import faust
 
 from streams import (  # noqa: F401  (importing registers agents, services, views, pages)
     api,
+    audit_api,
     bank_intake,
     intake,
     invariants,

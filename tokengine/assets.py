@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from tokengine.money import MAX_DECIMALS, parse_amount, quantize_exact, quantize_up
@@ -118,7 +118,11 @@ class AssetCatalogue:
         return code in self.assets
 
     def by_bank_account(self, account_id: str) -> Asset | None:
-        return next((a for a in self.assets.values() if a.bank_account == account_id), None)
+        return self.bank_accounts.get(account_id)
+
+    @cached_property
+    def bank_accounts(self) -> dict[str, Asset]:
+        return {a.bank_account: a for a in self.assets.values() if a.bank_account}
 
 
 def parse_assets(text: str) -> AssetCatalogue:

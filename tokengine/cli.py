@@ -1,7 +1,7 @@
 """The `tokengine` command line (click): run the engine and talk to its topics.
 
-Commands: `up` (what `make run` runs), `worker`, `topics create|list`, `submit`, `tail`,
-`balances`, `breaker trip|reset|status`.
+Commands: `up` (what `make run` runs), `worker`, `sink`, `db migrate`, `verify-ledger`,
+`topics create|list`, `submit`, `tail`, `balances`, `breaker trip|reset|status`.
 Bad arguments print one line naming the field and exit with code 2, producing nothing.
 """
 
@@ -243,3 +243,59 @@ def breaker_status(as_json: bool) -> None:
             f"{scope}: {state['state']} level={state['level']} by {state['actor']} "
             f"at {state['changed_at'].isoformat()}: {state['reason']}"
         )
+
+
+def database_url_or_fail(settings: Settings) -> str:
+    if not settings.database_url:
+        fail("TOKENGINE_DATABASE_URL: not set (the Postgres the sink writes)")
+    return settings.database_url
+
+
+@main.group()
+def db() -> None:
+    """The Postgres sink's database."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the schema migrations not applied yet."""
+    from sinks.migrate import migrate
+
+    applied = migrate(database_url_or_fail(settings_or_fail(need_kafka=False)))
+    click.echo(f"applied: {', '.join(applied)}" if applied else "up to date")
+
+
+@main.command()
+def sink() -> None:
+    """Run the Postgres sink (migrates first) until stopped."""
+    from sinks.postgres import run_sink
+
+    settings = settings_or_fail()
+    database_url_or_fail(settings)
+    run_sink(settings)
+
+
+@main.command("verify-ledger")
+@click.option(
+    "--source",
+    type=click.Choice(["postgres", "topic", "both"]),
+    default="both",
+    help="Where to read the ledger from.",
+)
+def verify_ledger(source: str) -> None:
+    """Recompute every account's hash chain and balances; exit 1 at the first break."""
+    from sinks.verify import verify_chains, verify_postgres
+    from topics.tail import read_to_end
+
+    settings = settings_or_fail(need_kafka=source != "postgres")
+    results = []
+    if source in ("postgres", "both"):
+        results.append(verify_postgres(database_url_or_fail(settings)))
+    if source in ("topic", "both"):
+        entries = read_to_end(settings, catalogue.LEDGER_ENTRIES)
+        results.append(verify_chains("topic", entries))
+    for result in results:
+        click.echo(result.summary())
+        for problem in result.breaks:
+            click.echo(f"  break: {problem}")
+    sys.exit(0 if all(result.ok for result in results) else 1)

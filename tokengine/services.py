@@ -165,16 +165,26 @@ def postgres_bin_dir() -> Path:
     raise ServiceError("no Postgres server found: install Debian's postgresql (make does it)")
 
 
-def start_postgres(workdir: Path) -> tuple[str, ManagedProcess]:
-    """initdb + postgres as a direct child (not pg_ctl, which would daemonize it)."""
+def start_postgres(workdir: Path, port: int | None = None) -> tuple[str, ManagedProcess]:
+    """initdb + postgres as a direct child (not pg_ctl, which would daemonize it).
+
+    Called again with the same workdir and port, it restarts the server on its data.
+    """
     bin_dir = postgres_bin_dir()
     data_dir = workdir / "pgdata"
-    data_dir.mkdir(parents=True)
+    fresh = not data_dir.exists()
+    data_dir.mkdir(parents=True, exist_ok=True)
     as_user: dict[str, str] = {}
     if os.geteuid() == 0:  # initdb refuses root: run the server as 'postgres'
         shutil.chown(workdir, "postgres", "postgres")
         shutil.chown(data_dir, "postgres", "postgres")
         as_user = {"user": "postgres", "group": "postgres"}
+    if fresh:
+        _initdb(bin_dir, data_dir, as_user)
+    return _run_postgres(bin_dir, workdir, data_dir, port or free_port(), as_user, fresh)
+
+
+def _initdb(bin_dir: Path, data_dir: Path, as_user: dict[str, str]) -> None:
     subprocess.run(
         [
             str(bin_dir / "initdb"),
@@ -189,7 +199,11 @@ def start_postgres(workdir: Path) -> tuple[str, ManagedProcess]:
         capture_output=True,
         **as_user,
     )
-    port = free_port()
+
+
+def _run_postgres(
+    bin_dir: Path, workdir: Path, data_dir: Path, port: int, as_user: dict[str, str], fresh: bool
+) -> tuple[str, ManagedProcess]:
     argv = [
         str(bin_dir / "postgres"),
         "-D",
@@ -221,8 +235,9 @@ def start_postgres(workdir: Path) -> tuple[str, ManagedProcess]:
 
     admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     wait_until(lambda: _pg_accepts(admin_url), START_TIMEOUT_S, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE tokengine")
+    if fresh:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE tokengine")
     return f"postgresql://postgres@127.0.0.1:{port}/tokengine", process
 
 

@@ -1,9 +1,10 @@
 """`tokengine up`: the whole engine on the embedded default, until Ctrl-C or SIGTERM.
 
 Starts the services the settings do not point at (tansu, Postgres, anvil), creates the
-topics, starts the Faust workers (each serving the HTTP API), waits until every worker
-answers ready, prints the one `ready:` line, then a progress line while it runs.
-A worker that dies is restarted with backoff. On a signal, everything is stopped in
+topics, applies the database migrations, starts the Postgres sink and the Faust workers
+(each serving the HTTP API), waits until every worker answers ready, prints the one
+`ready:` line, then a progress line while it runs.
+A worker or sink that dies is restarted with backoff. On a signal, everything is stopped in
 reverse order and nothing is left running.
 """
 
@@ -17,6 +18,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
+from sinks.migrate import migrate
 from tokengine.config import Settings
 from tokengine.services import EmbeddedServices, ManagedProcess, free_port, port_accepts
 from topics.admin import create_topics
@@ -56,9 +58,25 @@ def start_worker(settings: Settings, index: int, api_port: int) -> ManagedProces
         **settings.as_environ(),
         "TOKENGINE_API_PORT": str(api_port),
         "TOKENGINE_DATA_DIR": str(settings.data_dir / f"worker-{index}"),
+        # one drop directory for all workers (a file is claimed by an atomic rename)
+        "TOKENGINE_BANK_DROP_DIR": str(settings.bank_inbox),
     }
     argv = [sys.executable, "-m", "tokengine", "worker"]
     return ManagedProcess.start(f"worker-{index}", argv, log_dir / f"worker-{index}.log", env=env)
+
+
+@dataclass
+class SinkHandle:
+    process: ManagedProcess
+    restarts: int = 0
+
+
+def start_sink(settings: Settings) -> ManagedProcess:
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**_base_env(), **settings.as_environ()}
+    argv = [sys.executable, "-m", "tokengine", "sink"]
+    return ManagedProcess.start("sink", argv, log_dir / "sink.log", env=env)
 
 
 def _base_env() -> dict[str, str]:
@@ -109,10 +127,13 @@ def run_up(settings: Settings) -> int:
     started_at = time.monotonic()
     services = EmbeddedServices(settings, eth_block_time_s=1.0)
     workers: list[WorkerHandle] = []
+    sink: SinkHandle | None = None
     try:
         settings = services.start()
         create_topics(settings.kafka, settings.topic_prefix)
+        migrate(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        sink = SinkHandle(start_sink(settings))
         for index in range(settings.workers):
             port = choose_api_port(settings.api_port if index == 0 else 0)
             workers.append(WorkerHandle(index, port, start_worker(settings, index, port)))
@@ -127,21 +148,35 @@ def run_up(settings: Settings) -> int:
         )
         print(
             f"started in {time.monotonic() - started_at:.1f} s; worker logs in "
-            f"{settings.data_dir / 'logs'}; Ctrl-C stops everything",
+            f"{settings.data_dir / 'logs'}; bank files go in {settings.bank_inbox}; "
+            "Ctrl-C stops everything",
             flush=True,
         )
-        supervise(settings, workers, stop)
+        supervise(settings, workers, sink, stop)
         return 0
     finally:
         for handle in workers:
             handle.process.stop()
+        if sink is not None:
+            sink.process.stop()
         services.stop()
         print("stopped", flush=True)
 
 
-def supervise(settings: Settings, workers: list[WorkerHandle], stop: threading.Event) -> None:
+def supervise(
+    settings: Settings, workers: list[WorkerHandle], sink: SinkHandle, stop: threading.Event
+) -> None:
     last_line = ""
     while not stop.wait(PROGRESS_INTERVAL_S):
+        if not sink.process.alive():
+            print(
+                f"warning: the sink exited ({sink.process.process.returncode}); restarting",
+                flush=True,
+            )
+            if stop.wait(min(MAX_RESTART_BACKOFF_S, 2.0**sink.restarts)):
+                return
+            sink.restarts += 1
+            sink.process = start_sink(settings)
         for handle in workers:
             if handle.process.alive():
                 continue

@@ -1,0 +1,271 @@
+"""The Postgres sink: ledger and reconciliation topics into Postgres, exactly once.
+
+One consumer group (`<app id>-sink`) reads the topics of `sinks.rows.TOPICS`. Each batch
+and the offsets it reaches are written in one Postgres transaction (`sink_offsets`); on
+assignment the consumer starts from the offsets stored there, never from Kafka's. The
+rows are idempotent upserts besides, so even a replay from offset 0 changes nothing.
+
+Faults: Postgres unreachable -> the batch is retried with backoff (the consumer paused,
+so it stays in its group) and nothing is skipped; a row that violates a constraint ->
+the batch is replayed event by event under savepoints, the offending event goes to the
+dead-letter topic with the database's reason, and the sink goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from sinks.rows import REFRESH_EMI_ACCOUNTS, REFRESHING_TOPICS, STATEMENTS, TOPICS, rows
+from tokengine.assets import load_assets
+from tokengine.config import Settings
+from topics import catalogue
+from topics.codec import DecodeError, make_codec
+from topics.dead_letters import dead_letter
+from topics.holes import HoleGuard
+from topics.kafka import make_consumer, make_producer
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "postgres-sink"
+MAX_BATCH_MESSAGES = 5000
+POLL_TIMEOUT_S = 0.1
+MAX_BACKOFF_S = 10.0
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str  # catalogue name
+    partition: int
+    offset: int
+    key: bytes | None
+    raw: bytes
+    value: dict[str, Any] | None  # None: undecodable (goes to dead letters)
+    error: str = ""
+    timestamp_ms: int = 0  # the broker's timestamp, for the event-to-row lag
+
+
+class PostgresSink:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.kafka and settings.database_url
+        self.settings = settings
+        self.group = f"{settings.app_id}-sink"
+        self.codec = make_codec(settings.schema_registry, settings.topic_prefix)
+        self.currencies = {
+            code: asset.currency
+            for code, asset in load_assets(settings.assets_file).assets.items()
+            if asset.currency
+        }
+        self.stopping = threading.Event()
+        self.conn: psycopg.Connection | None = None
+        self.producer: Producer = make_producer(settings.kafka)
+        self.consumer: Consumer = make_consumer(
+            settings.kafka, self.group, **{"enable.partition.eof": False}
+        )
+        self.holes = HoleGuard(self.consumer)
+        self.rows_written = 0
+        self.batches = 0
+        self.lags_ms: deque[float] = deque(maxlen=100_000)  # event on topic -> row committed
+
+    # -- connection ----------------------------------------------------------------------
+
+    def connection(self) -> psycopg.Connection:
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(
+                self.settings.database_url, connect_timeout=5, autocommit=True
+            )
+        return self.conn
+
+    def stored_offsets(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        names = {tp.topic for tp in partitions}
+        stored: dict[tuple[str, int], int] = {}
+        with self.connection().cursor() as cursor:
+            cursor.execute(
+                "SELECT topic, partition, next_offset FROM sink_offsets"
+                " WHERE consumer_group = %s AND topic = ANY(%s)",
+                (self.group, list(names)),
+            )
+            for topic, partition, offset in cursor.fetchall():
+                stored[(topic, partition)] = offset
+        return [
+            TopicPartition(tp.topic, tp.partition, stored.get((tp.topic, tp.partition), 0))
+            for tp in partitions
+        ]
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        positioned = self.with_retry(lambda: self.stored_offsets(partitions))
+        consumer.assign(positioned)
+        self.holes.start_at(positioned)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.holes.forget(partitions)
+
+    def run(self) -> None:
+        names = [catalogue.spec(t).full_name(self.settings.topic_prefix) for t in TOPICS]
+        self.consumer.subscribe(names, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            while not self.stopping.is_set():
+                messages = self.consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)
+                accepted = self.holes.contiguous(messages)
+                if accepted:
+                    self.write([self.decode(m) for m in accepted])
+        finally:
+            self.consumer.close()
+            if self.conn is not None:
+                self.conn.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def decode(self, message) -> Event:
+        topic = catalogue.short_name(message.topic(), self.settings.topic_prefix)
+        try:
+            value, error = self.codec.decode(topic, message.value()), ""
+        except DecodeError as problem:
+            value, error = None, f"{problem.reason}: {problem}"
+        return Event(
+            topic,
+            message.partition(),
+            message.offset(),
+            message.key(),
+            message.value(),
+            value,
+            error,
+        )
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, events: list[Event]) -> None:
+        self.with_retry(lambda: self.write_batch(events))
+        self.batches += 1
+        committed_ms = time.time() * 1000
+        self.lags_ms.extend(committed_ms - event.timestamp_ms for event in events)
+
+    def with_retry(self, attempt):
+        """Run `attempt` until Postgres answers; the consumer stays in its group meanwhile."""
+        backoff = 0.2
+        while True:
+            try:
+                return attempt()
+            except psycopg.OperationalError as error:
+                log.warning("postgres unavailable (%s); retrying in %.1f s", error, backoff)
+                if self.conn is not None:
+                    self.conn.close()
+                assignment = self.consumer.assignment()
+                if assignment:
+                    self.consumer.pause(assignment)
+                deadline = time.monotonic() + backoff
+                while time.monotonic() < deadline and not self.stopping.is_set():
+                    self.consumer.poll(0.1)  # serves heartbeats; paused: returns nothing
+                if assignment:
+                    self.consumer.resume(assignment)
+                if self.stopping.is_set():
+                    raise
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+    def write_batch(self, events: list[Event]) -> None:
+        conn = self.connection()
+        try:
+            with conn.transaction():
+                self.apply(conn, [e for e in events if e.value is not None])
+                letters = [(e, e.error) for e in events if e.value is None]
+                self.finish(conn, events, letters)
+        except psycopg.IntegrityError as error:
+            log.warning("batch refused (%s); applying event by event", error.diag.message_primary)
+            with conn.transaction():
+                letters = []
+                for event in events:
+                    if event.value is None:
+                        letters.append((event, event.error))
+                        continue
+                    try:
+                        with conn.transaction():  # a savepoint per event
+                            self.apply(conn, [event])
+                    except psycopg.IntegrityError as refused:
+                        letters.append((event, f"constraint_violation: {refused}"))
+                self.finish(conn, events, letters)
+
+    def apply(self, conn: psycopg.Connection, events: list[Event]) -> None:
+        grouped: dict[str, list[tuple]] = defaultdict(list)
+        for event in events:
+            for statement, params in rows(event.topic, event.value, self.currencies):
+                grouped[statement].append(params)
+        with conn.cursor() as cursor:
+            for statement in STATEMENTS:  # dependency order
+                if grouped.get(statement):
+                    cursor.executemany(STATEMENTS[statement], grouped[statement])
+                    self.rows_written += len(grouped[statement])
+            if any(event.topic in REFRESHING_TOPICS for event in events):
+                cursor.execute(REFRESH_EMI_ACCOUNTS)
+
+    def finish(self, conn, events: list[Event], letters: list[tuple[Event, str]]) -> None:
+        """Dead letters out (acknowledged), then the offsets, in the batch's transaction."""
+        for event, reason in letters:
+            self.dead_letter(event, reason)
+        if letters and self.producer.flush(30) != 0:
+            raise psycopg.OperationalError("dead letters not acknowledged")  # retried
+        reached: dict[tuple[str, int], int] = {}
+        for event in events:
+            key = (
+                catalogue.spec(event.topic).full_name(self.settings.topic_prefix),
+                event.partition,
+            )
+            reached[key] = max(reached.get(key, 0), event.offset + 1)
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, partition)"
+                " DO UPDATE SET next_offset = GREATEST(sink_offsets.next_offset,"
+                " EXCLUDED.next_offset)",
+                [
+                    (self.group, topic, partition, offset)
+                    for (topic, partition), offset in reached.items()
+                ],
+            )
+
+    def dead_letter(self, event: Event, reason: str) -> None:
+        letter = dead_letter(
+            source_topic=event.topic,
+            source_partition=event.partition,
+            source_offset=event.offset,
+            key=event.key,
+            value=event.raw,
+            reason=reason.split(":", 1)[0],
+            error=reason,
+            component=COMPONENT,
+        )
+        self.producer.produce(
+            self.settings.topic_prefix + catalogue.DEAD_LETTERS,
+            self.codec.encode(catalogue.DEAD_LETTERS, letter),
+            event.topic.encode(),
+        )
+
+
+def run_sink(settings: Settings) -> None:
+    """`tokengine sink`: migrate, then write until SIGTERM/SIGINT."""
+    import signal
+
+    from sinks.migrate import migrate
+
+    backoff = 0.2
+    while True:  # Postgres may be starting or restarting: wait for it, do not exit
+        try:
+            migrate(settings.database_url)
+            break
+        except psycopg.OperationalError as error:
+            log.warning("postgres unavailable at start (%s); retrying in %.1f s", error, backoff)
+            time.sleep(backoff)
+            backoff = min(MAX_BACKOFF_S, backoff * 2)
+    sink = PostgresSink(settings)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sink.stop())
+    sink.run()
