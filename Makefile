@@ -1,14 +1,14 @@
 # Two commands a newcomer needs: `make run` (the engine on the embedded default) and `make test`.
-# Each installs what it needs first: a .venv from pyproject.toml, anvil from npm, Postgres from apt.
+# Each installs what it needs first: a .venv from pyproject.toml, anvil and solc from npm, Postgres from apt.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-ANVIL := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+NODE_TOOLS := .tools/.installed-anvil-1.7.1-solc-0.8.26
 
 .PHONY: run test bench lint deps clean
 
-deps: $(STAMP) $(ANVIL) postgres
+deps: $(STAMP) $(NODE_TOOLS) postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(ANVIL):
-	npm install --prefix .tools --no-audit --no-fund --silent @foundry-rs/anvil@1.7.1
+# anvil (a local Ethereum node) and solc-js (compiles the local ERC20 offline), in one
+# install: npm keeps only what its last install named
+$(NODE_TOOLS):
+	npm install --prefix .tools --no-audit --no-fund --silent @foundry-rs/anvil@1.7.1 solc@0.8.26
+	touch $@
 
 # Debian's Postgres server (initdb/pg_ctl); installed only when missing and we may use apt.
 postgres:

@@ -1,7 +1,8 @@
 """The `tokengine` command line (click): run the engine and talk to its topics.
 
 Commands: `up` (what `make run` runs), `worker`, `sink`, `db migrate`, `verify-ledger`,
-`topics create|list`, `submit`, `tail`, `balances`, `breaker trip|reset|status`.
+`connectors`, `bind`, `price`, `topics create|list`, `submit`, `tail`, `balances`,
+`breaker trip|reset|status`.
 Bad arguments print one line naming the field and exit with code 2, producing nothing.
 """
 
@@ -299,3 +300,73 @@ def verify_ledger(source: str) -> None:
         for problem in result.breaks:
             click.echo(f"  break: {problem}")
     sys.exit(0 if all(result.ok for result in results) else 1)
+
+
+@main.command()
+def connectors() -> None:
+    """Run the chain watchers and payout executors until stopped."""
+    from connectors.runner import run_connectors
+
+    settings = settings_or_fail()
+    if not settings.eth_rpc:
+        fail("TOKENGINE_ETH_RPC: not set (the Ethereum node to watch)")
+    run_connectors(settings)
+
+
+@main.command()
+@click.option("--chain", type=click.Choice(["ethereum", "bitcoin", "bank"]), required=True)
+@click.option("--address", required=True, help="Deposit address (or bank deposit reference).")
+@click.option("--account", required=True, help="The user account it belongs to.")
+def bind(chain: str, address: str, account: str) -> None:
+    """Bind a deposit address (or a bank reference) to a user account."""
+    from datetime import UTC, datetime
+
+    from topics.codec import make_codec
+    from topics.kafka import make_producer
+
+    settings = settings_or_fail()
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    producer = make_producer(settings.kafka)
+    binding = {
+        "chain": chain,
+        "address": address,
+        "account_id": account,
+        "bound_at": datetime.now(UTC),
+    }
+    producer.produce(
+        settings.topic_prefix + catalogue.ADDRESS_BINDINGS,
+        codec.encode(catalogue.ADDRESS_BINDINGS, binding),
+        f"{chain}:{address}".encode(),
+    )
+    if producer.flush(30) != 0:
+        fail("the broker did not acknowledge the binding")
+    click.echo(f"{chain}:{address} -> {account}")
+
+
+@main.command()
+@click.argument("asset")
+@click.argument("usd_price")
+def price(asset: str, usd_price: str) -> None:
+    """Publish an asset's USD price (confirmation levels use it)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal, InvalidOperation
+
+    from topics.codec import make_codec
+    from topics.kafka import make_producer
+
+    settings = settings_or_fail()
+    try:
+        value = Decimal(usd_price)
+    except InvalidOperation:
+        fail(f"usd_price: {usd_price!r} is not a decimal number")
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    producer = make_producer(settings.kafka)
+    record = {"asset": asset, "usd_price": value, "as_of": datetime.now(UTC)}
+    producer.produce(
+        settings.topic_prefix + catalogue.PRICES,
+        codec.encode(catalogue.PRICES, record),
+        asset.encode(),
+    )
+    if producer.flush(30) != 0:
+        fail("the broker did not acknowledge the price")
+    click.echo(f"{asset}: {value} USD")

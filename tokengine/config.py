@@ -7,7 +7,7 @@ for configuration. `ENVIRONMENT_VARIABLES` is the list the docker-compose test c
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ENVIRONMENT_VARIABLES: dict[str, str] = {
@@ -26,6 +26,9 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_LOG_LEVEL": "worker log level: crit, error, warn (default), info, debug",
     "TOKENGINE_BANK_API": "intraday bank-balance API base URL (tier 2); unset: on demand only",
     "TOKENGINE_INTRADAY_INTERVAL_S": "seconds between intraday checks (default 900 = 15 min)",
+    "TOKENGINE_ETH_KEYSTORE": "keystore JSON of the Ethereum payout key; unset: no ETH payouts",
+    "TOKENGINE_ETH_KEYSTORE_PASSWORD": "password of that keystore (a secret: never logged)",
+    "TOKENGINE_ETH_START_BLOCK": "first block the Ethereum watcher reads (default 0)",
     "TOKENGINE_BANK_DROP_DIR": "directory watched for camt files (default DATA_DIR/bank-inbox)",
 }
 
@@ -53,6 +56,9 @@ class Settings:
     bank_api: str | None = None
     intraday_interval_s: float = 900.0
     bank_drop_dir: Path | None = None
+    eth_keystore: Path | None = None
+    eth_keystore_password: str = field(default="", repr=False)
+    eth_start_block: int = 0
 
     @property
     def bank_inbox(self) -> Path:
@@ -82,6 +88,11 @@ class Settings:
             log_level=env.get("TOKENGINE_LOG_LEVEL", "warn"),
             bank_api=env.get("TOKENGINE_BANK_API") or None,
             intraday_interval_s=float(env.get("TOKENGINE_INTRADAY_INTERVAL_S", "900")),
+            eth_keystore=Path(env["TOKENGINE_ETH_KEYSTORE"])
+            if env.get("TOKENGINE_ETH_KEYSTORE")
+            else None,
+            eth_keystore_password=env.get("TOKENGINE_ETH_KEYSTORE_PASSWORD", ""),
+            eth_start_block=int(env.get("TOKENGINE_ETH_START_BLOCK", "0")),
             bank_drop_dir=Path(env["TOKENGINE_BANK_DROP_DIR"])
             if env.get("TOKENGINE_BANK_DROP_DIR")
             else None,
@@ -108,6 +119,9 @@ class Settings:
             "TOKENGINE_LOG_LEVEL": self.log_level,
             "TOKENGINE_BANK_API": self.bank_api,
             "TOKENGINE_INTRADAY_INTERVAL_S": str(self.intraday_interval_s),
+            "TOKENGINE_ETH_KEYSTORE": None if self.eth_keystore is None else str(self.eth_keystore),
+            "TOKENGINE_ETH_KEYSTORE_PASSWORD": self.eth_keystore_password or None,
+            "TOKENGINE_ETH_START_BLOCK": str(self.eth_start_block),
             "TOKENGINE_BANK_DROP_DIR": None
             if self.bank_drop_dir is None
             else str(self.bank_drop_dir),

@@ -1,0 +1,80 @@
+"""`tokengine connectors`: the processes that touch the outside world, in one supervisor.
+
+Starts the Ethereum watcher (always, when an Ethereum node is configured) and the
+Ethereum payout executor (when a payout key is configured), each in a thread, until
+SIGTERM/SIGINT. Bank intake runs inside the workers (HTTP and the drop directory).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+
+from eth_account import Account
+
+from connectors.eth_payouts import EthereumPayouts
+from connectors.ethereum import EthereumWatcher
+from tokengine.assets import load_assets
+from tokengine.config import Settings
+from topics.codec import make_codec
+from topics.kafka import make_consumer, make_producer
+
+log = logging.getLogger(__name__)
+
+
+def payout_key(settings: Settings) -> bytes | None:
+    if settings.eth_keystore is None:
+        return None
+    keystore = json.loads(settings.eth_keystore.read_text())
+    return bytes(Account.decrypt(keystore, settings.eth_keystore_password))
+
+
+def build_connectors(settings: Settings) -> list:
+    assert settings.kafka and settings.eth_rpc
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    assets = load_assets(settings.assets_file)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    running: list = [
+        EthereumWatcher(
+            settings.eth_rpc,
+            settings.kafka,
+            settings.topic_prefix,
+            codec,
+            make_producer(settings.kafka),
+            assets,
+            settings.data_dir / "eth-watcher.json",
+            settings.eth_start_block,
+        )
+    ]
+    key = payout_key(settings)
+    if key is not None:
+        group = f"{settings.app_id}-eth-payouts"
+        running.append(
+            EthereumPayouts(
+                settings.eth_rpc,
+                settings.kafka,
+                group,
+                settings.topic_prefix,
+                codec,
+                make_producer(settings.kafka),
+                make_consumer(settings.kafka, group),
+                assets,
+                key,
+            )
+        )
+    return running
+
+
+def run_connectors(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    running = build_connectors(settings)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: [c.stop() for c in running])
+    threads = [threading.Thread(target=c.run, name=type(c).__name__) for c in running]
+    for thread in threads:
+        thread.start()
+    log.info("connectors running: %s", ", ".join(type(c).__name__ for c in running))
+    for thread in threads:
+        thread.join()

@@ -1,0 +1,336 @@
+"""The Ethereum watcher and payout executor against a real node (anvil) and the worker.
+
+Deposits of ETH and of an ERC20 compiled offline with solc are credited once their
+confirmations reach the security level; a reorg removes an unconfirmed deposit and makes
+a credited one an alert, never a second credit; a payout is paid once, with its network
+fee, even when the executor restarts after recording it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from connectors.eth_payouts import EthereumPayouts
+from connectors.ethereum import EthereumWatcher
+from connectors.solidity import deploy_token
+from tests.helpers import produce, read_topic, values
+from tests.http import call
+from tests.streams.test_ledger_worker import balances, final, wait_for
+from tokengine.assets import load_assets
+from tokengine.services import start_anvil
+from topics import catalogue
+from topics.codec import SingleObjectCodec
+from topics.kafka import make_consumer, make_producer
+
+Account.enable_unaudited_hdwallet_features()
+MNEMONIC = "test test test test test test test test test test test junk"
+LEVELS = '["20:0", "50:1", "200:2", "500:3", "1000:4", "2000:5", "3000:6", "5000:8", "*:12"]'
+codec = SingleObjectCodec()
+
+
+def dev_key(index: int) -> bytes:
+    return bytes(Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key)
+
+
+@pytest.fixture(scope="module")
+def anvil():
+    workdir = Path(tempfile.mkdtemp(prefix="tokengine-anvil-"))
+    url, process = start_anvil(workdir)  # automine: one block per transaction
+    yield url
+    process.stop()
+
+
+@pytest.fixture
+def chain(anvil, settings):
+    """The node, a freshly deployed token, and assets that name it."""
+    w3 = Web3(Web3.HTTPProvider(anvil))
+    token = deploy_token(w3, w3.eth.accounts[0], "TOK", 6, 10**15)
+    assets = settings.data_dir / "assets.toml"
+    assets.parent.mkdir(parents=True, exist_ok=True)
+    assets.write_text(
+        f"""
+[assets.ETH]
+chain = "ethereum"
+decimals = 18
+fee_fixed = "0.0005"
+failure_fee = "0.0001"
+min_withdrawal = "0.001"
+rounding_tolerance = "0.000000000000000001"
+confirmation_levels_usd = {LEVELS}
+
+[assets.TOK]
+chain = "ethereum"
+contract = "{token.address}"
+decimals = 6
+fee_fixed = "1"
+min_withdrawal = "1"
+rounding_tolerance = "0.000001"
+confirmation_levels_usd = {LEVELS}
+"""
+    )
+    settings = settings.with_overrides(assets_file=assets, eth_rpc=anvil)
+    for asset, usd in (("ETH", "3000"), ("TOK", "1")):
+        price = {"asset": asset, "usd_price": Decimal(usd), "as_of": datetime.now(UTC)}
+        produce(settings, catalogue.PRICES, asset, price)
+    return w3, token, settings
+
+
+def run_in_thread(component) -> threading.Thread:
+    thread = threading.Thread(target=component.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def watcher_for(settings, w3) -> EthereumWatcher:
+    return EthereumWatcher(
+        settings.eth_rpc,
+        settings.kafka,
+        settings.topic_prefix,
+        codec,
+        make_producer(settings.kafka),
+        load_assets(settings.assets_file),
+        settings.data_dir / "eth-watcher.json",
+        start_block=w3.eth.block_number,
+    )
+
+
+def bind(settings, address: str, account: str) -> None:
+    binding = {
+        "chain": "ethereum",
+        "address": address,
+        "account_id": account,
+        "bound_at": datetime.now(UTC),
+    }
+    produce(settings, catalogue.ADDRESS_BINDINGS, f"ethereum:{address}", binding)
+
+
+def observations(settings, deposit_id: str, count: int) -> list[dict]:
+    found = read_topic(
+        settings,
+        catalogue.CHAIN_OBSERVATIONS,
+        until=lambda rs: sum(r["value"]["deposit_id"] == deposit_id for r in rs) >= count,
+    )
+    return [r for r in values(found) if r["deposit_id"] == deposit_id]
+
+
+def mine(w3: Web3, blocks: int) -> None:
+    for _ in range(blocks):
+        w3.provider.make_request("evm_mine", [])
+
+
+def test_deposits_wait_for_their_level_and_reorgs_never_credit_twice(chain, start_worker):
+    w3, token, settings = chain
+    worker = start_worker(settings=settings)
+    deposit_address = Account.create().address
+    bind(settings, deposit_address, "dave")
+    watcher = watcher_for(settings, w3)
+    thread = run_in_thread(watcher)
+    try:
+        # 0.1 ETH at 3000 USD = 300 USD: level "< 500: 3"
+        sender = w3.eth.accounts[1]
+        tx = w3.eth.send_transaction({"from": sender, "to": deposit_address, "value": 10**17})
+        deposit_id = f"ethereum:{tx.to_0x_hex().lower()}:0"
+        [seen] = observations(settings, deposit_id, 1)
+        assert (seen["status"], seen["confirmations"], seen["confirmations_required"]) == (
+            "SEEN",
+            1,
+            3,
+        )
+        assert balances(worker, "dave").get("ETH") is None  # not credited before its level
+        mine(w3, 2)
+        last = observations(settings, deposit_id, 3)[-1]
+        assert (last["status"], last["confirmations"], last["amount"]) == (
+            "CONFIRMED",
+            3,
+            Decimal("0.1"),
+        )
+        wait_for(lambda: balances(worker, "dave").get("ETH"), what="ETH credited")
+        assert Decimal(balances(worker, "dave")["ETH"]["balance"]) == Decimal("0.1")
+
+        # 15 TOK = 15 USD: level "< 20: 0", credited at once
+        token.functions.transfer(deposit_address, 15 * 10**6).transact({"from": w3.eth.accounts[0]})
+        wait_for(lambda: balances(worker, "dave").get("TOK"), what="TOK credited")
+        assert Decimal(balances(worker, "dave")["TOK"]["balance"]) == 15
+
+        # a reorg takes away an unconfirmed ETH deposit and a credited TOK deposit
+        snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+        tx_eth = w3.eth.send_transaction(
+            {"from": sender, "to": deposit_address, "value": 2 * 10**17}
+        )
+        tx_tok = token.functions.transfer(deposit_address, 5 * 10**6).transact(
+            {"from": w3.eth.accounts[0]}
+        )
+        eth_id = f"ethereum:{tx_eth.to_0x_hex().lower()}:0"
+        tok_id = next(
+            o["deposit_id"]
+            for o in values(
+                read_topic(
+                    settings,
+                    catalogue.CHAIN_OBSERVATIONS,
+                    until=lambda rs: any(
+                        tx_tok.to_0x_hex().lower() in r["value"]["deposit_id"] for r in rs
+                    ),
+                )
+            )
+            if tx_tok.to_0x_hex().lower() in o["deposit_id"]
+        )
+        wait_for(
+            lambda: Decimal(balances(worker, "dave")["TOK"]["balance"]) == 20, what="TOK 5 credited"
+        )
+        assert observations(settings, eth_id, 1)[-1]["status"] == "SEEN"  # 600 USD: needs 4
+        w3.provider.make_request("evm_revert", [snapshot])
+        mine(w3, 4)
+        removed = {
+            o["deposit_id"]
+            for o in values(
+                read_topic(
+                    settings,
+                    catalogue.CHAIN_OBSERVATIONS,
+                    until=lambda rs: sum(r["value"]["status"] == "REMOVED" for r in rs) >= 2,
+                )
+            )
+            if o["status"] == "REMOVED"
+        }
+        assert removed == {eth_id, tok_id}
+        alerts = values(
+            read_topic(
+                settings,
+                catalogue.ALERTS,
+                until=lambda rs: any(
+                    r["value"]["kind"] == "deposit.reorged_after_credit" for r in rs
+                ),
+            )
+        )
+        assert any(a["details"].get("deposit_id") == tok_id for a in alerts)
+        mine(w3, 3)
+        assert Decimal(balances(worker, "dave")["ETH"]["balance"]) == Decimal("0.1")  # not 0.3
+        assert Decimal(balances(worker, "dave")["TOK"]["balance"]) == 20  # never credited twice
+    finally:
+        watcher.stop()
+        thread.join(10)
+
+    # a restarted watcher resumes from its saved position: nothing republished as new
+    restarted = watcher_for(settings, w3)
+    assert restarted.state.last_block >= w3.eth.block_number - 1
+    assert eth_id not in restarted.state.tracked
+
+
+def executor_for(settings, key: bytes, group: str) -> EthereumPayouts:
+    return EthereumPayouts(
+        settings.eth_rpc,
+        settings.kafka,
+        group,
+        settings.topic_prefix,
+        codec,
+        make_producer(settings.kafka),
+        make_consumer(settings.kafka, group),
+        load_assets(settings.assets_file),
+        key,
+    )
+
+
+def test_payouts_are_paid_once_with_the_network_fee(chain, start_worker):
+    w3, token, settings = chain
+    worker = start_worker(settings=settings)
+    key = dev_key(5)
+    hot_wallet = Account.from_key(key).address
+    token.functions.transfer(hot_wallet, 1000 * 10**6).transact({"from": w3.eth.accounts[0]})
+    produce(  # erin holds 1 ETH and 100 TOK in the ledger
+        settings,
+        catalogue.CHAIN_OBSERVATIONS,
+        "erin",
+        observation_of("erin", "ETH", "1", "0xe1"),
+    )
+    produce(
+        settings, catalogue.CHAIN_OBSERVATIONS, "erin", observation_of("erin", "TOK", "100", "0xe2")
+    )
+    wait_for(lambda: len(balances(worker, "erin")) == 2, what="erin's deposits")
+    executor = executor_for(settings, key, "payouts-a")
+    thread = run_in_thread(executor)
+    destination = Account.create().address
+    try:
+        for request_id, asset, amount in (("pay-eth", "ETH", "0.25"), ("pay-tok", "TOK", "40")):
+            body = {
+                "request_id": request_id,
+                "account_id": "erin",
+                "asset": asset,
+                "amount": amount,
+                "destination_address": destination,
+            }
+            assert call("POST", f"{worker.api_url}/api/v1/withdrawals", body)[0] == 202
+            assert final(worker, request_id)["status"] == "COMPLETED"
+        assert w3.eth.get_balance(destination) == 25 * 10**16
+        assert token.functions.balanceOf(destination).call() == 40 * 10**6
+        results = values(read_topic(settings, catalogue.PAYOUT_RESULTS, until_count=4))
+        confirmed = [r for r in results if r["status"] == "CONFIRMED"]
+        eth_result = next(r for r in confirmed if r["payout_id"] == "po:erin:pay-eth")
+        receipt = w3.eth.get_transaction_receipt(eth_result["tx_hash"])
+        fee = Decimal(receipt["gasUsed"] * receipt["effectiveGasPrice"]).scaleb(-18)
+        assert eth_result["network_fee"] == fee > 0
+        # 1 - 0.25 - 0.0005 fee; the network fee is the operator's (a correction it pays)
+        assert Decimal(balances(worker, "erin")["ETH"]["balance"]) == Decimal("0.7495")
+    finally:
+        executor.stop()
+        thread.join(10)
+
+    # a restarted executor that sees the commands again pays nothing twice
+    again = executor_for(settings, key, "payouts-b")  # a new group: every command again
+    thread = run_in_thread(again)
+    wait_for(lambda: again.view.wait_caught_up() and again.consumer.assignment(), what="assign")
+    # crash between recording a payout and sending it: the next run sends it, once
+    command = {
+        "payout_id": "po:manual:1",
+        "account_id": "manual",
+        "request_id": "manual-1",
+        "chain": "ethereum",
+        "asset": "ETH",
+        "amount": Decimal("0.01"),
+        "fee": Decimal("0"),
+        "destination_address": destination,
+        "created_at": datetime.now(UTC),
+    }
+    nonce = w3.eth.get_transaction_count(hot_wallet, "pending")
+    unsent = again.sign(command, load_assets(settings.assets_file)["ETH"], nonce)
+    again.report(command, "SUBMITTED", tx_hash=unsent.hash.to_0x_hex(), nonce=nonce)
+    produce(settings, catalogue.PAYOUT_COMMANDS, "manual", command)
+    wait_for(
+        lambda: any(
+            r["payout_id"] == "po:manual:1" and r["status"] == "CONFIRMED"
+            for r in values(read_topic(settings, catalogue.PAYOUT_RESULTS, timeout_s=1))
+        ),
+        what="the recorded payout sent once",
+    )
+    again.stop()
+    thread.join(10)
+    assert w3.eth.get_balance(destination) == 26 * 10**16  # 0.25 + 0.01, nothing twice
+    assert token.functions.balanceOf(destination).call() == 40 * 10**6
+    assert again.sent == 1
+
+
+def observation_of(account: str, asset: str, amount: str, tx: str) -> dict:
+    return {
+        "observation_id": f"ethereum:{tx}:0:b",
+        "deposit_id": f"ethereum:{tx}:0",
+        "chain": "ethereum",
+        "asset": asset,
+        "tx_hash": tx,
+        "output_index": 0,
+        "block_number": 1,
+        "block_hash": "0xb",
+        "from_address": "0xsender",
+        "to_address": "0xdeposit",
+        "account_id": account,
+        "amount": Decimal(amount),
+        "confirmations": 12,
+        "confirmations_required": 12,
+        "status": "CONFIRMED",
+        "observed_at": datetime.now(UTC),
+    }
