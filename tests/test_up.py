@@ -1,7 +1,9 @@
-"""`tokengine up` (what `make run` runs): ready line within 60 s, clean stop on SIGTERM."""
+"""`tokengine up` (what `make run` runs): ready line within 60 s, an ETH deposit on the local
+node credited and shown by `tokengine balances`, a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -11,7 +13,7 @@ import time
 from pathlib import Path
 
 READY_PATTERN = re.compile(
-    r"^ready: kafka=127\.0\.0\.1:\d+ postgres=postgresql://\S+ eth=http://127\.0\.0\.1:\d+ "
+    r"^ready: kafka=(127\.0\.0\.1:\d+) postgres=postgresql://\S+ eth=(http://127\.0\.0\.1:\d+) "
     r"api=http://127\.0\.0\.1:(\d+)$"
 )
 READY_LIMIT_S = 60.0
@@ -62,7 +64,9 @@ def test_up_prints_ready_and_stops_everything_on_sigterm(tmp_path) -> None:
         assert READY_PATTERN.match(lines[-1]), "\n".join(lines)
         assert elapsed < READY_LIMIT_S
         children = descendants(up.pid)
-        assert len(children) >= 4  # tansu, postgres, anvil, a worker
+        assert len(children) >= 6  # tansu, postgres, anvil, the sink, the connectors, a worker
+        kafka, eth = READY_PATTERN.match(lines[-1]).groups()[:2]
+        deposit_on_the_local_node_is_credited({**env, "TOKENGINE_KAFKA": kafka}, eth)
         up.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0
         assert "stopped" in up.stdout.read()
@@ -71,3 +75,32 @@ def test_up_prints_ready_and_stops_everything_on_sigterm(tmp_path) -> None:
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def tokengine(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "tokengine", *args], env=env, text=True, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def deposit_on_the_local_node_is_credited(env: dict[str, str], eth_rpc: str) -> None:
+    from decimal import Decimal
+
+    from eth_account import Account
+    from web3 import Web3
+
+    address = Account.create().address
+    tokengine(env, "bind", "--chain", "ethereum", "--address", address, "--account", "zoe")
+    tokengine(env, "price", "ETH", "3000")  # 0.01 ETH = 30 USD: one confirmation
+    w3 = Web3(Web3.HTTPProvider(eth_rpc))
+    w3.eth.send_transaction({"from": w3.eth.accounts[1], "to": address, "value": 10**16})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = json.loads(tokengine(env, "balances", "--account", "zoe", "--json"))
+        if shown:
+            assert Decimal(shown[0]["balance"]) == Decimal("0.01") and shown[0]["asset"] == "ETH"
+            return
+        time.sleep(0.5)
+    raise AssertionError("the deposit on the local node was not credited")

@@ -295,6 +295,10 @@ class EmbeddedServices:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tokengine-")))
     processes: list[ManagedProcess] = field(default_factory=list)
 
+    @property
+    def started_eth(self) -> bool:
+        return any(process.name == "anvil" for process in self.processes)
+
     def start(self) -> Settings:
         changes: dict[str, str] = {}
         try:

@@ -1,11 +1,11 @@
 """`tokengine up`: the whole engine on the embedded default, until Ctrl-C or SIGTERM.
 
 Starts the services the settings do not point at (tansu, Postgres, anvil), creates the
-topics, applies the database migrations, starts the Postgres sink and the Faust workers
-(each serving the HTTP API), waits until every worker answers ready, prints the one
-`ready:` line, then a progress line while it runs.
-A worker or sink that dies is restarted with backoff. On a signal, everything is stopped in
-reverse order and nothing is left running.
+topics, applies the database migrations, starts the Postgres sink, the connectors
+(Ethereum watcher and payout executor) and the Faust workers (each serving the HTTP API),
+waits until every worker answers ready, prints the one `ready:` line, then a progress
+line while it runs. A worker, the sink or the connectors are restarted with backoff when
+they die. On a signal, everything is stopped in reverse order and nothing is left running.
 """
 
 from __future__ import annotations
@@ -66,17 +66,37 @@ def start_worker(settings: Settings, index: int, api_port: int) -> ManagedProces
 
 
 @dataclass
-class SinkHandle:
+class ChildHandle:
+    """The sink or the connectors: one process each, restarted when it dies."""
+
+    command: str
     process: ManagedProcess
     restarts: int = 0
 
 
-def start_sink(settings: Settings) -> ManagedProcess:
+def start_child(settings: Settings, command: str) -> ManagedProcess:
+    """`tokengine sink` or `tokengine connectors`, logging to DATA_DIR/logs/<command>.log."""
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**_base_env(), **settings.as_environ()}
-    argv = [sys.executable, "-m", "tokengine", "sink"]
-    return ManagedProcess.start("sink", argv, log_dir / "sink.log", env=env)
+    argv = [sys.executable, "-m", "tokengine", command]
+    return ManagedProcess.start(command, argv, log_dir / f"{command}.log", env=env)
+
+
+# anvil's well-known development key #9 (public knowledge: local nodes only)
+ANVIL_DEV_KEY_9 = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"
+
+
+def embedded_payout_keystore(settings: Settings) -> Settings:
+    """On the embedded anvil, pay out from a funded development account (a keystore file)."""
+    if settings.eth_keystore is not None or not settings.eth_rpc:
+        return settings
+    from eth_account import Account
+
+    password = "embedded-anvil"
+    path = settings.data_dir / "eth-keystore.json"
+    path.write_text(json.dumps(Account.encrypt(ANVIL_DEV_KEY_9, password, iterations=2)))
+    return settings.with_overrides(eth_keystore=path, eth_keystore_password=password)
 
 
 def _base_env() -> dict[str, str]:
@@ -127,13 +147,17 @@ def run_up(settings: Settings) -> int:
     started_at = time.monotonic()
     services = EmbeddedServices(settings, eth_block_time_s=1.0)
     workers: list[WorkerHandle] = []
-    sink: SinkHandle | None = None
+    children: list[ChildHandle] = []
     try:
         settings = services.start()
         create_topics(settings.kafka, settings.topic_prefix)
         migrate(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        sink = SinkHandle(start_sink(settings))
+        if services.started_eth:
+            settings = embedded_payout_keystore(settings)
+        children.append(ChildHandle("sink", start_child(settings, "sink")))
+        if settings.eth_rpc:
+            children.append(ChildHandle("connectors", start_child(settings, "connectors")))
         for index in range(settings.workers):
             port = choose_api_port(settings.api_port if index == 0 else 0)
             workers.append(WorkerHandle(index, port, start_worker(settings, index, port)))
@@ -152,31 +176,34 @@ def run_up(settings: Settings) -> int:
             "Ctrl-C stops everything",
             flush=True,
         )
-        supervise(settings, workers, sink, stop)
+        supervise(settings, workers, children, stop)
         return 0
     finally:
         for handle in workers:
             handle.process.stop()
-        if sink is not None:
-            sink.process.stop()
+        for child in children:
+            child.process.stop()
         services.stop()
         print("stopped", flush=True)
 
 
 def supervise(
-    settings: Settings, workers: list[WorkerHandle], sink: SinkHandle, stop: threading.Event
+    settings: Settings,
+    workers: list[WorkerHandle],
+    children: list[ChildHandle],
+    stop: threading.Event,
 ) -> None:
     last_line = ""
     while not stop.wait(PROGRESS_INTERVAL_S):
-        if not sink.process.alive():
-            print(
-                f"warning: the sink exited ({sink.process.process.returncode}); restarting",
-                flush=True,
-            )
-            if stop.wait(min(MAX_RESTART_BACKOFF_S, 2.0**sink.restarts)):
+        for child in children:
+            if child.process.alive():
+                continue
+            code = child.process.process.returncode
+            print(f"warning: {child.command} exited ({code}); restarting", flush=True)
+            if stop.wait(min(MAX_RESTART_BACKOFF_S, 2.0**child.restarts)):
                 return
-            sink.restarts += 1
-            sink.process = start_sink(settings)
+            child.restarts += 1
+            child.process = start_child(settings, child.command)
         for handle in workers:
             if handle.process.alive():
                 continue
