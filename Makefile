@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_TOOLS := .tools/.installed-anvil-1.7.1-solc-0.8.26
 
-.PHONY: run test bench lint deps clean
+.PHONY: run test bench lint deps clean demo
 
 deps: $(STAMP) $(NODE_TOOLS) postgres
 
@@ -30,6 +30,9 @@ postgres:
 
 run: deps
 	$(BIN)/tokengine up
+
+demo: deps
+	$(BIN)/tokengine demo
 
 test: deps
 	$(BIN)/pytest

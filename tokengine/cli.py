@@ -370,3 +370,18 @@ def price(asset: str, usd_price: str) -> None:
     if producer.flush(30) != 0:
         fail("the broker did not acknowledge the price")
     click.echo(f"{asset}: {value} USD")
+
+
+@main.command()
+@click.option(
+    "--load",
+    "load_requests",
+    type=click.IntRange(0, 100_000),
+    default=3000,
+    help="Requests in the load phase.",
+)
+def demo(load_requests: int) -> None:
+    """Run the scripted end-to-end scenario; exit 0 only if every final check holds."""
+    from tokengine.demo import run_demo
+
+    sys.exit(run_demo(settings_or_fail(need_kafka=False), load_requests))
