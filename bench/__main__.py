@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -216,8 +217,6 @@ def new_database(server_url: str) -> str:
 
 def sink(settings: Settings) -> None:
     """Rows/s into Postgres (a backlog, from offset 0) and the event-to-row lag (live)."""
-    import threading
-
     import psycopg
 
     from sinks.postgres import PostgresSink
@@ -375,12 +374,100 @@ def reconciliation(settings: Settings) -> None:
         worker.stop()
 
 
+def eth_watcher(settings: Settings) -> None:
+    """Watcher throughput over a backlog of blocks, and block-to-observation latency."""
+    from datetime import UTC, datetime
+
+    from eth_account import Account
+    from web3 import Web3
+
+    from connectors.ethereum import EthereumWatcher
+    from tokengine.assets import load_assets
+    from tokengine.services import start_anvil
+
+    isolated = isolated_settings(settings, "eth")
+    url, anvil = start_anvil(isolated.data_dir)
+    try:
+        w3 = Web3(Web3.HTTPProvider(url))
+        producer = make_producer(isolated.kafka)
+        addresses = [Account.create().address for _ in range(100)]
+        for n, address in enumerate(addresses):
+            binding = {
+                "chain": "ethereum",
+                "address": address,
+                "account_id": f"u{n}",
+                "bound_at": datetime.now(UTC),
+            }
+            producer.produce(
+                isolated.topic_prefix + catalogue.ADDRESS_BINDINGS,
+                codec.encode(catalogue.ADDRESS_BINDINGS, binding),
+                address.encode(),
+            )
+        producer.flush(30)
+        start_block = w3.eth.block_number + 1
+        transfers = 1000
+        sender = w3.eth.accounts[1]
+        for n in range(transfers):  # automine: one block per transaction
+            w3.eth.send_transaction({"from": sender, "to": addresses[n % 100], "value": 10**15})
+        blocks = w3.eth.block_number - start_block + 1
+
+        def watcher() -> EthereumWatcher:
+            return EthereumWatcher(
+                url,
+                isolated.kafka,
+                isolated.topic_prefix,
+                codec,
+                make_producer(isolated.kafka),
+                load_assets(ASSETS_FILE),
+                isolated.data_dir / "eth-watcher.json",
+                start_block,
+            )
+
+        backlog = watcher()
+        backlog.view.start()
+        backlog.view.wait_caught_up()
+        started = time.monotonic()
+        while backlog.state.last_block < start_block + blocks - 1:
+            backlog.step()
+        seconds = time.monotonic() - started
+        backlog.view.stop()
+        report(
+            "eth_watcher_backlog",
+            blocks=blocks,
+            blocks_per_s=round(blocks / seconds),
+            transfers_per_s=round(transfers / seconds),
+        )
+        live = watcher()
+        thread = threading.Thread(target=live.run, daemon=True)
+        thread.start()
+        live.view.wait_caught_up()
+        latencies = []
+        for n in range(50):
+            before = live.published
+            w3.eth.send_transaction({"from": sender, "to": addresses[n], "value": 10**15})
+            mined = time.monotonic()
+            while live.published == before:
+                time.sleep(0.001)
+            latencies.append((time.monotonic() - mined) * 1000)
+        live.stop()
+        thread.join(10)
+        latencies.sort()
+        report(
+            "eth_block_to_observation_ms",
+            p50=round(statistics.median(latencies)),
+            p99=round(latencies[-1]),
+            poll_interval_ms=500,
+        )
+    finally:
+        anvil.stop()
+
+
 def main() -> None:
     only = set(sys.argv[1:])  # e.g. `python -m bench sink reconciliation`
     with EmbeddedServices(Settings.from_env(), want_eth=False) as settings:
         if only:
             for name in sorted(only):
-                {"sink": sink, "reconciliation": reconciliation}[name](settings)
+                {"sink": sink, "reconciliation": reconciliation, "eth": eth_watcher}[name](settings)
             return
         report("setup", events=EVENTS, accounts=ACCOUNTS, cores=os.cpu_count())
         raw_broker(settings.kafka)
@@ -401,6 +488,7 @@ def main() -> None:
         report("engine_latency_half_max_rate", rate_per_s=round(one / 2), p50_ms=p50, p99_ms=p99)
         sink(settings)
         reconciliation(settings)
+        eth_watcher(settings)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ async def answer(view: web.View, check_ids: list[str], extra=None) -> web.Respon
             )
         body = result_body(result)
         if extra is not None:
-            body.update(extra(result))
+            body.update(await extra(result))
         results.append(body)
     if len(results) == 1:
         return view.json(results[0])
@@ -97,11 +97,10 @@ class Camt054(web.View):
             return self.json({"error": "wrong_message", "message": message}, status=400)
         check_ids = [f"tier1:{e['account_id']}:{e['message_id']}" for e in submission.events]
         duplicates = set(submission.duplicates)
-        return await answer(
-            self,
-            check_ids,
-            lambda result: {"duplicate": result["check_id"].split(":", 2)[2] in duplicates},
-        )
+        async def duplicate(result: dict[str, Any]) -> dict[str, Any]:
+            return {"duplicate": result["check_id"].split(":", 2)[2] in duplicates}
+
+        return await answer(self, check_ids, duplicate)
 
 
 async def intraday(view: web.View, account_id: str) -> web.Response:
@@ -119,11 +118,10 @@ async def intraday(view: web.View, account_id: str) -> web.Response:
             return view.json({"error": "bank_api_unavailable", "message": str(error)}, status=503)
         as_of_ms = int(balance["as_of"].timestamp() * 1000)
         check_ids.append(f"tier2:{account}:{as_of_ms}")
-    return await answer(
-        view,
-        check_ids,
-        lambda result: {"drift_pct_per_check": str(state.drift(result["account_id"]))},
-    )
+    async def drift(result: dict[str, Any]) -> dict[str, Any]:
+        return {"drift_pct_per_check": str(state.drift(result["account_id"]))}
+
+    return await answer(view, check_ids, drift)
 
 
 @app.page("/api/v1/reconciliation/intraday/{account_id}")
@@ -155,10 +153,19 @@ class EndOfDay(web.View):
         return await answer(self, check_ids, eod_details)
 
 
-def eod_details(result: dict[str, Any]) -> dict[str, Any]:
+async def eod_details(result: dict[str, Any]) -> dict[str, Any]:
+    """The check's snapshot and findings: written before its result, maybe read after it."""
     account_id, day = result["account_id"], result["check_id"].split(":")[2]
+    message_id = result["check_id"].split(":", 3)[3]
+    await in_thread(state_view.wait_caught_up)
+    deadline = time.monotonic() + RESULT_WAIT_S
+    while time.monotonic() < deadline:
+        with state_view.lock:
+            snapshot = state.snapshots.get(f"{account_id}:{day}")
+        if snapshot is not None and snapshot["statement_message_id"] == message_id:
+            break
+        await asyncio.sleep(0.005)
     with state_view.lock:
-        snapshot = state.snapshots.get(f"{account_id}:{day}")
         findings = [
             d
             for d in state.discrepancies.values()

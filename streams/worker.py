@@ -10,6 +10,7 @@ from streams import (  # noqa: F401  (importing registers agents, services, view
     bank_intake,
     intake,
     invariants,
+    lag,
     ledger,
     reconciliation,
     reconciliation_api,

@@ -50,7 +50,10 @@ def test_a_violating_entry_raises_an_alert_and_trips_the_breaker(settings, start
     }
     produce(settings, catalogue.LEDGER_ENTRIES, "mallory", bad)
     alerts = values(read_topic(settings, catalogue.ALERTS, until_count=2))
-    assert {alert["kind"] for alert in alerts} == {"invariant.violated"}
+    assert {alert["kind"] for alert in alerts} == {
+        "invariant.violated",
+        "circuit_breaker.activated",
+    }
     messages = [alert["message"] for alert in alerts]
     assert any("WEI: postings do not balance" in m for m in messages), messages
     assert any("WEI: operator assets 0 != liabilities + fees 100" in m for m in messages), messages

@@ -144,6 +144,10 @@ def test_levels_drive_suspension_and_the_breaker(settings, start_worker, bank):
     assert 'token_engine_reconciliation_checks_total{status="CRITICAL",tier="TIER1_REALTIME"}' in (
         metrics
     )
+    assert f'token_engine_circuit_breaker_active{{account_id="{IBAN}"}} 0.0' in metrics
+    assert 'token_engine_events_processed_total{agent="reconciliation"}' in metrics
+    assert 'token_engine_consumer_lag{agent="reconciliation"}' in metrics
+    assert 'token_engine_reconciliation_discrepancies{severity="CRITICAL"}' in metrics
 
 
 def call_text(url: str) -> str:

@@ -1,0 +1,43 @@
+"""Consumer lag per agent, as the `token_engine_consumer_lag{agent}` gauge.
+
+Every `LAG_INTERVAL_S`, for each partition assigned to this worker's Faust consumer:
+highwater minus the next offset the consumer will read, summed per agent (named by the
+catalogue topic it reads). A lag that grows is the first sign of an agent falling behind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from streams import metrics
+from streams.app import app, settings
+from topics import catalogue
+
+LAG_INTERVAL_S = 5.0
+AGENTS = {
+    catalogue.LEDGER_COMMANDS: "ledger",
+    catalogue.BANK_NOTIFICATIONS: "reconciliation",
+    catalogue.BANK_BALANCES: "reconciliation",
+    catalogue.BANK_STATEMENTS: "reconciliation",
+}
+
+
+@app.timer(LAG_INTERVAL_S)
+async def measure_lag() -> None:
+    consumer = app.consumer
+    if consumer is None:
+        return
+    lag: dict[str, int] = defaultdict(int)
+    read_offsets = consumer._read_offset  # Faust keeps no public accessor for it
+    for tp in consumer.assignment():
+        try:
+            agent = AGENTS.get(catalogue.short_name(tp.topic, settings.topic_prefix))
+        except KeyError:
+            continue  # changelogs and Faust's own topics
+        highwater = consumer.highwater(tp)
+        read = read_offsets.get(tp)
+        if agent is None or highwater is None:
+            continue
+        lag[agent] += max(0, highwater - (read + 1 if read is not None else 0))
+    for agent in set(AGENTS.values()):
+        metrics.consumer_lag.labels(agent).set(lag.get(agent, 0))
