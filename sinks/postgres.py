@@ -140,6 +140,7 @@ class PostgresSink:
             message.value(),
             value,
             error,
+            message.timestamp()[1],
         )
 
     # -- writing -------------------------------------------------------------------------
@@ -148,7 +149,7 @@ class PostgresSink:
         self.with_retry(lambda: self.write_batch(events))
         self.batches += 1
         committed_ms = time.time() * 1000
-        self.lags_ms.extend(committed_ms - event.timestamp_ms for event in events)
+        self.lags_ms.extend(committed_ms - e.timestamp_ms for e in events if e.timestamp_ms > 0)
 
     def with_retry(self, attempt):
         """Run `attempt` until Postgres answers; the consumer stays in its group meanwhile."""

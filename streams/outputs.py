@@ -18,8 +18,10 @@ FLUSH_TIMEOUT_S = 30.0
 class OutputProducer:
     """Produces to catalogue topics; `flush` raises unless every output was acknowledged."""
 
-    def __init__(self) -> None:
-        self.producer = make_producer(settings.kafka or "127.0.0.1:9092", **{"linger.ms": 2})
+    def __init__(self, linger_ms: int = 2) -> None:
+        self.producer = make_producer(
+            settings.kafka or "127.0.0.1:9092", **{"linger.ms": linger_ms}
+        )
         self.failures: list[str] = []
 
     def produce(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:

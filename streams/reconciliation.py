@@ -204,7 +204,7 @@ class Outputs:
 
 @app.agent(bank_topic)
 async def reconcile(stream: faust.StreamT) -> None:
-    producer = OutputProducer()
+    producer = OutputProducer(linger_ms=0)  # one event at a time: latency over batching
     async for event in stream.events():
         outputs = Outputs(producer)
         record = await handle(event, outputs)

@@ -97,6 +97,7 @@ class Camt054(web.View):
             return self.json({"error": "wrong_message", "message": message}, status=400)
         check_ids = [f"tier1:{e['account_id']}:{e['message_id']}" for e in submission.events]
         duplicates = set(submission.duplicates)
+
         async def duplicate(result: dict[str, Any]) -> dict[str, Any]:
             return {"duplicate": result["check_id"].split(":", 2)[2] in duplicates}
 
@@ -118,6 +119,7 @@ async def intraday(view: web.View, account_id: str) -> web.Response:
             return view.json({"error": "bank_api_unavailable", "message": str(error)}, status=503)
         as_of_ms = int(balance["as_of"].timestamp() * 1000)
         check_ids.append(f"tier2:{account}:{as_of_ms}")
+
     async def drift(result: dict[str, Any]) -> dict[str, Any]:
         return {"drift_pct_per_check": str(state.drift(result["account_id"]))}
 
