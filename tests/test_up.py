@@ -14,7 +14,7 @@ from pathlib import Path
 
 READY_PATTERN = re.compile(
     r"^ready: kafka=(127\.0\.0\.1:\d+) postgres=postgresql://\S+ eth=(http://127\.0\.0\.1:\d+) "
-    r"api=http://127\.0\.0\.1:(\d+)$"
+    r"api=http://127\.0\.0\.1:(\d+)( btc=http://\S+)?$"
 )
 READY_LIMIT_S = 60.0
 

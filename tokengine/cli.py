@@ -308,8 +308,8 @@ def connectors() -> None:
     from connectors.runner import run_connectors
 
     settings = settings_or_fail()
-    if not settings.eth_rpc:
-        fail("TOKENGINE_ETH_RPC: not set (the Ethereum node to watch)")
+    if not settings.eth_rpc and not settings.btc_rpc:
+        fail("TOKENGINE_ETH_RPC / TOKENGINE_BTC_RPC: neither is set (no chain to watch)")
     run_connectors(settings)
 
 

@@ -14,7 +14,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_KAFKA": "bootstrap servers (host:port,...); unset: start the embedded tansu broker",
     "TOKENGINE_DATABASE_URL": "Postgres URL; unset: start an embedded Postgres",
     "TOKENGINE_ETH_RPC": "Ethereum JSON-RPC URL; unset: start a local anvil node",
-    "TOKENGINE_BTC_RPC": "Bitcoin Core JSON-RPC URL (http://user:pass@host:port); unset: no BTC",
+    "TOKENGINE_BTC_RPC": "Bitcoin JSON-RPC URL (http://user:pass@host:port); unset: a regtest node",
     "TOKENGINE_SCHEMA_REGISTRY": "Confluent schema registry URL; set: Confluent wire format",
     "TOKENGINE_TOPIC_PREFIX": "prefix of every topic name (default 'tokengine.')",
     "TOKENGINE_APP_ID": "Faust application id / consumer group prefix (default 'tokengine')",

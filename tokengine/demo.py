@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from web3 import Web3
 
+from connectors.bitcoin import BitcoinRpc
 from connectors.simulated_bank import SimulatedBank
 from connectors.solidity import deploy_token
 from sinks.migrate import migrate
@@ -47,12 +48,26 @@ LEVELS = '["20:0", "50:1", "200:2", "500:3", "1000:4", "2000:5", "3000:6", "5000
 console = Console(highlight=False, width=110)
 
 
+BTC_ASSET = """
+[assets.BTC]
+unit = "BTC"
+chain = "bitcoin"
+decimals = 8
+fee_fixed = "0.0001"
+min_withdrawal = "0.0005"
+rounding_tolerance = "0.00000001"
+confirmation_levels_usd = ["100:0", "500:1", "1000:2", "*:3"]
+"""
+
+
 class DemoFailure(RuntimeError):
     pass
 
 
 def demo_assets(token_address: str) -> str:
-    return f"""
+    return (
+        BTC_ASSET
+        + f"""
 [assets.ETH]
 unit = "ETH"
 chain = "ethereum"
@@ -94,6 +109,7 @@ fee_fixed = "1.00"
 min_withdrawal = "10.00"
 rounding_tolerance = "0.01"
 """
+    )
 
 
 @dataclass
@@ -165,7 +181,8 @@ class Demo:
 
     def run(self) -> int:
         started = time.monotonic()
-        services = EmbeddedServices(self.base)  # anvil automines: the demo mines on purpose
+        # anvil automines: the demo mines on purpose; bitcoind mines only when asked
+        services = EmbeddedServices(self.base, want_btc=True)
         try:
             self.start(services)
             self.configure()
@@ -203,6 +220,7 @@ class Demo:
         services.settings = settings
         settings = services.start()
         self.w3 = Web3(Web3.HTTPProvider(settings.eth_rpc))
+        self.btc = BitcoinRpc(settings.btc_rpc) if settings.btc_rpc else None
         self.token = deploy_token(self.w3, self.w3.eth.accounts[0], "TOK", 6, 10**15)
         assets_file = data_dir / "assets.toml"
         assets_file.write_text(demo_assets(self.token.address))
@@ -228,15 +246,18 @@ class Demo:
         self.api_url = f"http://127.0.0.1:{port}"
         self.wait(lambda: get_json(self.api_url + "/api/v1/health")[0] == 200, "the worker", 90)
         console.print(
-            f"   kafka={settings.kafka} postgres={settings.database_url} eth={settings.eth_rpc}"
+            f"   kafka={settings.kafka} postgres={settings.database_url} eth={settings.eth_rpc} "
+            f"btc={settings.btc_rpc or 'none'}"
             f"\n   api={self.api_url} data={data_dir}"
         )
 
     def configure(self) -> None:
         self.step("Operator configures assets; users get deposit addresses")
+        btc = "BTC (regtest bitcoind: Bitcoin SV node behaviour over the Bitcoin Core RPC)"
         console.print(
             f"   assets: ETH, TOK (ERC20 at {self.token.address}, compiled offline with solc), "
-            f"xUSD ({USD_ACCOUNT}), xAED ({AED_ACCOUNT}); BTC: no regtest node in this demo"
+            f"xUSD ({USD_ACCOUNT}), xAED ({AED_ACCOUNT}), "
+            + (btc if self.btc else "BTC: no regtest node installed")
         )
         self.addresses = {}
         now = datetime.now(UTC)
@@ -249,9 +270,20 @@ class Demo:
             bank = {"chain": "bank", "address": reference, "account_id": user, "bound_at": now}
             self.produce(catalogue.ADDRESS_BINDINGS, f"bank:{reference}", bank)
             console.print(f"   {user}: {address} (bank reference {reference})")
-        for asset, usd in (("ETH", "3000"), ("TOK", "1")):
+        for asset, usd in (("ETH", "3000"), ("TOK", "1"), ("BTC", "50000")):
             price = {"asset": asset, "usd_price": Decimal(usd), "as_of": now}
             self.produce(catalogue.PRICES, asset, price)
+        if self.btc:
+            self.btc("generatetoaddress", 101, self.btc("getnewaddress"))  # spendable coins
+            self.btc_address = self.btc("getnewaddress")
+            binding = {
+                "chain": "bitcoin",
+                "address": self.btc_address,
+                "account_id": "dave",
+                "bound_at": now,
+            }
+            self.produce(catalogue.ADDRESS_BINDINGS, f"bitcoin:{self.btc_address}", binding)
+            console.print(f"   dave: {self.btc_address} (bitcoin)")
         keystore = json.loads(self.settings.eth_keystore.read_text())
         key = bytes(Account.decrypt(keystore, self.settings.eth_keystore_password))
         self.hot_wallet = Account.from_key(key).address
@@ -299,6 +331,35 @@ class Demo:
                 not credited_early and self.balance(user, asset) - before == amount,
                 f"level {required} confirmations, credited at {final['confirmations']}",
             )
+
+        if self.btc:
+            self.btc_deposit()
+
+    def btc_deposit(self) -> None:
+        """0.015 BTC = 750 USD: level "< 1000: 2"; the demo mines each block."""
+        txid = self.btc("sendtoaddress", self.btc_address, 0.015)
+        miner = self.btc("getnewaddress")
+        credited_early = False
+        confirmations = 0
+        while True:
+            self.btc("generatetoaddress", 1, miner)
+            confirmations += 1
+            observed = self.wait(
+                lambda c=confirmations: (
+                    (o := self.observed(txid)) and o["confirmations"] >= c and o
+                ),
+                "the bitcoin watcher",
+            )
+            if observed["status"] == "CONFIRMED":
+                break
+            credited_early |= self.balance("dave", "BTC") != 0
+        self.wait(lambda: self.balance("dave", "BTC") > 0, "the BTC credit")
+        self.report.check(
+            "dave 0.015 BTC (750 USD)",
+            not credited_early and self.balance("dave", "BTC") == Decimal("0.015"),
+            f"level {observed['confirmations_required']} confirmations, "
+            f"credited at {observed['confirmations']}",
+        )
 
     def observed(self, tx_hash: str) -> dict | None:
         found = [
@@ -587,7 +648,7 @@ class Demo:
             closing=ledger + Decimal("0.50"),
             entries=[
                 ("BNK-AE-1", "TKE-ALICE", "CRDT", "10000.00"),
-                ("BNK-FEE-1", None, "DBIT", "0.50"),
+                ("BNK-INT-1", None, "CRDT", "0.50"),
             ],
         )
         status, answer = self.api("POST", "/api/v1/reconciliation/eod", raw=statement)

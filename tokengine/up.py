@@ -1,6 +1,7 @@
 """`tokengine up`: the whole engine on the embedded default, until Ctrl-C or SIGTERM.
 
-Starts the services the settings do not point at (tansu, Postgres, anvil), creates the
+Starts the services the settings do not point at (tansu, Postgres, anvil, a regtest
+bitcoind when installed), creates the
 topics, applies the database migrations, starts the Postgres sink, the connectors
 (Ethereum watcher and payout executor) and the Faust workers (each serving the HTTP API),
 waits until every worker answers ready, prints the one `ready:` line, then a progress
@@ -145,7 +146,7 @@ def run_up(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started_at = time.monotonic()
-    services = EmbeddedServices(settings, eth_block_time_s=1.0)
+    services = EmbeddedServices(settings, eth_block_time_s=1.0, want_btc=True)
     workers: list[WorkerHandle] = []
     children: list[ChildHandle] = []
     try:
@@ -156,7 +157,7 @@ def run_up(settings: Settings) -> int:
         if services.started_eth:
             settings = embedded_payout_keystore(settings)
         children.append(ChildHandle("sink", start_child(settings, "sink")))
-        if settings.eth_rpc:
+        if settings.eth_rpc or settings.btc_rpc:
             children.append(ChildHandle("connectors", start_child(settings, "connectors")))
         for index in range(settings.workers):
             port = choose_api_port(settings.api_port if index == 0 else 0)
@@ -167,7 +168,8 @@ def run_up(settings: Settings) -> int:
             return 0 if stop.is_set() else 1
         print(
             f"ready: kafka={settings.kafka} postgres={settings.database_url} "
-            f"eth={settings.eth_rpc} api={workers[0].api_url}",
+            f"eth={settings.eth_rpc} api={workers[0].api_url}"
+            + (f" btc={settings.btc_rpc}" if settings.btc_rpc else ""),
             flush=True,
         )
         print(

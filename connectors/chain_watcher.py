@@ -1,0 +1,278 @@
+"""What every chain watcher shares: position, deposits under watch, reorgs, publishing.
+
+Owns the chain-independent part of a watcher: the saved state (last block, recent block
+hashes, deposits under watch; written atomically after each step, so a restart resumes
+without a gap), one step (reorg check, new blocks, confirmations), the security level of
+each deposit (`connectors.confirmations`), and the `ChainObservation` it publishes:
+SEEN while confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the
+deposit's block away. A chain supplies `head`, `block_hash`, `read_block` and
+`still_included` (`connectors.ethereum`, `connectors.bitcoin`). A node that does not
+answer is retried with backoff (logged and counted), never a crash loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from prometheus_client import Counter, Gauge
+
+from connectors.confirmations import Price, confirmations_required
+from tokengine.assets import Asset, AssetCatalogue
+from topics import catalogue
+from topics.codec import Codec
+from topics.view import TopicView
+
+log = logging.getLogger(__name__)
+
+REORG_WINDOW = 64  # block hashes kept to find a fork point
+MAX_BLOCKS_PER_STEP = 500
+POLL_INTERVAL_S = 0.5
+MAX_BACKOFF_S = 30.0
+
+blocks_processed = Counter("token_engine_watcher_blocks", "Blocks read, per chain.", ["chain"])
+node_errors = Counter(
+    "token_engine_watcher_node_errors", "Failed node calls, per chain.", ["chain"]
+)
+watcher_head = Gauge("token_engine_watcher_block", "Last block read, per chain.", ["chain"])
+
+
+@dataclass
+class Tracked:
+    """A deposit under watch, until it is final (confirmed and past the reorg depth)."""
+
+    deposit_id: str
+    asset: str
+    tx_hash: str
+    output_index: int
+    block_number: int
+    block_hash: str
+    from_address: str
+    to_address: str
+    account_id: str
+    amount: str  # Decimal as text (the state file is JSON)
+    confirmed: bool = False
+    last_confirmations: int = -1
+
+
+@dataclass
+class WatcherState:
+    last_block: int
+    hashes: dict[str, str]  # block number (text) -> hash
+    tracked: dict[str, Tracked]
+
+    @classmethod
+    def load(cls, path: Path, start_block: int) -> WatcherState:
+        if not path.exists():
+            return cls(start_block - 1, {}, {})
+        data = json.loads(path.read_text())
+        tracked = {k: Tracked(**v) for k, v in data["tracked"].items()}
+        return cls(data["last_block"], data["hashes"], tracked)
+
+    def save(self, path: Path) -> None:
+        data = {
+            "last_block": self.last_block,
+            "hashes": self.hashes,
+            "tracked": {k: asdict(v) for k, v in self.tracked.items()},
+        }
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data))
+        os.replace(temporary, path)
+
+
+class ChainFacts:
+    """What the watcher reads from topics: deposit addresses and USD prices."""
+
+    def __init__(self, chain: str, normalize: Callable[[str], str]) -> None:
+        self.chain = chain
+        self.normalize = normalize
+        self.addresses: dict[str, str] = {}  # lower-case address -> account id
+        self.prices: dict[str, Price] = {}
+
+    def fold(self, topic: str, value: dict[str, Any]) -> None:
+        if topic == catalogue.ADDRESS_BINDINGS and value["chain"] == self.chain:
+            self.addresses[self.normalize(value["address"])] = value["account_id"]
+        elif topic == catalogue.PRICES:
+            self.prices[value["asset"]] = Price(value["usd_price"], value["as_of"])
+
+
+class ChainWatcher:
+    chain = ""  # set by each chain
+
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        codec: Codec,
+        producer: Producer,
+        assets: AssetCatalogue,
+        state_path: Path,
+        start_block: int = 0,
+    ) -> None:
+        self.prefix = prefix
+        self.codec = codec
+        self.producer = producer
+        self.assets = {a.code: a for a in assets.assets.values() if a.chain == self.chain}
+        self.state_path = state_path
+        self.state = WatcherState.load(state_path, start_block)
+        self.facts = ChainFacts(self.chain, self.normalize_address)
+        self.view = TopicView(
+            bootstrap,
+            prefix,
+            codec,
+            [catalogue.ADDRESS_BINDINGS, catalogue.PRICES],
+            self.facts.fold,
+            name=f"{self.chain}-watcher",
+        )
+        self.stopping = threading.Event()
+        self.published = 0
+
+    # -- what a chain supplies -----------------------------------------------------------
+
+    @staticmethod
+    def normalize_address(address: str) -> str:
+        """The form addresses are compared in (Ethereum: lower case)."""
+        return address
+
+    def head(self) -> int:
+        raise NotImplementedError
+
+    def block_hash(self, number: int) -> str | None:
+        """The hash of the block at this height now (None: the chain is shorter)."""
+        raise NotImplementedError
+
+    def read_block(self, number: int) -> str:
+        """Track the block's deposits to bound addresses; returns the block's hash."""
+        raise NotImplementedError
+
+    def still_included(self, tracked: Tracked) -> bool:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        self.view.start()
+        backoff = 1.0
+        try:
+            while not self.stopping.is_set():
+                try:
+                    progressed = self.step()
+                    backoff = 1.0
+                except (OSError, ValueError) as error:  # node down, timeouts, bad answers
+                    node_errors.labels(self.chain).inc()
+                    log.warning("%s node: %s; retrying in %.0f s", self.chain, error, backoff)
+                    self.stopping.wait(backoff)
+                    backoff = min(MAX_BACKOFF_S, backoff * 2)
+                    continue
+                if not progressed:
+                    self.stopping.wait(POLL_INTERVAL_S)
+        finally:
+            self.view.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # -- one step: reorgs, new blocks, confirmations ------------------------------------
+
+    def step(self) -> bool:
+        self.view.wait_caught_up()
+        head = self.head()
+        self.handle_reorg()
+        last = min(head, self.state.last_block + MAX_BLOCKS_PER_STEP)
+        for number in range(self.state.last_block + 1, last + 1):
+            self.state.hashes[str(number)] = self.read_block(number)
+            for old in [n for n in self.state.hashes if int(n) <= number - REORG_WINDOW]:
+                del self.state.hashes[old]
+            blocks_processed.labels(self.chain).inc()
+        progressed = last > self.state.last_block
+        self.state.last_block = max(self.state.last_block, last)
+        self.publish_confirmations(head)
+        if self.producer.flush(30) != 0:
+            raise OSError("observations not acknowledged by the broker")
+        self.state.save(self.state_path)
+        watcher_head.labels(self.chain).set(self.state.last_block)
+        return progressed
+
+    def handle_reorg(self) -> None:
+        """Find the fork point below our position; deposits above it are checked again."""
+        last = self.state.last_block
+        fork = last
+        while (
+            str(fork) in self.state.hashes and self.block_hash(fork) != self.state.hashes[str(fork)]
+        ):
+            fork -= 1
+        if fork == last:
+            return
+        log.warning("reorg: blocks above %d changed", fork)
+        for number in [n for n in self.state.hashes if int(n) > fork]:
+            del self.state.hashes[number]
+        for deposit_id, tracked in list(self.state.tracked.items()):
+            if tracked.block_number > fork and not self.still_included(tracked):
+                self.publish(tracked, "REMOVED", 0, 0)
+                del self.state.tracked[deposit_id]
+        self.state.last_block = fork  # rescanned: a transaction mined again is found again
+
+    def track(self, asset: Asset, tx_hash, index, number, block_hash, sender, to, units) -> None:
+        deposit_id = f"{self.chain}:{tx_hash.lower()}:{index}"
+        amount = Decimal(units).scaleb(-asset.decimals)
+        self.state.tracked[deposit_id] = Tracked(
+            deposit_id,
+            asset.code,
+            tx_hash,
+            index,
+            number,
+            block_hash,
+            sender.lower(),
+            to,
+            self.facts.addresses[self.normalize_address(to)],
+            str(amount),
+        )
+
+    def publish_confirmations(self, head: int) -> None:
+        now = datetime.now(UTC)
+        for deposit_id, tracked in list(self.state.tracked.items()):
+            asset = self.assets[tracked.asset]
+            confirmations = max(0, head - tracked.block_number + 1)
+            required = confirmations_required(
+                asset, Decimal(tracked.amount), self.facts.prices.get(asset.code), now
+            )
+            if not tracked.confirmed and confirmations != tracked.last_confirmations:
+                status = "CONFIRMED" if confirmations >= required else "SEEN"
+                self.publish(tracked, status, confirmations, required)
+                tracked.confirmed = status == "CONFIRMED"
+                tracked.last_confirmations = confirmations
+            if tracked.confirmed and confirmations > asset.max_confirmations + REORG_WINDOW // 2:
+                del self.state.tracked[deposit_id]  # final: no reorg that deep is expected
+
+    def publish(self, tracked: Tracked, status: str, confirmations: int, required: int) -> None:
+        observation = {
+            "observation_id": f"{tracked.deposit_id}:{tracked.block_hash}:{status}:{confirmations}",
+            "deposit_id": tracked.deposit_id,
+            "chain": self.chain,
+            "asset": tracked.asset,
+            "tx_hash": tracked.tx_hash,
+            "output_index": tracked.output_index,
+            "block_number": tracked.block_number,
+            "block_hash": tracked.block_hash,
+            "from_address": tracked.from_address,
+            "to_address": tracked.to_address,
+            "account_id": tracked.account_id,
+            "amount": Decimal(tracked.amount),
+            "confirmations": confirmations,
+            "confirmations_required": required,
+            "status": status,
+            "observed_at": datetime.now(UTC),
+        }
+        self.producer.produce(
+            self.prefix + catalogue.CHAIN_OBSERVATIONS,
+            self.codec.encode(catalogue.CHAIN_OBSERVATIONS, observation),
+            tracked.account_id.encode(),
+        )
+        self.published += 1
