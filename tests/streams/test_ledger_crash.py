@@ -1,4 +1,5 @@
-"""Exactly once under SIGKILL, rebalances and replay, checked against the inputs' model.
+"""Exactly once under SIGKILL, rebalances and replay, checked against the inputs' model
+(and the Postgres sink's tables against the same model after the kills).
 
 >= 50,000 mixed events over 1,000 accounts (5% duplicates, 1% garbage) go through real
 workers that are killed with SIGKILL at random points; the final balances must equal
@@ -182,8 +183,36 @@ def replay_into_fresh_app(settings, start_worker_for) -> dict[str, Decimal]:
     return fresh
 
 
+def postgres_equals_the_ledger(settings, services, expected: dict[str, Decimal]) -> None:
+    """The Postgres sink, run over what the crash test left, holds exactly the same ledger."""
+    import psycopg
+
+    from sinks.verify import verify_postgres
+    from tests.sinks.test_postgres_sink import (
+        SinkThread,
+        new_database,
+        postgres_balances,
+        row_count,
+        transactions_on_topic,
+    )
+    from tests.streams.test_ledger_worker import wait_for
+
+    url = new_database(services.database_url)
+    sink = SinkThread(settings.with_overrides(database_url=url))
+    transactions = transactions_on_topic(settings)
+    try:
+        wait_for(lambda: row_count(url, "ledger_transactions") == transactions, 300, "rows")
+        wait_for(lambda: postgres_balances(url) == expected, 120, "balances in Postgres")
+    finally:
+        sink.stop()
+    with psycopg.connect(url) as conn:
+        postings = conn.execute("SELECT count(*) FROM ledger_postings").fetchone()[0]
+    assert postings >= 2 * transactions
+    assert verify_postgres(url).ok
+
+
 @pytest.mark.timeout(1500)
-def test_sigkill_three_times_mid_stream_balances_equal_the_model(settings, start_worker):
+def test_sigkill_three_times_mid_stream_balances_equal_the_model(settings, services, start_worker):
     rng = random.Random(seed())
     workload = Workload(seed=rng.randrange(1 << 30))
     assert len({k for _, k, _ in workload.phase1}) >= 1000
@@ -193,6 +222,7 @@ def test_sigkill_three_times_mid_stream_balances_equal_the_model(settings, start
     assert produced >= 50_000
     chaos.join()
     worker.stop()
+    postgres_equals_the_ledger(settings, services, workload.expected_balances())
     # replaying the ordered inputs into a fresh app gives identical balances
     fresh = replay_into_fresh_app(settings, lambda s: start_worker(settings=s))
     updates = TopicReader(fresh, catalogue.BALANCE_UPDATES)
