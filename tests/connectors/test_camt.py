@@ -10,7 +10,7 @@ import pytest
 from connectors.camt import CamtError, notification_from_json, parse_camt
 from streams.reconciliation_core import signed
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "camt"
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "camt"  # ../shared/samples/camt
 
 
 def sample(name: str) -> bytes:
@@ -147,3 +147,13 @@ def test_json_notification_shape() -> None:
         notification_from_json({**body, "amount": "1e"})
     with pytest.raises(CamtError, match="credit_debit_indicator"):
         notification_from_json({**body, "credit_debit_indicator": "IN"})
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.xml")), ids=lambda p: p.name)
+def test_every_sample_file_parses_into_balanced_events(path: Path) -> None:
+    message = parse_camt(path.read_bytes())
+    assert message.events and all(event["entries"] for event in message.events)
+    for event in message.events:
+        if message.kind == "camt.053":
+            total = sum(signed(entry) for entry in event["entries"])
+            assert event["opening_balance"] + total == event["closing_balance"]

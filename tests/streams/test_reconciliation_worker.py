@@ -16,7 +16,7 @@ from tests.streams.test_ledger_worker import balances, final, wait_for
 from tests.test_cli import cli
 from topics import catalogue
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "camt"
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "camt"  # ../shared/samples/camt
 
 
 @pytest.fixture
