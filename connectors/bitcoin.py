@@ -13,6 +13,8 @@ behaviour over the same RPC, not BTC consensus; legacy (base58) addresses only.
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,14 @@ RPC_TIMEOUT_S = 10.0
 class RpcError(OSError):
     """The node answered with an error (or not at all): retried by the watcher."""
 
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RpcUnavailable(RpcError):
+    """The node did not answer: nothing is known about the call's effect."""
+
 
 class BitcoinRpc:
     def __init__(self, url: str) -> None:
@@ -41,11 +51,13 @@ class BitcoinRpc:
     def __call__(self, method: str, *params: Any) -> Any:
         try:
             answer = self.client.post(self.url, json={"method": method, "params": params, "id": 1})
-            body = answer.json()
+            body = json.loads(answer.content, parse_float=Decimal)  # amounts stay exact
         except (httpx.HTTPError, ValueError) as error:
-            raise RpcError(f"{method}: {error}") from error
+            raise RpcUnavailable(f"{method}: {error}") from error
         if body.get("error"):
-            raise RpcError(f"{method}: {body['error']}")
+            error = body["error"]
+            code = error.get("code") if isinstance(error, dict) else None
+            raise RpcError(f"{method}: {error}", code)
         return body["result"]
 
 

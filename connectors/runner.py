@@ -1,8 +1,8 @@
 """`tokengine connectors`: the processes that touch the outside world, in one supervisor.
 
 Starts the Bitcoin watcher (when a Bitcoin node is configured), the Ethereum watcher
-(when an Ethereum node is) and the Ethereum payout executor (when a payout key is), each
-in a thread, until SIGTERM/SIGINT. Bank intake runs inside the workers (HTTP and the
+(when an Ethereum node is) and each chain's payout executor (when its payout key is),
+each in a thread, until SIGTERM/SIGINT. Bank intake runs inside the workers (HTTP and the
 drop directory).
 """
 
@@ -16,6 +16,7 @@ import threading
 from eth_account import Account
 
 from connectors.bitcoin import BitcoinWatcher
+from connectors.btc_payouts import BitcoinPayouts, read_payout_key
 from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
 from tokengine.assets import load_assets
@@ -49,6 +50,22 @@ def build_connectors(settings: Settings) -> list:
                 make_producer(settings.kafka),
                 assets,
                 settings.data_dir / "btc-watcher.json",
+            )
+        )
+    if settings.btc_rpc and settings.btc_payout_key_file is not None:
+        group = f"{settings.app_id}-btc-payouts"
+        running.append(
+            BitcoinPayouts(
+                settings.btc_rpc,
+                settings.kafka,
+                group,
+                settings.topic_prefix,
+                codec,
+                make_producer(settings.kafka),
+                make_consumer(settings.kafka, group),
+                assets,
+                read_payout_key(settings.btc_payout_key_file),
+                settings.btc_fee_rate,
             )
         )
     if not settings.eth_rpc:

@@ -30,6 +30,9 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_ETH_KEYSTORE_PASSWORD": "password of that keystore (a secret: never logged)",
     "TOKENGINE_ETH_START_BLOCK": "first block the Ethereum watcher reads (default 0)",
     "TOKENGINE_BANK_DROP_DIR": "directory watched for camt files (default DATA_DIR/bank-inbox)",
+    "TOKENGINE_BTC_PAYOUT_KEY_FILE": "file holding the Bitcoin payout key (WIF, a secret: never "
+    "logged); unset: no BTC payouts",
+    "TOKENGINE_BTC_FEE_RATE": "Bitcoin payout fee rate in satoshi per byte (default 2)",
 }
 
 # Read only when the engine starts a service itself (not in a deployment).
@@ -59,6 +62,8 @@ class Settings:
     eth_keystore: Path | None = None
     eth_keystore_password: str = field(default="", repr=False)
     eth_start_block: int = 0
+    btc_payout_key_file: Path | None = None
+    btc_fee_rate: int = 2
 
     @property
     def bank_inbox(self) -> Path:
@@ -96,6 +101,10 @@ class Settings:
             bank_drop_dir=Path(env["TOKENGINE_BANK_DROP_DIR"])
             if env.get("TOKENGINE_BANK_DROP_DIR")
             else None,
+            btc_payout_key_file=Path(env["TOKENGINE_BTC_PAYOUT_KEY_FILE"])
+            if env.get("TOKENGINE_BTC_PAYOUT_KEY_FILE")
+            else None,
+            btc_fee_rate=int(env.get("TOKENGINE_BTC_FEE_RATE", "2")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -125,5 +134,9 @@ class Settings:
             "TOKENGINE_BANK_DROP_DIR": None
             if self.bank_drop_dir is None
             else str(self.bank_drop_dir),
+            "TOKENGINE_BTC_PAYOUT_KEY_FILE": None
+            if self.btc_payout_key_file is None
+            else str(self.btc_payout_key_file),
+            "TOKENGINE_BTC_FEE_RATE": str(self.btc_fee_rate),
         }
         return {name: value for name, value in pairs.items() if value is not None}

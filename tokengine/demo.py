@@ -32,7 +32,7 @@ from connectors.solidity import deploy_token
 from sinks.migrate import migrate
 from tokengine.api_client import call
 from tokengine.config import Settings
-from tokengine.services import EmbeddedServices, free_port
+from tokengine.services import EmbeddedServices, embedded_btc_payout_key, free_port
 from tokengine.up import ChildHandle, embedded_payout_keystore, get_json, start_child, start_worker
 from topics import catalogue
 from topics.admin import create_topics
@@ -233,7 +233,7 @@ class Demo:
         )
         create_topics(settings.kafka, settings.topic_prefix)
         migrate(settings.database_url)
-        settings = embedded_payout_keystore(settings)
+        settings = embedded_btc_payout_key(embedded_payout_keystore(settings))
         self.settings = settings
         self.codec = make_codec(settings.schema_registry, settings.topic_prefix)
         self.producer = make_producer(settings.kafka)
@@ -361,6 +361,30 @@ class Demo:
             f"credited at {observed['confirmations']}",
         )
 
+    def btc_withdrawal(self) -> None:
+        """dave pays 0.005 BTC out: signed by the executor, sent, mined by the demo."""
+        destination = self.btc("getnewaddress")
+        self.withdraw("demo-w5", "dave", "BTC", "0.005", destination)
+
+        def submitted() -> bool:
+            return any(
+                r["payout_id"] == "po:dave:demo-w5"
+                for r in read_to_end(self.settings, catalogue.PAYOUT_RESULTS, timeout_s=5)
+            )
+
+        self.wait(submitted, "the BTC payout sent")
+        self.btc("generatetoaddress", 1, self.btc("getnewaddress"))
+        done = self.result("demo-w5")
+        paid = self.payout_result("po:dave:demo-w5")
+        received = self.btc("getreceivedbyaddress", destination, 1)
+        self.report.check(
+            "dave withdraws 0.005 BTC (fee 0.0001)",
+            done["status"] == "COMPLETED"
+            and received == Decimal("0.005")
+            and self.balance("dave", "BTC") == Decimal("0.0099"),
+            f"signed and sent on regtest, network fee {paid['network_fee']} BTC to the operator",
+        )
+
     def observed(self, tx_hash: str) -> dict | None:
         found = [
             o
@@ -438,6 +462,8 @@ class Demo:
             and self.balance("bob", "ETH") == Decimal("0.0495"),
             f"paid on chain, network fee {paid['network_fee']} ETH booked to the operator",
         )
+        if self.btc:
+            self.btc_withdrawal()
         self.withdraw("demo-w2", "carol", "ETH", "0.5", self.token.address)  # refuses ETH
         failed = self.result("demo-w2")
         self.report.check(

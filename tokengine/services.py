@@ -1,4 +1,4 @@
-"""Embedded services for `make run`, the demo and the tests: tansu, Postgres and anvil.
+"""Embedded services for `make run`, the demo and the tests: tansu, Postgres, anvil, bitcoind.
 
 Each starts on a free loopback port, is awaited until it accepts work, and stops with
 its owner: children get SIGTERM when the parent dies (PR_SET_PDEATHSIG), so a killed
@@ -302,6 +302,45 @@ def start_bitcoind(workdir: Path) -> tuple[str, ManagedProcess]:
     return url, process
 
 
+class RegtestMiner(threading.Thread):
+    """Mines one regtest block every interval (as anvil's --block-time does for Ethereum)."""
+
+    def __init__(self, rpc_url: str, interval_s: float) -> None:
+        super().__init__(name="regtest-miner", daemon=True)
+        self.rpc_url = rpc_url
+        self.interval_s = interval_s
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from connectors.bitcoin import BitcoinRpc, RpcError
+
+        rpc = BitcoinRpc(self.rpc_url)
+        while not self.stopping.wait(self.interval_s):
+            with contextlib.suppress(RpcError):
+                rpc("generatetoaddress", 1, rpc("getnewaddress"))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(STOP_TIMEOUT_S)
+
+
+def embedded_btc_payout_key(settings: Settings) -> Settings:
+    """On the embedded regtest node: a new payout key (a WIF file), funded by mining to it."""
+    if settings.btc_payout_key_file is not None or not settings.btc_rpc:
+        return settings
+    from bitcoinlib.keys import Key
+
+    from connectors.bitcoin import BitcoinRpc
+
+    key = Key(network="testnet")  # regtest uses testnet addresses
+    path = settings.data_dir / "btc-payout.wif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(key.wif())
+    BitcoinRpc(settings.btc_rpc)("generatetoaddress", 101, key.address())  # one mature coinbase
+    return settings.with_overrides(btc_payout_key_file=path)
+
+
 def _btc_answers(url: str) -> bool:
     import httpx
 
@@ -344,12 +383,18 @@ class EmbeddedServices:
     want_eth: bool = True
     want_btc: bool = False  # a regtest bitcoind, when its binary is installed
     eth_block_time_s: float | None = None
+    btc_block_time_s: float | None = None  # regtest mines only when asked: a miner thread
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tokengine-")))
     processes: list[ManagedProcess] = field(default_factory=list)
+    miner: RegtestMiner | None = None
 
     @property
     def started_eth(self) -> bool:
         return any(process.name == "anvil" for process in self.processes)
+
+    @property
+    def started_btc(self) -> bool:
+        return any(process.name == "bitcoind" for process in self.processes)
 
     def start(self) -> Settings:
         changes: dict[str, str] = {}
@@ -370,9 +415,14 @@ class EmbeddedServices:
             self.stop()
             raise
         self.settings = self.settings.with_overrides(**changes)
+        if self.btc_block_time_s and self.started_btc:
+            self.miner = RegtestMiner(self.settings.btc_rpc, self.btc_block_time_s)
+            self.miner.start()
         return self.settings
 
     def stop(self) -> None:
+        if self.miner is not None:
+            self.miner.stop()
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()

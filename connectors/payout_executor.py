@@ -1,0 +1,156 @@
+"""What every payout executor shares: the command loop, the breaker, and the reports.
+
+Owns consuming payout commands of one chain, skipping payouts already final, waiting while
+the breaker is OPEN (globally or for the asset: nothing is submitted), and reporting on
+payout-results. A report is acknowledged by the broker before the executor goes on, so
+SUBMITTED (with what a restart needs to find or resend the same transaction) exists before
+anything reaches a chain. How a payout is paid is the chain's (`pay`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from tokengine.assets import Asset, AssetCatalogue
+from topics import catalogue
+from topics.codec import Codec, DecodeError
+from topics.view import TopicView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PayoutFacts:
+    """What the executor reads from topics: each payout's newest result, breaker states."""
+
+    results: dict[str, dict[str, Any]]
+    breakers: dict[str, str]
+
+    def fold(self, topic: str, value: dict[str, Any]) -> None:
+        if topic == catalogue.PAYOUT_RESULTS:
+            current = self.results.get(value["payout_id"])
+            if current is None or current["status"] == "SUBMITTED":
+                self.results[value["payout_id"]] = value
+        elif topic == catalogue.BREAKER_STATE:
+            self.breakers[value["scope"]] = value["state"]
+
+
+class PayoutExecutor:
+    chain: str
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        prefix: str,
+        codec: Codec,
+        producer: Producer,
+        consumer: Consumer,
+        assets: AssetCatalogue,
+    ) -> None:
+        self.prefix = prefix
+        self.codec = codec
+        self.producer = producer
+        self.consumer = consumer
+        self.assets = assets
+        self.facts = PayoutFacts({}, {})
+        self.view = TopicView(
+            bootstrap,
+            prefix,
+            codec,
+            [catalogue.PAYOUT_RESULTS, catalogue.BREAKER_STATE],
+            self.facts.fold,
+            name=f"{group_id}-facts",
+            partitions={catalogue.BREAKER_STATE: 1},
+        )
+        self.stopping = threading.Event()
+        self.sent = 0  # transactions this process sent to the node
+        self.holding: str | None = None  # the payout waiting for the breaker to close
+
+    def run(self) -> None:
+        self.view.start()
+        self.consumer.subscribe([self.prefix + catalogue.PAYOUT_COMMANDS])
+        try:
+            while not self.stopping.is_set():
+                message = self.consumer.poll(0.2)
+                if message is None or message.error():
+                    continue
+                try:
+                    command = self.codec.decode(catalogue.PAYOUT_COMMANDS, message.value())
+                except DecodeError as error:
+                    log.warning("undecodable payout command: %s", error)
+                    self.consumer.commit(message, asynchronous=False)
+                    continue
+                if command["chain"] == self.chain and not self.execute(command):
+                    return  # stopping mid-payout: the command stays uncommitted, seen again
+                self.consumer.commit(message, asynchronous=False)
+        finally:
+            self.view.stop()
+            self.consumer.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def execute(self, command: dict[str, Any]) -> bool:
+        """True once the payout is final (now or before); False when stopping first."""
+        self.view.wait_caught_up()
+        asset = self.assets[command["asset"]]
+        self.holding = command["payout_id"]
+        self.wait_while_breaker_open(asset)
+        self.holding = None
+        if self.stopping.is_set():
+            return False
+        with self.view.lock:
+            known = self.facts.results.get(command["payout_id"])
+        if known is not None and known["status"] in ("CONFIRMED", "FAILED"):
+            return True  # done before a restart: never again
+        return self.pay(command, asset, known)
+
+    def pay(self, command: dict[str, Any], asset: Asset, known: dict[str, Any] | None) -> bool:
+        """Pay once and report the outcome (True), or stop waiting for it (False).
+
+        `known` is the payout's SUBMITTED report from before a restart, if any.
+        """
+        raise NotImplementedError
+
+    def wait_while_breaker_open(self, asset: Asset) -> None:
+        while not self.stopping.is_set():
+            with self.view.lock:
+                states = (
+                    self.facts.breakers.get("global"),
+                    self.facts.breakers.get(f"asset:{asset.code}"),
+                )
+            if "OPEN" not in states:
+                return
+            self.consumer.pause(self.consumer.assignment())
+            self.consumer.poll(0.5)  # keeps the group membership; paused: returns nothing
+            self.consumer.resume(self.consumer.assignment())
+
+    def report(self, command: dict[str, Any], status: str, **fields: Any) -> None:
+        result = {
+            "payout_id": command["payout_id"],
+            "account_id": command["account_id"],
+            "status": status,
+            "tx_hash": fields.get("tx_hash"),
+            "network_fee": fields.get("network_fee"),
+            "reason": fields.get("reason"),
+            "reported_at": datetime.now(UTC),
+            "nonce": fields.get("nonce"),
+            "raw_transaction": fields.get("raw_transaction"),
+        }
+        self.producer.produce(
+            self.prefix + catalogue.PAYOUT_RESULTS,
+            self.codec.encode(catalogue.PAYOUT_RESULTS, result),
+            command["account_id"].encode(),
+        )
+        if self.producer.flush(30) != 0:
+            raise OSError("payout result not acknowledged by the broker")
+        with self.view.lock:
+            self.facts.fold(catalogue.PAYOUT_RESULTS, result)
+        log.info("payout %s: %s %s", command["payout_id"], status, fields.get("tx_hash") or "")
