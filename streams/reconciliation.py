@@ -117,6 +117,7 @@ class ReconciliationState:
         self.snapshots: dict[str, dict[str, Any]] = {}  # snapshot id -> newest
         self.breakers: dict[str, dict[str, Any]] = {}  # scope -> newest state
         self.trends: dict[str, list[Decimal]] = {}  # bank account -> tier-2 deviations %
+        self.alarm_version = 0  # counts discrepancy and breaker changes (gauges follow it)
 
     def fold(self, topic: str, value: dict[str, Any]) -> None:
         if topic == catalogue.RECONCILIATION_RESULTS:
@@ -130,10 +131,12 @@ class ReconciliationState:
                 del trend[:-TREND_POINTS]
         elif topic == catalogue.DISCREPANCIES:
             self.discrepancies[value["discrepancy_id"]] = value
+            self.alarm_version += 1
         elif topic == catalogue.EOD_SNAPSHOTS:
             self.snapshots[value["snapshot_id"]] = value
         elif topic == catalogue.BREAKER_STATE:
             self.breakers[value["scope"]] = value
+            self.alarm_version += 1
 
     def drift(self, account_id: str) -> Decimal:
         return drift_per_check(self.trends.get(account_id, []))

@@ -257,9 +257,17 @@ class Health(web.View):
         return self.json(body, status=503 if status == "CRITICAL" else 200)
 
 
+gauges_version = -1  # the state's alarm_version the gauges show
+
+
 @app.timer(1.0)
 async def refresh_gauges() -> None:
+    """Only after a discrepancy or breaker change: one gauge per bank account is not free."""
+    global gauges_version
     with state_view.lock:
+        if state.alarm_version == gauges_version:
+            return
+        gauges_version = state.alarm_version
         open_items = [d for d in state.discrepancies.values() if d["status"] != "RESOLVED"]
         breakers = {scope: b["state"] for scope, b in state.breakers.items()}
     by_severity = Counter(d["severity"] for d in open_items)

@@ -21,6 +21,9 @@ from streams.app import app, settings
 
 def run_worker() -> None:
     worker = faust.Worker(app, loglevel=settings.log_level, loop=_uvloop())
+    # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record):
+    # then every debug call of aiokafka and Faust builds a record per message. No spinner.
+    worker.spinner = None
     worker.execute_from_commandline()
 
 
