@@ -469,33 +469,40 @@ def eth_watcher(settings: Settings) -> None:
         anvil.stop()
 
 
+def ledger(settings: Settings) -> None:
+    """The broker, Faust's null and naive agents, and the engine with 1 and 2 workers."""
+    report("setup", events=EVENTS, accounts=ACCOUNTS, cores=os.cpu_count())
+    raw_broker(settings.kafka)
+    null = baseline(settings, "null")
+    report("faust_null_agent", events_per_s=round(null), vs_null="1.00")
+    naive = baseline(settings, "naive")
+    report("faust_naive_ledger_agent", events_per_s=round(naive), vs_null=f"{naive / null:.2f}")
+    one = engine(settings, 1)
+    report("engine_1_worker", events_per_s=round(one), vs_null=f"{one / null:.2f}")
+    two = engine(settings, 2)
+    report(
+        "engine_2_workers",
+        events_per_s=round(two),
+        vs_null=f"{two / null:.2f}",
+        vs_1_worker=f"{two / one:.2f}",
+    )
+    p50, p99 = latency(settings, one / 2)
+    report("engine_latency_half_max_rate", rate_per_s=round(one / 2), p50_ms=p50, p99_ms=p99)
+
+
+BENCHMARKS = {
+    "ledger": ledger,
+    "sink": sink,
+    "reconciliation": reconciliation,
+    "eth": eth_watcher,
+}
+
+
 def main() -> None:
-    only = set(sys.argv[1:])  # e.g. `python -m bench sink reconciliation`
+    only = sys.argv[1:] or list(BENCHMARKS)  # e.g. `python -m bench sink reconciliation`
     with EmbeddedServices(Settings.from_env(), want_eth=False) as settings:
-        if only:
-            for name in sorted(only):
-                {"sink": sink, "reconciliation": reconciliation, "eth": eth_watcher}[name](settings)
-            return
-        report("setup", events=EVENTS, accounts=ACCOUNTS, cores=os.cpu_count())
-        raw_broker(settings.kafka)
-        null = baseline(settings, "null")
-        report("faust_null_agent", events_per_s=round(null), vs_null="1.00")
-        naive = baseline(settings, "naive")
-        report("faust_naive_ledger_agent", events_per_s=round(naive), vs_null=f"{naive / null:.2f}")
-        one = engine(settings, 1)
-        report("engine_1_worker", events_per_s=round(one), vs_null=f"{one / null:.2f}")
-        two = engine(settings, 2)
-        report(
-            "engine_2_workers",
-            events_per_s=round(two),
-            vs_null=f"{two / null:.2f}",
-            vs_1_worker=f"{two / one:.2f}",
-        )
-        p50, p99 = latency(settings, one / 2)
-        report("engine_latency_half_max_rate", rate_per_s=round(one / 2), p50_ms=p50, p99_ms=p99)
-        sink(settings)
-        reconciliation(settings)
-        eth_watcher(settings)
+        for name in only:
+            BENCHMARKS[name](settings)
 
 
 if __name__ == "__main__":

@@ -13,23 +13,33 @@ from streams.app import settings
 from topics.kafka import make_producer
 
 FLUSH_TIMEOUT_S = 30.0
+POLL_EVERY = 256  # produce calls between two polls of delivery reports
 
 
 class OutputProducer:
     """Produces to catalogue topics; `flush` raises unless every output was acknowledged."""
 
     def __init__(self, linger_ms: int = 2) -> None:
+        # delivery reports of failures only: a callback per acknowledged message is not free
         self.producer = make_producer(
-            settings.kafka or "127.0.0.1:9092", **{"linger.ms": linger_ms}
+            settings.kafka or "127.0.0.1:9092",
+            **{"linger.ms": linger_ms, "delivery.report.only.error": True},
         )
         self.failures: list[str] = []
+        self.unpolled = 0
 
     def produce(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
         extra = {} if partition is None else {"partition": partition}
-        self.producer.produce(
-            settings.topic_prefix + topic, value, key.encode(), on_delivery=self._delivered, **extra
-        )
-        self.producer.poll(0)
+        name = settings.topic_prefix + topic
+        try:
+            self.producer.produce(name, value, key.encode(), on_delivery=self._delivered, **extra)
+        except BufferError:  # the local queue is full: serve it, then once more
+            self.producer.poll(0.1)
+            self.producer.produce(name, value, key.encode(), on_delivery=self._delivered, **extra)
+        self.unpolled += 1
+        if self.unpolled >= POLL_EVERY:
+            self.producer.poll(0)
+            self.unpolled = 0
 
     def _delivered(self, error, message) -> None:
         if error is not None:

@@ -14,7 +14,7 @@ Control records (`~control:P`) hold the breaker state as seen by partition P.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -121,12 +121,17 @@ def _decimals(values: dict[str, Decimal]) -> dict[str, str]:
     return {k: str(v) for k, v in values.items()}
 
 
+RECORD_FIELDS = [f.name for f in fields(AccountRecord)]
+
+
 def encode_record(record: AccountRecord) -> bytes:
-    data = asdict(record)
+    # shallow views, not `asdict`: it deep-copies every marker on every write
+    data = {name: getattr(record, name) for name in RECORD_FIELDS}
     data["ledger"] = _decimals(record.ledger)
     data["reserved"] = _decimals(record.reserved)
+    data["applied"] = {k: vars(mark) for k, mark in record.applied.items()}
     data["payouts"] = {
-        k: {**asdict(p), "amount": str(p.amount), "fee": str(p.fee)}
+        k: {**vars(p), "amount": str(p.amount), "fee": str(p.fee)}
         for k, p in record.payouts.items()
     }
     return json.dumps(data, separators=(",", ":"), default=str).encode()

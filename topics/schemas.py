@@ -27,8 +27,11 @@ class Schema:
 
 
 def make_schema(source: dict) -> Schema:
-    parsed = fastavro.parse_schema(source, _write_hint=False, named_schemas={})
-    canonical = to_parsing_canonical_form(parsed)
+    canonical = to_parsing_canonical_form(
+        fastavro.parse_schema(source, _write_hint=False, named_schemas={})
+    )
+    # parsed once with fastavro's marker: a schema without it is parsed again on every call
+    parsed = fastavro.parse_schema(source, named_schemas={})
     return Schema(
         source["name"], parsed, bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")), source
     )
