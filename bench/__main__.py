@@ -1,6 +1,8 @@
 """`make bench`: the raw broker, Faust's ceiling, a naive ledger agent and the engine, in one run.
 
-Prints one labelled line per figure, e.g. `engine_1_worker events_per_s=5123 vs_null=0.77`.
+Then the Postgres sink, tier-1 reconciliation and the chain watchers; `python -m bench NAME..`
+runs some (ledger, sink, reconciliation, eth, btc). Prints one labelled line per figure,
+e.g. `engine_1_worker events_per_s=5123 vs_null=0.77`.
 Everything runs on the embedded default (or TOKENGINE_KAFKA), on this machine, now: quote
 the ratios, since absolute numbers move with the machine's load.
 """
@@ -15,7 +17,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -381,6 +385,54 @@ def reconciliation(settings: Settings) -> None:
         worker.stop()
 
 
+def watcher_figures(
+    chain: str,
+    watcher: Callable[[], Any],
+    start_block: int,
+    blocks: int,
+    transfers: int,
+    deposit_in_a_new_block: Callable[[int], None],
+    samples: int,
+) -> None:
+    """A watcher over a backlog of blocks (blocks/s, transfers/s), then live: ms from a
+    block with one deposit to its observation."""
+    backlog = watcher()
+    backlog.view.start()
+    backlog.view.wait_caught_up()
+    started = time.monotonic()
+    while backlog.state.last_block < start_block + blocks - 1:
+        backlog.step()
+    seconds = time.monotonic() - started
+    backlog.view.stop()
+    report(
+        f"{chain}_watcher_backlog",
+        blocks=blocks,
+        blocks_per_s=round(blocks / seconds),
+        transfers_per_s=round(transfers / seconds),
+    )
+    live = watcher()
+    thread = threading.Thread(target=live.run, daemon=True)
+    thread.start()
+    live.view.wait_caught_up()
+    latencies = []
+    for n in range(samples):
+        before = live.published
+        deposit_in_a_new_block(n)
+        mined = time.monotonic()
+        while live.published == before:
+            time.sleep(0.001)
+        latencies.append((time.monotonic() - mined) * 1000)
+    live.stop()
+    thread.join(10)
+    latencies.sort()
+    report(
+        f"{chain}_block_to_observation_ms",
+        p50=round(statistics.median(latencies)),
+        p99=round(latencies[-1]),
+        poll_interval_ms=500,
+    )
+
+
 def eth_watcher(settings: Settings) -> None:
     """Watcher throughput over a backlog of blocks, and block-to-observation latency."""
     from datetime import UTC, datetime
@@ -430,41 +482,10 @@ def eth_watcher(settings: Settings) -> None:
                 start_block,
             )
 
-        backlog = watcher()
-        backlog.view.start()
-        backlog.view.wait_caught_up()
-        started = time.monotonic()
-        while backlog.state.last_block < start_block + blocks - 1:
-            backlog.step()
-        seconds = time.monotonic() - started
-        backlog.view.stop()
-        report(
-            "eth_watcher_backlog",
-            blocks=blocks,
-            blocks_per_s=round(blocks / seconds),
-            transfers_per_s=round(transfers / seconds),
-        )
-        live = watcher()
-        thread = threading.Thread(target=live.run, daemon=True)
-        thread.start()
-        live.view.wait_caught_up()
-        latencies = []
-        for n in range(50):
-            before = live.published
+        def deposit(n: int) -> None:  # automine: its own block
             w3.eth.send_transaction({"from": sender, "to": addresses[n], "value": 10**15})
-            mined = time.monotonic()
-            while live.published == before:
-                time.sleep(0.001)
-            latencies.append((time.monotonic() - mined) * 1000)
-        live.stop()
-        thread.join(10)
-        latencies.sort()
-        report(
-            "eth_block_to_observation_ms",
-            p50=round(statistics.median(latencies)),
-            p99=round(latencies[-1]),
-            poll_interval_ms=500,
-        )
+
+        watcher_figures("eth", watcher, start_block, blocks, transfers, deposit, 50)
     finally:
         anvil.stop()
 
@@ -527,41 +548,11 @@ def btc_watcher(settings: Settings) -> None:
                 start_block,
             )
 
-        backlog = watcher()
-        backlog.view.start()
-        backlog.view.wait_caught_up()
-        started = time.monotonic()
-        while backlog.state.last_block < start_block + blocks - 1:
-            backlog.step()
-        seconds = time.monotonic() - started
-        backlog.view.stop()
-        report(
-            "btc_watcher_backlog",
-            blocks=blocks,
-            blocks_per_s=round(blocks / seconds),
-            transfers_per_s=round(transfers / seconds),
-        )
-        live = watcher()
-        thread = threading.Thread(target=live.run, daemon=True)
-        thread.start()
-        live.view.wait_caught_up()
-        latencies = []
-        for n in range(30):
-            before = live.published
+        def deposit(n: int) -> None:
             rpc("sendtoaddress", addresses[n], 0.001)
             rpc("generatetoaddress", 1, miner)
-            mined = time.monotonic()
-            while live.published == before:
-                time.sleep(0.001)
-            latencies.append((time.monotonic() - mined) * 1000)
-        live.stop()
-        thread.join(10)
-        latencies.sort()
-        report(
-            "btc_block_to_observation_ms",
-            p50=round(statistics.median(latencies)),
-            p99=round(latencies[-1]),
-        )
+
+        watcher_figures("btc", watcher, start_block, blocks, transfers, deposit, 30)
     finally:
         node.stop()
 
