@@ -46,7 +46,7 @@ from streams.records import (
 )
 from topics import catalogue
 from topics.codec import DecodeError
-from topics.dead_letters import dead_letter
+from topics.dead_letters import dead_letter_of_message
 from topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -195,16 +195,8 @@ class Batch:
             )
 
     def dead_letter(self, event: EventT, reason: str, error: str) -> None:
-        message = event.message
-        letter = dead_letter(
-            source_topic=catalogue.LEDGER_COMMANDS,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            key=message.key,
-            value=message.value,
-            reason=reason,
-            error=error,
-            component=COMPONENT,
+        letter = dead_letter_of_message(
+            event.message, catalogue.LEDGER_COMMANDS, reason, error, COMPONENT
         )
         metrics.dead_letters.labels(COMPONENT, reason).inc()
         self.producer.produce(

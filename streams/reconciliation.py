@@ -55,7 +55,7 @@ from tokengine.assets import Asset
 from topics import catalogue
 from topics.breaker import breaker_alert, breaker_record
 from topics.codec import DecodeError
-from topics.dead_letters import dead_letter
+from topics.dead_letters import dead_letter_of_message
 from topics.jsonable import jsonable
 from topics.partitioning import partition_for
 
@@ -241,17 +241,7 @@ async def handle(event: EventT, outputs: Outputs) -> BankAccountRecord | None:
 
 
 def dead_letter_event(event: EventT, topic: str, outputs: Outputs, reason: str, error: str):
-    message = event.message
-    letter = dead_letter(
-        source_topic=topic,
-        source_partition=message.partition,
-        source_offset=message.offset,
-        key=message.key,
-        value=message.value,
-        reason=reason,
-        error=error,
-        component=COMPONENT,
-    )
+    letter = dead_letter_of_message(event.message, topic, reason, error, COMPONENT)
     metrics.dead_letters.labels(COMPONENT, reason).inc()
     outputs.emit(catalogue.DEAD_LETTERS, topic, letter)
 

@@ -32,3 +32,19 @@ def dead_letter(
         "component": component,
         "failed_at": datetime.now(UTC),
     }
+
+
+def dead_letter_of_message(
+    message: Any, source_topic: str, reason: str, error: str, component: str
+) -> dict[str, Any]:
+    """The dead letter of a Faust message (partition, offset, key and value attributes)."""
+    return dead_letter(
+        source_topic=source_topic,
+        source_partition=message.partition,
+        source_offset=message.offset,
+        key=message.key,
+        value=message.value,
+        reason=reason,
+        error=error,
+        component=component,
+    )
