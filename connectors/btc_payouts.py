@@ -46,6 +46,8 @@ RPC_RETRY_S = 2.0
 # pay-to-pubkey-hash sizes in bytes: version, counts and locktime; one input; one output
 TX_OVERHEAD_BYTES, P2PKH_INPUT_BYTES, P2PKH_OUTPUT_BYTES = 10, 148, 34
 RPC_ALREADY_IN_CHAIN = -27
+RPC_WALLET_ERROR = -4
+RPC_METHOD_NOT_FOUND = -32601
 
 
 class PayoutNotPossible(Exception):
@@ -103,13 +105,32 @@ class BitcoinPayouts(PayoutExecutor):
                 self.forkid = any(
                     name in self.rpc("getnetworkinfo")["subversion"] for name in FORKID_NODES
                 )
-                if not self.rpc("validateaddress", self.address).get("iswatchonly"):
-                    self.rpc("importaddress", self.address, "tokengine-payouts", True)
+                self.watch_hot_wallet()
                 log.info("bitcoin payouts from %s (forkid=%s)", self.address, self.forkid)
                 return
             except RpcUnavailable as error:
                 log.warning("bitcoin node unavailable (%s); retrying", error)
                 self.stopping.wait(RPC_RETRY_S)
+
+    def watch_hot_wallet(self) -> None:
+        """Have the node's wallet track the hot wallet's outputs (watch-only: no key there)."""
+        try:
+            info = self.rpc("getaddressinfo", self.address)  # Bitcoin Core >= 0.17
+        except RpcError as error:
+            if error.code != RPC_METHOD_NOT_FOUND:
+                raise
+            info = self.rpc("validateaddress", self.address)
+        if info.get("iswatchonly") or info.get("ismine"):
+            return
+        try:
+            self.rpc("importaddress", self.address, "tokengine-payouts", True)
+        except RpcError as error:
+            if error.code != RPC_WALLET_ERROR:
+                raise
+            # a descriptor wallet (Bitcoin Core >= 23) imports descriptors instead
+            descriptor = self.rpc("getdescriptorinfo", f"addr({self.address})")["descriptor"]
+            request = {"desc": descriptor, "timestamp": 0, "label": "tokengine-payouts"}
+            self.rpc("importdescriptors", [request])
 
     # -- one payout ----------------------------------------------------------------------
 
