@@ -190,7 +190,12 @@ class BitcoinPayouts(PayoutExecutor):
             seen = self.transaction(txid)
             if seen is None:
                 log.warning("payout transaction %s dropped by the node: sending it again", txid)
-                self.rpc("sendrawtransaction", raw)
+                try:
+                    self.rpc("sendrawtransaction", raw)
+                except RpcUnavailable:
+                    raise
+                except RpcError as error:  # it may still confirm elsewhere: never concluded here
+                    log.error("payout transaction %s not accepted again: %s", txid, error)
             elif seen.get("confirmations", 0) >= self.confirmations_required:
                 return True
             self.stopping.wait(POLL_S)

@@ -285,11 +285,20 @@ def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, settings, s
         produce(settings, catalogue.PAYOUT_COMMANDS, "manual", held)
         wait_for(lambda: again.holding == "po:manual:3", what="the payout held")
         assert again.sent == 1  # nothing sent while OPEN
+        # stopped while holding: nothing is paid and the command is not committed
+        again.stop()
+        thread.join(10)
+        assert not thread.is_alive() and again.sent == 1
         assert results_of(settings, "po:manual:3", settled=False) == []
+        again = btc_executor(settings, url, hot_wallet, "btc-payouts-b")  # same group
+        thread = threading.Thread(target=again.run, daemon=True)
+        thread.start()
+        wait_for(lambda: again.holding == "po:manual:3", what="the command seen again, held")
         closed = breaker_record("global", "CLOSED", "OK", "test", "pytest")
         publish_breaker_state(breaker_producer, settings.topic_prefix, codec, closed)
         assert results_of(settings, "po:manual:3")[-1]["status"] == "CONFIRMED"
         assert rpc("getreceivedbyaddress", destination, 1) == Decimal("0.32")
+        assert again.sent == 1  # the held payout, once
     finally:
         again.stop()
         miner.stop()
