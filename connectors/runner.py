@@ -2,8 +2,9 @@
 
 Starts the Bitcoin watcher (when a Bitcoin node is configured), the Ethereum watcher
 (when an Ethereum node is) and each chain's payout executor (when its payout key is),
-each in a thread, until SIGTERM/SIGINT. Bank intake runs inside the workers (HTTP and the
-drop directory).
+each in a thread, until SIGTERM/SIGINT; one that fails stops them all (exit 1: `up`
+restarts the process, and each connector resumes from what it recorded). Bank intake
+runs inside the workers (HTTP and the drop directory).
 """
 
 from __future__ import annotations
@@ -102,13 +103,35 @@ def build_connectors(settings: Settings) -> list:
 
 
 def run_connectors(settings: Settings) -> None:
+    """Runs until a signal; exits 1 when a connector fails, so its supervisor restarts all."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     running = build_connectors(settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: [c.stop() for c in running])
-    threads = [threading.Thread(target=c.run, name=type(c).__name__) for c in running]
+        signal.signal(sig, lambda *_: [connector.stop() for connector in running])
+    if run_all(running):
+        raise SystemExit(1)
+
+
+def run_all(running: list) -> list[str]:
+    """Each connector in a thread until all stop; the first failure stops the others.
+
+    Returns the names of the connectors that failed.
+    """
+    failed: list[str] = []
+
+    def run_one(connector) -> None:
+        try:
+            connector.run()
+        except Exception:
+            log.exception("%s failed; stopping the connectors", type(connector).__name__)
+            failed.append(type(connector).__name__)
+            for other in running:
+                other.stop()
+
+    threads = [threading.Thread(target=run_one, args=(c,), name=type(c).__name__) for c in running]
     for thread in threads:
         thread.start()
     log.info("connectors running: %s", ", ".join(type(c).__name__ for c in running))
     for thread in threads:
         thread.join()
+    return failed
