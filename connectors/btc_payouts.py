@@ -28,12 +28,10 @@ from typing import Any
 from bitcoinlib.encoding import double_sha256
 from bitcoinlib.keys import Key, sign
 from bitcoinlib.transactions import Transaction
-from confluent_kafka import Consumer, Producer
 
 from connectors.bitcoin import CHAIN, BitcoinRpc, RpcError, RpcUnavailable
-from connectors.payout_executor import PayoutExecutor
-from tokengine.assets import Asset, AssetCatalogue
-from topics.codec import Codec
+from connectors.payout_executor import ExecutorWiring, PayoutExecutor
+from tokengine.assets import Asset
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +67,13 @@ class BitcoinPayouts(PayoutExecutor):
 
     def __init__(
         self,
+        wiring: ExecutorWiring,
         rpc_url: str,
-        bootstrap: str,
-        group_id: str,
-        prefix: str,
-        codec: Codec,
-        producer: Producer,
-        consumer: Consumer,
-        assets: AssetCatalogue,
         key: Key,
         fee_rate_sat_per_byte: int = 2,
         confirmations_required: int = 1,
     ) -> None:
-        super().__init__(bootstrap, group_id, prefix, codec, producer, consumer, assets)
+        super().__init__(wiring)
         self.rpc = BitcoinRpc(rpc_url)
         self.key = key
         self.fee_rate = fee_rate_sat_per_byte

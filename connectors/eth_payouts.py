@@ -19,15 +19,13 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
 from eth_account import Account
 from web3 import Web3
 from web3.exceptions import TimeExhausted, TransactionNotFound
 
 from connectors.ethereum import CHAIN
-from connectors.payout_executor import PayoutExecutor
-from tokengine.assets import Asset, AssetCatalogue
-from topics.codec import Codec
+from connectors.payout_executor import ExecutorWiring, PayoutExecutor
+from tokengine.assets import Asset
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +45,8 @@ NATIVE_GAS = 21_000
 class EthereumPayouts(PayoutExecutor):
     chain = CHAIN
 
-    def __init__(
-        self,
-        rpc_url: str,
-        bootstrap: str,
-        group_id: str,
-        prefix: str,
-        codec: Codec,
-        producer: Producer,
-        consumer: Consumer,
-        assets: AssetCatalogue,
-        private_key: bytes,
-    ) -> None:
-        super().__init__(bootstrap, group_id, prefix, codec, producer, consumer, assets)
+    def __init__(self, wiring: ExecutorWiring, rpc_url: str, private_key: bytes) -> None:
+        super().__init__(wiring)
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
         self.account = Account.from_key(private_key)
         self.next_nonce: int | None = None

@@ -18,11 +18,41 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from tokengine.assets import Asset, AssetCatalogue
+from tokengine.config import Settings
 from topics import catalogue
 from topics.codec import Codec, DecodeError
+from topics.kafka import make_consumer, make_producer
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExecutorWiring:
+    """What every payout executor is connected to: the broker, its group, codec and assets."""
+
+    bootstrap: str
+    group_id: str
+    prefix: str
+    codec: Codec
+    producer: Producer
+    consumer: Consumer
+    assets: AssetCatalogue
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, group_id: str, codec: Codec, assets: AssetCatalogue
+    ) -> ExecutorWiring:
+        assert settings.kafka, "payout executors need a broker"
+        return cls(
+            settings.kafka,
+            group_id,
+            settings.topic_prefix,
+            codec,
+            make_producer(settings.kafka),
+            make_consumer(settings.kafka, group_id),
+            assets,
+        )
 
 
 @dataclass
@@ -44,29 +74,20 @@ class PayoutFacts:
 class PayoutExecutor:
     chain: str
 
-    def __init__(
-        self,
-        bootstrap: str,
-        group_id: str,
-        prefix: str,
-        codec: Codec,
-        producer: Producer,
-        consumer: Consumer,
-        assets: AssetCatalogue,
-    ) -> None:
-        self.prefix = prefix
-        self.codec = codec
-        self.producer = producer
-        self.consumer = consumer
-        self.assets = assets
+    def __init__(self, wiring: ExecutorWiring) -> None:
+        self.prefix = wiring.prefix
+        self.codec = wiring.codec
+        self.producer = wiring.producer
+        self.consumer = wiring.consumer
+        self.assets = wiring.assets
         self.facts = PayoutFacts({}, {})
         self.view = TopicView(
-            bootstrap,
-            prefix,
-            codec,
+            wiring.bootstrap,
+            wiring.prefix,
+            wiring.codec,
             [catalogue.PAYOUT_RESULTS, catalogue.BREAKER_STATE],
             self.facts.fold,
-            name=f"{group_id}-facts",
+            name=f"{wiring.group_id}-facts",
             partitions={catalogue.BREAKER_STATE: 1},
         )
         self.stopping = threading.Event()

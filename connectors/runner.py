@@ -20,10 +20,11 @@ from connectors.bitcoin import BitcoinWatcher
 from connectors.btc_payouts import BitcoinPayouts, read_payout_key
 from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
+from connectors.payout_executor import ExecutorWiring
 from tokengine.assets import load_assets
 from tokengine.config import Settings
 from topics.codec import make_codec
-from topics.kafka import make_consumer, make_producer
+from topics.kafka import make_producer
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,12 @@ def build_connectors(settings: Settings) -> list:
             )
         )
     if settings.btc_rpc and settings.btc_payout_key_file is not None:
-        group = f"{settings.app_id}-btc-payouts"
         running.append(
             BitcoinPayouts(
+                ExecutorWiring.from_settings(
+                    settings, f"{settings.app_id}-btc-payouts", codec, assets
+                ),
                 settings.btc_rpc,
-                settings.kafka,
-                group,
-                settings.topic_prefix,
-                codec,
-                make_producer(settings.kafka),
-                make_consumer(settings.kafka, group),
-                assets,
                 read_payout_key(settings.btc_payout_key_file),
                 settings.btc_fee_rate,
             )
@@ -85,20 +81,10 @@ def build_connectors(settings: Settings) -> list:
     )
     key = payout_key(settings)
     if key is not None:
-        group = f"{settings.app_id}-eth-payouts"
-        running.append(
-            EthereumPayouts(
-                settings.eth_rpc,
-                settings.kafka,
-                group,
-                settings.topic_prefix,
-                codec,
-                make_producer(settings.kafka),
-                make_consumer(settings.kafka, group),
-                assets,
-                key,
-            )
+        wiring = ExecutorWiring.from_settings(
+            settings, f"{settings.app_id}-eth-payouts", codec, assets
         )
+        running.append(EthereumPayouts(wiring, settings.eth_rpc, key))
     return running
 
 

@@ -17,6 +17,7 @@ from bitcoinlib.keys import Key
 
 from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
 from connectors.btc_payouts import BitcoinPayouts, txid_of
+from connectors.payout_executor import ExecutorWiring
 from tests.helpers import produce, read_topic, values
 from tests.http import call
 from tests.streams.test_ledger_worker import balances, final, wait_for
@@ -25,7 +26,7 @@ from tokengine.services import RegtestMiner, start_bitcoind
 from topics import catalogue
 from topics.breaker import breaker_record, publish_breaker_state
 from topics.codec import SingleObjectCodec
-from topics.kafka import make_consumer, make_producer
+from topics.kafka import make_producer
 
 codec = SingleObjectCodec()
 BTC_ASSET = """
@@ -137,18 +138,9 @@ def test_btc_deposits_are_credited_at_their_level_and_once_across_a_reorg(
 
 
 def btc_executor(settings, url: str, key, group: str) -> BitcoinPayouts:
-    return BitcoinPayouts(
-        url,
-        settings.kafka,
-        group,
-        settings.topic_prefix,
-        codec,
-        make_producer(settings.kafka),
-        make_consumer(settings.kafka, group),
-        load_assets(settings.assets_file),
-        key,
-        fee_rate_sat_per_byte=2,
-    )
+    assets = load_assets(settings.assets_file)
+    wiring = ExecutorWiring.from_settings(settings, group, codec, assets)
+    return BitcoinPayouts(wiring, url, key, fee_rate_sat_per_byte=2)
 
 
 def deposit_of(account: str, amount: str, tx: str) -> dict:

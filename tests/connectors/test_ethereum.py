@@ -20,6 +20,7 @@ from web3 import Web3
 
 from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
+from connectors.payout_executor import ExecutorWiring
 from connectors.solidity import deploy_token
 from tests.helpers import produce, read_topic, values
 from tests.http import call
@@ -28,7 +29,7 @@ from tokengine.assets import load_assets
 from tokengine.services import start_anvil
 from topics import catalogue
 from topics.codec import SingleObjectCodec
-from topics.kafka import make_consumer, make_producer
+from topics.kafka import make_producer
 
 Account.enable_unaudited_hdwallet_features()
 MNEMONIC = "test test test test test test test test test test test junk"
@@ -225,17 +226,9 @@ def test_deposits_wait_for_their_level_and_reorgs_never_credit_twice(chain, star
 
 
 def executor_for(settings, key: bytes, group: str) -> EthereumPayouts:
-    return EthereumPayouts(
-        settings.eth_rpc,
-        settings.kafka,
-        group,
-        settings.topic_prefix,
-        codec,
-        make_producer(settings.kafka),
-        make_consumer(settings.kafka, group),
-        load_assets(settings.assets_file),
-        key,
-    )
+    assets = load_assets(settings.assets_file)
+    wiring = ExecutorWiring.from_settings(settings, group, codec, assets)
+    return EthereumPayouts(wiring, settings.eth_rpc, key)
 
 
 def test_payouts_are_paid_once_with_the_network_fee(chain, start_worker):
