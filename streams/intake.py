@@ -35,7 +35,7 @@ from tokengine.money import AmountError, from_wire
 from tokengine.requests import RequestError, revalidate
 from topics import catalogue
 from topics.codec import Codec, DecodeError
-from topics.dead_letters import dead_letter
+from topics.dead_letters import dead_letter_of_message
 from topics.holes import HoleGuard
 from topics.kafka import make_consumer, make_producer
 
@@ -170,16 +170,7 @@ def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -
 
 
 def _dead_letter(source: Source, codec: Codec, reason: str, error: str) -> Output:
-    record = dead_letter(
-        source_topic=source.topic,
-        source_partition=source.partition,
-        source_offset=source.offset,
-        key=source.key,
-        value=source.value,
-        reason=reason,
-        error=error,
-        component=COMPONENT,
-    )
+    record = dead_letter_of_message(source, source.topic, reason, error, COMPONENT)
     metrics.dead_letters.labels(COMPONENT, reason).inc()
     return Output(
         catalogue.DEAD_LETTERS, source.topic, codec.encode(catalogue.DEAD_LETTERS, record)

@@ -37,7 +37,8 @@ def dead_letter(
 def dead_letter_of_message(
     message: Any, source_topic: str, reason: str, error: str, component: str
 ) -> dict[str, Any]:
-    """The dead letter of a Faust message (partition, offset, key and value attributes)."""
+    """The dead letter of a consumed message with partition, offset, key and value
+    attributes (a Faust message, an intake source)."""
     return dead_letter(
         source_topic=source_topic,
         source_partition=message.partition,
