@@ -453,6 +453,7 @@ def eth_watcher(settings: Settings) -> None:
     from eth_account import Account
     from web3 import Web3
 
+    from connectors.chain_watcher import WatcherWiring
     from connectors.ethereum import EthereumWatcher
     from tokengine.assets import load_assets
     from tokengine.services import start_anvil
@@ -471,16 +472,11 @@ def eth_watcher(settings: Settings) -> None:
         blocks = w3.eth.block_number - start_block + 1
 
         def watcher() -> EthereumWatcher:
-            return EthereumWatcher(
-                url,
-                isolated.kafka,
-                isolated.topic_prefix,
-                codec,
-                make_producer(isolated.kafka),
-                load_assets(ASSETS_FILE),
-                isolated.data_dir / "eth-watcher.json",
-                start_block,
+            assets = load_assets(ASSETS_FILE)
+            wiring = WatcherWiring.from_settings(
+                isolated, codec, assets, "eth-watcher.json", start_block
             )
+            return EthereumWatcher(wiring, url)
 
         def deposit(n: int) -> None:  # automine: its own block
             w3.eth.send_transaction({"from": sender, "to": addresses[n], "value": 10**15})
@@ -498,6 +494,7 @@ def btc_watcher(settings: Settings) -> None:
     """
 
     from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
+    from connectors.chain_watcher import WatcherWiring
     from tokengine.assets import load_assets
     from tokengine.services import start_bitcoind
 
@@ -523,16 +520,11 @@ def btc_watcher(settings: Settings) -> None:
         )
 
         def watcher() -> BitcoinWatcher:
-            return BitcoinWatcher(
-                url,
-                isolated.kafka,
-                isolated.topic_prefix,
-                codec,
-                make_producer(isolated.kafka),
-                load_assets(btc_assets),
-                isolated.data_dir / "btc-watcher.json",
-                start_block,
+            assets = load_assets(btc_assets)
+            wiring = WatcherWiring.from_settings(
+                isolated, codec, assets, "btc-watcher.json", start_block
             )
+            return BitcoinWatcher(wiring, url)
 
         def deposit(n: int) -> None:
             rpc("sendtoaddress", addresses[n], 0.001)

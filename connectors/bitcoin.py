@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 from bitcoinlib.blocks import Block
 from bitcoinlib.encoding import EncodingError, addr_base58_to_pubkeyhash
-from confluent_kafka import Producer
 
-from connectors.chain_watcher import ChainWatcher, Tracked
-from tokengine.assets import AssetCatalogue
-from topics.codec import Codec
+from connectors.chain_watcher import ChainWatcher, Tracked, WatcherWiring
 
 CHAIN = "bitcoin"
 RPC_TIMEOUT_S = 10.0
@@ -64,18 +60,8 @@ class BitcoinRpc:
 class BitcoinWatcher(ChainWatcher):
     chain = CHAIN
 
-    def __init__(
-        self,
-        rpc_url: str,
-        bootstrap: str,
-        prefix: str,
-        codec: Codec,
-        producer: Producer,
-        assets: AssetCatalogue,
-        state_path: Path,
-        start_block: int = 0,
-    ) -> None:
-        super().__init__(bootstrap, prefix, codec, producer, assets, state_path, start_block)
+    def __init__(self, wiring: WatcherWiring, rpc_url: str) -> None:
+        super().__init__(wiring)
         self.rpc = BitcoinRpc(rpc_url)
         self.asset = next(iter(self.assets.values()), None)
 

@@ -28,8 +28,10 @@ from prometheus_client import Counter, Gauge
 
 from connectors.confirmations import Price, confirmations_required
 from tokengine.assets import Asset, AssetCatalogue
+from tokengine.config import Settings
 from topics import catalogue
 from topics.codec import Codec
+from topics.kafka import make_producer
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
@@ -105,30 +107,54 @@ class ChainFacts:
             self.prices[value["asset"]] = Price(value["usd_price"], value["as_of"])
 
 
+@dataclass(frozen=True)
+class WatcherWiring:
+    """What every chain watcher is connected to, and the file that keeps its position."""
+
+    bootstrap: str
+    prefix: str
+    codec: Codec
+    producer: Producer
+    assets: AssetCatalogue
+    state_path: Path
+    start_block: int = 0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        codec: Codec,
+        assets: AssetCatalogue,
+        state_file: str,
+        start_block: int = 0,
+    ) -> WatcherWiring:
+        assert settings.kafka, "chain watchers need a broker"
+        return cls(
+            settings.kafka,
+            settings.topic_prefix,
+            codec,
+            make_producer(settings.kafka),
+            assets,
+            settings.data_dir / state_file,
+            start_block,
+        )
+
+
 class ChainWatcher:
     chain = ""  # set by each chain
 
-    def __init__(
-        self,
-        bootstrap: str,
-        prefix: str,
-        codec: Codec,
-        producer: Producer,
-        assets: AssetCatalogue,
-        state_path: Path,
-        start_block: int = 0,
-    ) -> None:
-        self.prefix = prefix
-        self.codec = codec
-        self.producer = producer
-        self.assets = {a.code: a for a in assets.assets.values() if a.chain == self.chain}
-        self.state_path = state_path
-        self.state = WatcherState.load(state_path, start_block)
+    def __init__(self, wiring: WatcherWiring) -> None:
+        self.prefix = wiring.prefix
+        self.codec = wiring.codec
+        self.producer = wiring.producer
+        self.assets = {a.code: a for a in wiring.assets.assets.values() if a.chain == self.chain}
+        self.state_path = wiring.state_path
+        self.state = WatcherState.load(wiring.state_path, wiring.start_block)
         self.facts = ChainFacts(self.chain, self.normalize_address)
         self.view = TopicView(
-            bootstrap,
-            prefix,
-            codec,
+            wiring.bootstrap,
+            wiring.prefix,
+            wiring.codec,
             [catalogue.ADDRESS_BINDINGS, catalogue.PRICES],
             self.facts.fold,
             name=f"{self.chain}-watcher",

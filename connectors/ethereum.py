@@ -9,15 +9,10 @@ publishing are `connectors.chain_watcher`'s.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from confluent_kafka import Producer
 from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
-from connectors.chain_watcher import ChainWatcher, Tracked
-from tokengine.assets import AssetCatalogue
-from topics.codec import Codec
+from connectors.chain_watcher import ChainWatcher, Tracked, WatcherWiring
 
 CHAIN = "ethereum"
 TRANSFER_TOPIC = "0x" + Web3.keccak(text="Transfer(address,address,uint256)").hex().removeprefix(
@@ -28,18 +23,8 @@ TRANSFER_TOPIC = "0x" + Web3.keccak(text="Transfer(address,address,uint256)").he
 class EthereumWatcher(ChainWatcher):
     chain = CHAIN
 
-    def __init__(
-        self,
-        rpc_url: str,
-        bootstrap: str,
-        prefix: str,
-        codec: Codec,
-        producer: Producer,
-        assets: AssetCatalogue,
-        state_path: Path,
-        start_block: int = 0,
-    ) -> None:
-        super().__init__(bootstrap, prefix, codec, producer, assets, state_path, start_block)
+    def __init__(self, wiring: WatcherWiring, rpc_url: str) -> None:
+        super().__init__(wiring)
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
         self.native = next((a for a in self.assets.values() if not a.contract), None)
         self.tokens = {a.contract.lower(): a for a in self.assets.values() if a.contract}

@@ -18,13 +18,13 @@ from eth_account import Account
 
 from connectors.bitcoin import BitcoinWatcher
 from connectors.btc_payouts import BitcoinPayouts, read_payout_key
+from connectors.chain_watcher import WatcherWiring
 from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
 from connectors.payout_executor import ExecutorWiring
 from tokengine.assets import load_assets
 from tokengine.config import Settings
 from topics.codec import make_codec
-from topics.kafka import make_producer
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,8 @@ def build_connectors(settings: Settings) -> list:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     running: list = []
     if settings.btc_rpc:
-        running.append(
-            BitcoinWatcher(
-                settings.btc_rpc,
-                settings.kafka,
-                settings.topic_prefix,
-                codec,
-                make_producer(settings.kafka),
-                assets,
-                settings.data_dir / "btc-watcher.json",
-            )
-        )
+        wiring = WatcherWiring.from_settings(settings, codec, assets, "btc-watcher.json")
+        running.append(BitcoinWatcher(wiring, settings.btc_rpc))
     if settings.btc_rpc and settings.btc_payout_key_file is not None:
         running.append(
             BitcoinPayouts(
@@ -67,18 +58,10 @@ def build_connectors(settings: Settings) -> list:
         )
     if not settings.eth_rpc:
         return running
-    running.append(
-        EthereumWatcher(
-            settings.eth_rpc,
-            settings.kafka,
-            settings.topic_prefix,
-            codec,
-            make_producer(settings.kafka),
-            assets,
-            settings.data_dir / "eth-watcher.json",
-            settings.eth_start_block,
-        )
+    wiring = WatcherWiring.from_settings(
+        settings, codec, assets, "eth-watcher.json", settings.eth_start_block
     )
+    running.append(EthereumWatcher(wiring, settings.eth_rpc))
     key = payout_key(settings)
     if key is not None:
         wiring = ExecutorWiring.from_settings(

@@ -17,6 +17,7 @@ from bitcoinlib.keys import Key
 
 from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
 from connectors.btc_payouts import BitcoinPayouts, txid_of
+from connectors.chain_watcher import WatcherWiring
 from connectors.payout_executor import ExecutorWiring
 from tests.helpers import produce, read_topic, values
 from tests.http import call
@@ -79,16 +80,10 @@ def test_btc_deposits_are_credited_at_their_level_and_once_across_a_reorg(
     produce(settings, catalogue.ADDRESS_BINDINGS, f"bitcoin:{address}", binding)
     price = {"asset": "BTC", "usd_price": Decimal("50000"), "as_of": datetime.now(UTC)}
     produce(settings, catalogue.PRICES, "BTC", price)
-    watcher = BitcoinWatcher(
-        url,
-        settings.kafka,
-        settings.topic_prefix,
-        codec,
-        make_producer(settings.kafka),
-        load_assets(assets),
-        settings.data_dir / "btc-watcher.json",
-        start_block=rpc("getblockcount") + 1,
+    wiring = WatcherWiring.from_settings(
+        settings, codec, load_assets(assets), "btc-watcher.json", rpc("getblockcount") + 1
     )
+    watcher = BitcoinWatcher(wiring, url)
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     miner = rpc("getnewaddress")

@@ -18,6 +18,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from connectors.chain_watcher import WatcherWiring
 from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
 from connectors.payout_executor import ExecutorWiring
@@ -29,7 +30,6 @@ from tokengine.assets import load_assets
 from tokengine.services import start_anvil
 from topics import catalogue
 from topics.codec import SingleObjectCodec
-from topics.kafka import make_producer
 
 Account.enable_unaudited_hdwallet_features()
 MNEMONIC = "test test test test test test test test test test test junk"
@@ -91,16 +91,11 @@ def run_in_thread(component) -> threading.Thread:
 
 
 def watcher_for(settings, w3) -> EthereumWatcher:
-    return EthereumWatcher(
-        settings.eth_rpc,
-        settings.kafka,
-        settings.topic_prefix,
-        codec,
-        make_producer(settings.kafka),
-        load_assets(settings.assets_file),
-        settings.data_dir / "eth-watcher.json",
-        start_block=w3.eth.block_number,
+    assets = load_assets(settings.assets_file)
+    wiring = WatcherWiring.from_settings(
+        settings, codec, assets, "eth-watcher.json", w3.eth.block_number
     )
+    return EthereumWatcher(wiring, settings.eth_rpc)
 
 
 def bind(settings, address: str, account: str) -> None:
