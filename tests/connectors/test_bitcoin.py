@@ -52,6 +52,15 @@ def node():
     process.stop()
 
 
+@pytest.fixture
+def btc_settings(node, settings):
+    """The test's settings with the regtest node and an assets file of BTC alone."""
+    assets = settings.data_dir / "assets.toml"
+    assets.parent.mkdir(parents=True, exist_ok=True)
+    assets.write_text(BTC_ASSET)
+    return settings.with_overrides(assets_file=assets, btc_rpc=node[0])
+
+
 def observations_of(settings, txid: str, count: int) -> list[dict]:
     found = read_topic(
         settings,
@@ -62,13 +71,10 @@ def observations_of(settings, txid: str, count: int) -> list[dict]:
 
 
 def test_btc_deposits_are_credited_at_their_level_and_once_across_a_reorg(
-    node, settings, start_worker
+    node, btc_settings, start_worker
 ):
     url, rpc = node
-    assets = settings.data_dir / "assets.toml"
-    assets.parent.mkdir(parents=True, exist_ok=True)
-    assets.write_text(BTC_ASSET)
-    settings = settings.with_overrides(assets_file=assets, btc_rpc=url)
+    settings = btc_settings
     worker = start_worker(settings=settings)
     address = rpc("getnewaddress")
     binding = {
@@ -80,9 +86,9 @@ def test_btc_deposits_are_credited_at_their_level_and_once_across_a_reorg(
     produce(settings, catalogue.ADDRESS_BINDINGS, f"bitcoin:{address}", binding)
     price = {"asset": "BTC", "usd_price": Decimal("50000"), "as_of": datetime.now(UTC)}
     produce(settings, catalogue.PRICES, "BTC", price)
-    wiring = WatcherWiring.from_settings(
-        settings, codec, load_assets(assets), "btc-watcher.json", rpc("getblockcount") + 1
-    )
+    start_block = rpc("getblockcount") + 1
+    assets = load_assets(settings.assets_file)
+    wiring = WatcherWiring.from_settings(settings, codec, assets, "btc-watcher.json", start_block)
     watcher = BitcoinWatcher(wiring, url)
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
@@ -191,12 +197,9 @@ def results_of(settings, payout_id: str, settled: bool = True) -> list[dict]:
     return mine(found)
 
 
-def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, settings, start_worker):
+def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, btc_settings, start_worker):
     url, rpc = node
-    assets = settings.data_dir / "assets.toml"
-    assets.parent.mkdir(parents=True, exist_ok=True)
-    assets.write_text(BTC_ASSET)
-    settings = settings.with_overrides(assets_file=assets, btc_rpc=url)
+    settings = btc_settings
     worker = start_worker(settings=settings)
     hot_wallet = Key(network="testnet")
     rpc("generatetoaddress", 101, hot_wallet.address())  # one mature 50 BTC coinbase
@@ -251,10 +254,10 @@ def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, settings, s
     try:
         wait_for(lambda: again.view.wait_caught_up() and again.consumer.assignment(), what="assign")
         unsent = payout_command("po:manual:1", "0.01", destination)
-        unsent_raw = again.build(unsent, load_assets(assets)["BTC"])
+        unsent_raw = again.build(unsent, load_assets(settings.assets_file)["BTC"])
         again.report(unsent, "SUBMITTED", tx_hash=txid_of(unsent_raw), raw_transaction=unsent_raw)
         sent = payout_command("po:manual:2", "0.02", destination)
-        sent_raw = again.build(sent, load_assets(assets)["BTC"])
+        sent_raw = again.build(sent, load_assets(settings.assets_file)["BTC"])
         again.report(sent, "SUBMITTED", tx_hash=txid_of(sent_raw), raw_transaction=sent_raw)
         rpc("sendrawtransaction", sent_raw)
         for command in (unsent, sent):
