@@ -29,8 +29,12 @@ class OutputProducer:
         self.unpolled = 0
 
     def produce(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
+        """Produce to a catalogue topic (its name gets the deployment's prefix)."""
+        self.produce_to(settings.topic_prefix + topic, key, value, partition)
+
+    def produce_to(self, name: str, key: str, value: bytes, partition: int | None = None) -> None:
+        """Produce to a topic by its full name (e.g. a table's changelog)."""
         extra = {} if partition is None else {"partition": partition}
-        name = settings.topic_prefix + topic
         try:
             self.producer.produce(name, value, key.encode(), on_delivery=self._delivered, **extra)
         except BufferError:  # the local queue is full: serve it, then once more

@@ -1,27 +1,29 @@
-"""Faust's aiokafka transport, plus rewinds after recovery (broker URL `tokengine://`).
+"""Faust's aiokafka transport, plus hooks after recovery (broker URL `tokengine://`).
 
 Also: Faust fixes aiokafka's fetch wait at 1.5 s, and tansu answers a fetch only when that
 wait ends if no data was there when it arrived, which made every hop up to 1.5 s late;
 `FETCH_MAX_WAIT_MS` bounds it.
 
 After a rebalance Faust recovers the tables, seeks every stream partition to its committed
-offset, then starts fetching. A recovered table may be older than the committed offset
-(a changelog read short of its end, a crash between commit and write): the ledger then
-must start again from its own watermark, not from the commit. Components register a
-`rewind` function; its offsets are applied here, before any record is fetched, so nothing
-already buffered can race them.
+offset, then starts fetching. Components that must act on a new assignment only once its
+tables are recovered (the ledger's command feed starts at the recovered watermarks)
+register an `ON_READY` hook: it runs there, before anything is fetched. A topic in
+`NOT_FETCHED` is assigned (and its tables recovered) but never fetched by Faust: its
+partitions stay paused from the assignment on (the ledger reads its commands itself).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
-Rewind = Callable[[Iterable[TP]], dict[TP, int]]
-REWINDS: list[Rewind] = []
+OnReady = Callable[[Any, Iterable[TP]], Awaitable[None]]  # (Faust consumer, assignment)
+ON_READY: list[OnReady] = []
+NOT_FETCHED: set[str] = set()  # topics (full names) Faust assigns but never fetches
 FETCH_MAX_WAIT_MS = 20
 
 
@@ -36,15 +38,16 @@ class Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    rewound: dict[TP, int] = {}
+    def _set_active_tps(self, tps: set[TP]) -> set[TP]:  # what Faust fetches, at assignment
+        return super()._set_active_tps({tp for tp in tps if tp.topic not in NOT_FETCHED})
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:  # after recovery, after a pause
+        super().resume_partitions({tp for tp in tps if tp.topic not in NOT_FETCHED})
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
-        for rewind in REWINDS:
-            for tp, offset in rewind(self.assignment()).items():
-                position = self._read_offset.get(tp)
-                if position is None or offset < position:
-                    await self.seek(tp, offset)
+        for on_ready in ON_READY:
+            await on_ready(self, self.assignment())
 
 
 class Transport(driver.Transport):
