@@ -121,8 +121,77 @@ def baseline(settings: Settings, kind: str) -> float:
     return EVENTS / seconds
 
 
-def engine(settings: Settings, workers: int) -> float:
-    """Events/s from the first input to the last balance update, backlog already waiting."""
+def code_alone() -> float:
+    """Events/s of the engine's own per-event code, no broker and no framework: intake's
+    `route` of a deposit observation, then what the ledger batch does with the command
+    (decode envelope and payload, `apply`, encode the outputs and the record). The ceiling
+    any framework around this code can reach on one core."""
+    from datetime import UTC, datetime
+
+    from streams.intake import Source, route
+    from streams.ledger_core import Command, Context, apply
+    from streams.records import AccountRecord, encode_record
+    from tokengine.assets import load_assets
+
+    assets = load_assets(ASSETS_FILE)
+    context = Context(assets, {})
+    records: dict[str, AccountRecord] = {}
+    items = deposits(EVENTS, "c")
+    now = datetime.now(UTC)
+    start = time.monotonic()
+    for offset, (key, value) in enumerate(items):
+        source = Source(catalogue.CHAIN_OBSERVATIONS, 0, offset, key.encode(), value)
+        [command_output] = route(source, codec, assets, now)
+        envelope = codec.decode(catalogue.LEDGER_COMMANDS, command_output.value)
+        payload_topic = catalogue.COMMAND_PAYLOAD_TOPICS[envelope["kind"]]
+        payload = codec.decode(payload_topic, envelope["payload"])
+        stored = records.get(envelope["account_id"])
+        record = stored.clone() if stored else AccountRecord(envelope["account_id"])
+        command = Command(
+            envelope["command_id"],
+            envelope["kind"],
+            envelope["account_id"],
+            payload,
+            envelope["payload"],
+            offset,
+            int(time.time() * 1000),
+            envelope["source_offset"],
+        )
+        for output in apply(record, command, context):
+            codec.encode(output.topic, output.value)
+        encode_record(record)
+        records[record.account_id] = record
+    return EVENTS / (time.monotonic() - start)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pids() -> list[int]:
+    """The embedded broker's processes (none when TOKENGINE_KAFKA points elsewhere)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "tansu":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
+    """Events/s from the first input to the last balance update, backlog already waiting,
+    and the cores the workers and the broker used meanwhile."""
     run = uuid.uuid4().hex[:6]
     isolated = settings.with_overrides(
         topic_prefix=f"bench{run}.",
@@ -135,15 +204,19 @@ def engine(settings: Settings, workers: int) -> float:
     try:
         items = deposits(EVENTS, f"e{workers}")
         reader = TopicReader(isolated, catalogue.BALANCE_UPDATES)
+        worker_pids = [worker.process.process.pid for worker in started]
+        before = {"workers": cpu_seconds(worker_pids), "broker": cpu_seconds(broker_pids())}
         start = time.monotonic()
         produce_all(isolated.kafka, isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS, items)
         reader.until(lambda rs: len(rs) >= EVENTS, 600, "balance updates")
         seconds = time.monotonic() - start
+        after = {"workers": cpu_seconds(worker_pids), "broker": cpu_seconds(broker_pids())}
         reader.close()
     finally:
         for worker in started:
             worker.stop()
-    return EVENTS / seconds
+    cores = {name: round((after[name] - before[name]) / seconds, 2) for name in before}
+    return EVENTS / seconds, cores
 
 
 def latency(settings: Settings, rate_per_s: float) -> tuple[float, float]:
@@ -543,14 +616,25 @@ def ledger(settings: Settings) -> None:
     report("faust_null_agent", events_per_s=round(null), vs_null="1.00")
     naive = baseline(settings, "naive")
     report("faust_naive_ledger_agent", events_per_s=round(naive), vs_null=f"{naive / null:.2f}")
-    one = engine(settings, 1)
-    report("engine_1_worker", events_per_s=round(one), vs_null=f"{one / null:.2f}")
-    two = engine(settings, 2)
+    alone = code_alone()
+    report("engine_code_alone_1_core", events_per_s=round(alone), vs_null=f"{alone / null:.2f}")
+    one, one_cores = engine(settings, 1)
+    report(
+        "engine_1_worker",
+        events_per_s=round(one),
+        vs_null=f"{one / null:.2f}",
+        vs_code_alone=f"{one / alone:.2f}",
+        worker_cores=one_cores["workers"],
+        broker_cores=one_cores["broker"],
+    )
+    two, two_cores = engine(settings, 2)
     report(
         "engine_2_workers",
         events_per_s=round(two),
         vs_null=f"{two / null:.2f}",
         vs_1_worker=f"{two / one:.2f}",
+        worker_cores=two_cores["workers"],
+        broker_cores=two_cores["broker"],
     )
     p50, p99 = latency(settings, one / 2)
     report("engine_latency_half_max_rate", rate_per_s=round(one / 2), p50_ms=p50, p99_ms=p99)

@@ -73,6 +73,21 @@ class CommandFeed:
                 good.append(message)
         return good
 
+    def lag(self) -> int:
+        """Commands on the broker not yet read, over the assigned partitions (0 before any)."""
+        consumer = self.consumer
+        if consumer is None or not self.partitions:
+            return 0
+        total = 0
+        positions = consumer.position(
+            [TopicPartition(self.topic, partition) for partition in self.partitions]
+        )
+        for tp in positions:
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                total += max(0, high - tp.offset)
+        return total
+
     async def close(self) -> None:
         """Close the consumer, once a `consume` cancelled in its thread has returned."""
         if self.reading is not None:

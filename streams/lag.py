@@ -2,7 +2,8 @@
 
 Every `LAG_INTERVAL_S`, for each partition assigned to this worker's Faust consumer:
 highwater minus the next offset the consumer will read, summed per agent (named by the
-catalogue topic it reads). A lag that grows is the first sign of an agent falling behind.
+catalogue topic it reads); the ledger's from its command feed, which reads its partitions.
+A lag that grows is the first sign of an agent falling behind.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from collections import defaultdict
 
 from streams import metrics
 from streams.app import app, settings
+from streams.ledger import feed
 from topics import catalogue
 
 LAG_INTERVAL_S = 5.0
 AGENTS = {
-    catalogue.LEDGER_COMMANDS: "ledger",
     catalogue.BANK_NOTIFICATIONS: "reconciliation",
     catalogue.BANK_BALANCES: "reconciliation",
     catalogue.BANK_STATEMENTS: "reconciliation",
@@ -28,6 +29,7 @@ async def measure_lag() -> None:
     if consumer is None:
         return
     lag: dict[str, int] = defaultdict(int)
+    lag["ledger"] = feed.lag()
     read_offsets = consumer._read_offset  # Faust keeps no public accessor for it
     for tp in consumer.assignment():
         try:
@@ -39,5 +41,5 @@ async def measure_lag() -> None:
         if agent is None or highwater is None:
             continue
         lag[agent] += max(0, highwater - (read + 1 if read is not None else 0))
-    for agent in set(AGENTS.values()):
+    for agent in {"ledger", *AGENTS.values()}:
         metrics.consumer_lag.labels(agent).set(lag.get(agent, 0))

@@ -13,8 +13,9 @@ Control records (`~control:P`) hold the breaker state as seen by partition P.
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -62,15 +63,14 @@ class AccountRecord:
 
     def clone(self) -> AccountRecord:
         """A copy safe to change: the nested values are immutable or copied."""
-        return replace(
-            self,
-            ledger=dict(self.ledger),
-            reserved=dict(self.reserved),
-            applied=dict(self.applied),
-            payouts=dict(self.payouts),
-            awaiting=dict(self.awaiting),
-            breaker=dict(self.breaker),
-        )
+        copied = copy.copy(self)  # `dataclasses.replace` re-runs __init__: 4x slower
+        copied.ledger = dict(self.ledger)
+        copied.reserved = dict(self.reserved)
+        copied.applied = dict(self.applied)
+        copied.payouts = dict(self.payouts)
+        copied.awaiting = dict(self.awaiting)
+        copied.breaker = dict(self.breaker)
+        return copied
 
     def user_account(self, asset: str) -> str:
         return user_account(self.account_id, asset)

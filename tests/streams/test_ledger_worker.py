@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -20,6 +22,11 @@ def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition"):
             return result
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def call_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
 
 
 def balances(worker, account: str) -> dict:
@@ -94,6 +101,18 @@ def test_deposit_withdraw_with_fees_and_transfer_through_the_worker(settings, st
         debits = sum(p["amount"] for p in entry["postings"] if p["direction"] == "DEBIT")
         credits = sum(p["amount"] for p in entry["postings"] if p["direction"] == "CREDIT")
         assert debits == credits > 0
+    # the feed's commands are counted; its lag is measured (every 5 s) and nothing is left
+    metrics = wait_for(
+        lambda: (
+            (text := call_text(f"{worker.api_url}/metrics"))
+            and 'token_engine_consumer_lag{agent="ledger"} 0.0' in text
+            and text
+        ),
+        what="the ledger's lag",
+    )
+    processed = re.search(r'token_engine_events_processed_total\{agent="ledger"\} (\S+)', metrics)
+    # deposit, withdrawal, payout result, transfer, its credit leg
+    assert processed and float(processed.group(1)) >= 5
 
 
 def test_concurrent_withdrawals_never_exceed_available(settings, start_worker):
