@@ -21,7 +21,7 @@ import logging
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from topics.kafka import make_consumer
+from topics.kafka import consume_available, make_consumer
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,9 @@ class CommandFeed:
 
     async def read(self, max_messages: int, timeout_s: float) -> list[Message]:
         """Up to `max_messages` commands, waiting at most `timeout_s` for them (hold `lock`)."""
-        loop = asyncio.get_running_loop()
-        messages = await loop.run_in_executor(None, self.consumer.consume, max_messages, timeout_s)
+        assert self.consumer is not None, "read before the first assignment"
+        self.reading = self.thread.submit(consume_available, self.consumer, max_messages, timeout_s)
+        messages = await asyncio.wrap_future(self.reading)
         good = []
         for message in messages:
             if message.error():

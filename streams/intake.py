@@ -37,7 +37,7 @@ from topics import catalogue
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
 from topics.holes import HoleGuard
-from topics.kafka import make_consumer, make_producer
+from topics.kafka import consume_available, make_consumer, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class IntakeLoop:
             self.consumer.close()
 
     def poll_once(self) -> int:
-        messages = self.consumer.consume(MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)
+        messages = consume_available(self.consumer, MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)
         handled = 0
         now = datetime.now(UTC)
         catalogue_assets = assets()

@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "ledger"
 MAX_BATCH_EVENTS = 2000
-BATCH_WINDOW_S = 0.02
+READ_WAIT_S = 0.02  # an idle feed waits this long for a first command, then reads again
 EXIT_LEDGER_FAILURE = 70
 EXIT_LEDGER_HOLE = 71
 HOLE_WAIT_S = 15.0  # then restart: the feed starts again at the watermarks
@@ -334,7 +334,7 @@ async def ledger() -> None:
         while True:
             await feed.assigned.wait()
             async with feed.lock:
-                messages = await feed.read(MAX_BATCH_EVENTS, BATCH_WINDOW_S)
+                messages = await feed.read(MAX_BATCH_EVENTS, READ_WAIT_S)
                 if not messages:
                     continue
                 try:

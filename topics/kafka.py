@@ -1,4 +1,4 @@
-"""Kafka client settings shared by every non-Faust producer and consumer.
+"""Kafka client settings shared by every non-Faust producer and consumer, and how they read.
 
 The timeouts are chosen for tansu too: a consumer-group join waits half the session
 timeout, so a 6 s session makes joins take ~3 s instead of ~25 s.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer
 
 from topics.partitioning import PRODUCER_PARTITIONER
 
@@ -49,3 +49,16 @@ def make_producer(bootstrap: str, **extra: Any) -> Producer:
 
 def make_consumer(bootstrap: str, group_id: str, **extra: Any) -> Consumer:
     return Consumer(consumer_config(bootstrap, group_id, **extra))
+
+
+def consume_available(consumer: Consumer, max_messages: int, timeout_s: float) -> list[Message]:
+    """What is already there (up to `max_messages`), or else what comes first within
+    `timeout_s` and whatever came with it. `consume(n, timeout)` alone waits for n
+    messages or the whole timeout: at low rates every message would wait the timeout."""
+    messages = consumer.consume(max_messages, 0)
+    if messages:
+        return messages
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_messages - 1, 0)]
