@@ -1,8 +1,10 @@
 """`make bench`: the raw broker, Faust's ceiling, a naive ledger agent and the engine, in one run.
 
+Besides those: the engine's own per-event code alone on one core (no broker, no framework:
+the ceiling of any pipeline around it), and the cores the workers and the broker used.
 Then the Postgres sink, tier-1 reconciliation and the chain watchers; `python -m bench NAME..`
 runs some (ledger, sink, reconciliation, eth, btc). Prints one labelled line per figure,
-e.g. `engine_1_worker events_per_s=5123 vs_null=0.77`.
+e.g. `engine_1_worker events_per_s=5123 vs_null=0.77 ... worker_cores=0.81`.
 Everything runs on the embedded default (or TOKENGINE_KAFKA), on this machine, now: quote
 the ratios, since absolute numbers move with the machine's load.
 """
