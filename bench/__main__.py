@@ -221,8 +221,36 @@ def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
     return EVENTS / seconds, cores
 
 
-def latency(settings: Settings, rate_per_s: float) -> tuple[float, float]:
-    """p50/p99 ms from an input's broker timestamp to its balance update's, at a fixed rate."""
+def broker_times_ms(
+    settings: Settings, topic: str, id_field: str, wanted: int, ids: set[str]
+) -> dict[str, int]:
+    """Broker timestamp of each record of `topic` whose `id_field` is one of `ids`."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka, "group.id": "lat", "enable.auto.commit": False}
+    )
+    name = settings.topic_prefix + topic
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(8)])
+    times: dict[str, int] = {}
+    deadline = time.monotonic() + 120
+    while len(times) < wanted and time.monotonic() < deadline:
+        for message in consumer.consume(5000, 0.5):
+            if message.error():
+                continue
+            record_id = codec.decode(topic, message.value())[id_field]
+            if record_id in ids:
+                times.setdefault(record_id, message.timestamp()[1])
+    consumer.close()
+    return times
+
+
+def percentiles(values: list[int]) -> tuple[float, int]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
+
+
+def latency(settings: Settings, rate_per_s: float) -> dict[str, tuple[float, int]]:
+    """p50/p99 ms at a fixed rate: from an input's send to its balance update's broker
+    timestamp, and split at the ledger command (intake hop, then ledger hop)."""
     run = uuid.uuid4().hex[:6]
     isolated = settings.with_overrides(
         topic_prefix=f"lat{run}.",
@@ -236,7 +264,7 @@ def latency(settings: Settings, rate_per_s: float) -> tuple[float, float]:
     items = deposits(count, "lat")
     producer = make_producer(isolated.kafka, **{"linger.ms": 0})
     topic = isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS
-    sent_ms: dict[str, int] = {}
+    sent_ms: dict[str, int] = {}  # command id (= the balance update's cause) -> sent at
     start = time.monotonic()
     try:
         for n, (key, value) in enumerate(items):
@@ -246,26 +274,17 @@ def latency(settings: Settings, rate_per_s: float) -> tuple[float, float]:
             producer.produce(topic, value, key.encode())
             producer.poll(0)
         producer.flush(60)
-        consumer = Consumer(
-            {"bootstrap.servers": isolated.kafka, "group.id": "lat", "enable.auto.commit": False}
-        )
-        name = isolated.topic_prefix + catalogue.BALANCE_UPDATES
-        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(8)])
-        latencies: list[int] = []
-        deadline = time.monotonic() + 120
-        while len(latencies) < count and time.monotonic() < deadline:
-            for message in consumer.consume(5000, 0.5):
-                if message.error():
-                    continue
-                update = codec.decode(catalogue.BALANCE_UPDATES, message.value())
-                sent = sent_ms.get(update["cause_id"])
-                if sent is not None:
-                    latencies.append(message.timestamp()[1] - sent)
-        consumer.close()
+        ids = set(sent_ms)
+        updated = broker_times_ms(isolated, catalogue.BALANCE_UPDATES, "cause_id", count, ids)
+        commanded = broker_times_ms(isolated, catalogue.LEDGER_COMMANDS, "command_id", count, ids)
     finally:
         worker.stop()
-    latencies.sort()
-    return statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
+    both = [i for i in updated if i in commanded]
+    return {
+        "end_to_end": percentiles([updated[i] - sent_ms[i] for i in updated]),
+        "intake_hop": percentiles([commanded[i] - sent_ms[i] for i in both]),
+        "ledger_hop": percentiles([updated[i] - commanded[i] for i in both]),
+    }
 
 
 def isolated_settings(settings: Settings, tag: str, **changes) -> Settings:
@@ -638,8 +657,12 @@ def ledger(settings: Settings) -> None:
         worker_cores=two_cores["workers"],
         broker_cores=two_cores["broker"],
     )
-    p50, p99 = latency(settings, one / 2)
-    report("engine_latency_half_max_rate", rate_per_s=round(one / 2), p50_ms=p50, p99_ms=p99)
+    latencies = latency(settings, one / 2)
+    figures = {}
+    for part, (p50, p99) in latencies.items():
+        figures[f"{part}_p50_ms"] = round(p50)
+        figures[f"{part}_p99_ms"] = p99
+    report("engine_latency_half_max_rate", rate_per_s=round(one / 2), **figures)
 
 
 BENCHMARKS = {
