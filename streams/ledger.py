@@ -326,6 +326,18 @@ def next_offsets(partitions: Iterable[int]) -> dict[int, int]:
     return starts
 
 
+async def read_and_apply(producer: OutputProducer) -> None:
+    """One batch from the feed, applied; after a hole, the feed reads again from the
+    watermarks (the hole's commands included). Call with `feed.lock` held."""
+    messages = await feed.read(MAX_BATCH_EVENTS, READ_WAIT_S)
+    if not messages:
+        return
+    batch = await apply_batch(messages, producer)
+    if batch.rewind:
+        metrics.ledger_rewinds.inc(len(batch.rewind))
+        feed.assign_now(next_offsets(feed.partitions))
+
+
 @app.task
 async def ledger() -> None:
     """Reads batches from the feed and applies them, for the worker's lifetime."""
@@ -334,19 +346,14 @@ async def ledger() -> None:
         while True:
             await feed.assigned.wait()
             async with feed.lock:
-                messages = await feed.read(MAX_BATCH_EVENTS, READ_WAIT_S)
-                if not messages:
-                    continue
-                try:
-                    batch = await apply_batch(messages, producer)
-                except asyncio.CancelledError:
-                    raise  # shutting down: what was not written is read again at the start
-                except BaseException:
-                    log.critical("ledger: batch failed; stopping the worker", exc_info=True)
-                    os._exit(EXIT_LEDGER_FAILURE)
-                if batch.rewind:  # read again from each watermark, the holes' included
-                    metrics.ledger_rewinds.inc(len(batch.rewind))
-                    feed.assign_now(next_offsets(feed.partitions))
+                await read_and_apply(producer)
+    except asyncio.CancelledError:
+        raise  # shutting down: what was not written is read again at the start
+    except BaseException:
+        # a batch half applied, or a feed that cannot read: going on would skip commands
+        # or apply later ones first; the supervisor restarts the worker from its watermarks
+        log.critical("ledger: stopped by an error; stopping the worker", exc_info=True)
+        os._exit(EXIT_LEDGER_FAILURE)
     finally:
         await feed.close()
 
