@@ -131,7 +131,7 @@ def code_alone() -> float:
     from datetime import UTC, datetime
 
     from streams.intake import Source, route
-    from streams.ledger_core import Command, Context, apply
+    from streams.ledger_core import Context, apply, decode_command
     from streams.records import AccountRecord, encode_record
     from tokengine.assets import load_assets
 
@@ -144,21 +144,9 @@ def code_alone() -> float:
     for offset, (key, value) in enumerate(items):
         source = Source(catalogue.CHAIN_OBSERVATIONS, 0, offset, key.encode(), value)
         [command_output] = route(source, codec, assets, now)
-        envelope = codec.decode(catalogue.LEDGER_COMMANDS, command_output.value)
-        payload_topic = catalogue.COMMAND_PAYLOAD_TOPICS[envelope["kind"]]
-        payload = codec.decode(payload_topic, envelope["payload"])
-        stored = records.get(envelope["account_id"])
-        record = stored.clone() if stored else AccountRecord(envelope["account_id"])
-        command = Command(
-            envelope["command_id"],
-            envelope["kind"],
-            envelope["account_id"],
-            payload,
-            envelope["payload"],
-            offset,
-            int(time.time() * 1000),
-            envelope["source_offset"],
-        )
+        command = decode_command(codec, command_output.value, offset, int(time.time() * 1000))
+        stored = records.get(command.account_id)
+        record = stored.clone() if stored else AccountRecord(command.account_id)
         for output in apply(record, command, context):
             codec.encode(output.topic, output.value)
         encode_record(record)
@@ -629,6 +617,20 @@ def btc_watcher(settings: Settings) -> None:
         node.stop()
 
 
+def engine_report(settings: Settings, workers: int, null: float, **compare_to: float) -> float:
+    """Runs the engine with `workers` and prints its rate, ratios and cores; returns the rate."""
+    rate, cores = engine(settings, workers)
+    report(
+        "engine_1_worker" if workers == 1 else f"engine_{workers}_workers",
+        events_per_s=round(rate),
+        vs_null=f"{rate / null:.2f}",
+        **{name: f"{rate / other:.2f}" for name, other in compare_to.items()},
+        worker_cores=cores["workers"],
+        broker_cores=cores["broker"],
+    )
+    return rate
+
+
 def ledger(settings: Settings) -> None:
     """The broker, Faust's null and naive agents, and the engine with 1 and 2 workers."""
     report("setup", events=EVENTS, accounts=ACCOUNTS, cores=os.cpu_count())
@@ -639,24 +641,8 @@ def ledger(settings: Settings) -> None:
     report("faust_naive_ledger_agent", events_per_s=round(naive), vs_null=f"{naive / null:.2f}")
     alone = code_alone()
     report("engine_code_alone_1_core", events_per_s=round(alone), vs_null=f"{alone / null:.2f}")
-    one, one_cores = engine(settings, 1)
-    report(
-        "engine_1_worker",
-        events_per_s=round(one),
-        vs_null=f"{one / null:.2f}",
-        vs_code_alone=f"{one / alone:.2f}",
-        worker_cores=one_cores["workers"],
-        broker_cores=one_cores["broker"],
-    )
-    two, two_cores = engine(settings, 2)
-    report(
-        "engine_2_workers",
-        events_per_s=round(two),
-        vs_null=f"{two / null:.2f}",
-        vs_1_worker=f"{two / one:.2f}",
-        worker_cores=two_cores["workers"],
-        broker_cores=two_cores["broker"],
-    )
+    one = engine_report(settings, 1, null, vs_code_alone=alone)
+    engine_report(settings, 2, null, vs_1_worker=one)
     latencies = latency(settings, one / 2)
     figures = {}
     for part, (p50, p99) in latencies.items():

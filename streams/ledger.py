@@ -41,7 +41,15 @@ from faust.types import TP, EventT
 from streams import metrics, transport
 from streams.app import app, assets, codec, raw_topic, settings
 from streams.command_feed import CommandFeed
-from streams.ledger_core import Command, Context, Output, Rejected, apply, release_held_payouts
+from streams.ledger_core import (
+    Command,
+    Context,
+    Output,
+    Rejected,
+    apply,
+    decode_command,
+    release_held_payouts,
+)
 from streams.outputs import OutputProducer
 from streams.records import (
     CONTROL_PREFIX,
@@ -52,7 +60,7 @@ from streams.records import (
 )
 from topics import catalogue
 from topics.codec import DecodeError
-from topics.dead_letters import dead_letter
+from topics.dead_letters import dead_letter_of_message
 from topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -216,15 +224,8 @@ class Batch:
             )
 
     def dead_letter(self, message: Message, reason: str, error: str) -> None:
-        letter = dead_letter(
-            source_topic=catalogue.LEDGER_COMMANDS,
-            source_partition=message.partition(),
-            source_offset=message.offset(),
-            key=message.key(),
-            value=message.value(),
-            reason=reason,
-            error=error,
-            component=COMPONENT,
+        letter = dead_letter_of_message(
+            message, catalogue.LEDGER_COMMANDS, reason, error, COMPONENT
         )
         metrics.dead_letters.labels(COMPONENT, reason).inc()
         self.producer.produce(
@@ -240,27 +241,15 @@ class Batch:
         self.advance(message)
 
     def handle(self, message: Message) -> None:
+        offset = message.offset()
         try:
-            envelope = codec.decode(catalogue.LEDGER_COMMANDS, message.value())
-            payload_topic = catalogue.COMMAND_PAYLOAD_TOPICS[envelope["kind"]]
-            payload = codec.decode(payload_topic, envelope["payload"])
+            command = decode_command(codec, message.value(), offset, message.timestamp()[1])
         except DecodeError as error:
             self.dead_letter(message, error.reason, str(error))
             return
-        record = self.record(envelope["account_id"])
-        offset = message.offset()
+        record = self.record(command.account_id)
         if offset <= record.applied_offset:
             return  # applied before a crash; its outputs were acknowledged then
-        command = Command(
-            command_id=envelope["command_id"],
-            kind=envelope["kind"],
-            account_id=envelope["account_id"],
-            payload=payload,
-            payload_bytes=envelope["payload"],
-            offset=offset,
-            time_ms=message.timestamp()[1],
-            source_offset=envelope["source_offset"],
-        )
         try:
             outputs = apply(record, command, self.context(message.partition()))
         except Rejected as rejection:

@@ -34,6 +34,7 @@ from streams.records import (
 )
 from tokengine.assets import Asset, AssetCatalogue, UnknownAsset
 from topics import catalogue
+from topics.codec import Codec
 from topics.ledger_hash import transaction_hash
 
 IDEMPOTENCY_WINDOW_MS = 30 * 24 * 3600 * 1000  # request ids are remembered this long
@@ -62,6 +63,23 @@ class Command:
     offset: int  # position in ledger-commands: the single order of this account's inputs
     time_ms: int  # ledger-commands timestamp: the event time of every decision
     source_offset: int = -1  # offset on the topic the command came from
+
+
+def decode_command(codec: Codec, value: bytes | None, offset: int, time_ms: int) -> Command:
+    """The command in a ledger-commands record (envelope, then its payload); raises
+    `DecodeError` for a record that is not one."""
+    envelope = codec.decode(catalogue.LEDGER_COMMANDS, value)
+    payload_topic = catalogue.COMMAND_PAYLOAD_TOPICS[envelope["kind"]]
+    return Command(
+        command_id=envelope["command_id"],
+        kind=envelope["kind"],
+        account_id=envelope["account_id"],
+        payload=codec.decode(payload_topic, envelope["payload"]),
+        payload_bytes=envelope["payload"],
+        offset=offset,
+        time_ms=time_ms,
+        source_offset=envelope["source_offset"],
+    )
 
 
 @dataclass(frozen=True)

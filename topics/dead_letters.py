@@ -37,14 +37,19 @@ def dead_letter(
 def dead_letter_of_message(
     message: Any, source_topic: str, reason: str, error: str, component: str
 ) -> dict[str, Any]:
-    """The dead letter of a consumed message with partition, offset, key and value
-    attributes (a Faust message, an intake source)."""
+    """The dead letter of a consumed message whose partition, offset, key and value are
+    attributes (a Faust message, an intake source) or methods (a confluent-kafka message)."""
+
+    def read(name: str) -> Any:
+        value = getattr(message, name)
+        return value() if callable(value) else value
+
     return dead_letter(
         source_topic=source_topic,
-        source_partition=message.partition,
-        source_offset=message.offset,
-        key=message.key,
-        value=message.value,
+        source_partition=read("partition"),
+        source_offset=read("offset"),
+        key=read("key"),
+        value=read("value"),
         reason=reason,
         error=error,
         component=component,
