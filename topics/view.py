@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from topics import catalogue
 from topics.codec import Codec, DecodeError
 from topics.holes import HoleGuard
+from topics.kafka import VIEW_FETCH_WAIT_MAX_MS
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class TopicView:
                 "bootstrap.servers": self.bootstrap,
                 "group.id": self.name,
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 20,
+                "fetch.wait.max.ms": VIEW_FETCH_WAIT_MAX_MS,
             }
         )
         partitions = self._partitions()
