@@ -7,10 +7,19 @@ computed amounts (fees) are rounded explicitly, in the operator's favour.
 
 from __future__ import annotations
 
+import decimal
 from decimal import ROUND_UP, Decimal, InvalidOperation
 
 MAX_DECIMALS = 18  # the Avro wire type is decimal(38, 18)
 MAX_AMOUNT = Decimal(10) ** 20  # 38 digits of precision minus 18 decimals
+
+# Decimal's default precision is 28 significant digits: an amount of an 18-decimal token
+# above 10^10 has more, and arithmetic on it would round silently (quantizing it raised).
+# Every amount fits 38 digits and sums of them stay far below 60: with this, adding and
+# subtracting amounts is exact in every thread (new threads copy DefaultContext).
+MONEY_PRECISION = 60
+decimal.DefaultContext.prec = MONEY_PRECISION
+decimal.getcontext().prec = MONEY_PRECISION
 
 
 class AmountError(ValueError):
