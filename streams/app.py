@@ -16,7 +16,7 @@ from tokengine.assets import AssetCatalogue, load_assets
 from tokengine.config import Settings
 from topics import catalogue
 from topics.codec import Codec, make_codec
-from topics.view import Fold, TopicView
+from topics.view import Fold, Folded, TopicView
 
 settings = Settings.from_env()
 
@@ -97,11 +97,15 @@ class _ViewService(mode.Service):
 
 
 def serve_view(
-    topics: list[str], fold: Fold, name: str, partitions: dict[str, int] | None = None
+    topics: list[str],
+    fold: Fold,
+    name: str,
+    partitions: dict[str, int] | None = None,
+    folded: Folded | None = None,
 ) -> TopicView:
     """A whole-topic view (see `topics.view`) that runs for the worker's lifetime."""
     view = TopicView(
-        settings.kafka or "", settings.topic_prefix, codec, topics, fold, name, partitions
+        settings.kafka or "", settings.topic_prefix, codec, topics, fold, name, partitions, folded
     )
     service_name = f"View_{name.replace('-', '_')}"
     app.service(type(service_name, (_ViewService,), {"view": view, "__module__": __name__}))

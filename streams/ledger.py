@@ -50,6 +50,7 @@ from streams.ledger_core import (
     decode_command,
     release_held_payouts,
 )
+from streams.ledger_view import SEQUENCE_HEADER, count_emitted
 from streams.outputs import OutputProducer
 from streams.records import (
     CONTROL_PREFIX,
@@ -172,6 +173,7 @@ class Batch:
         self.breaker_commands: dict[int, Command] = {}
         self.asset_catalogue = assets()
         self.rewind: dict[int, int] = {}  # partition -> first missing offset
+        self.contexts: dict[int, Context] = {}  # partition -> its breaker view, until it changes
         self.handled = 0  # messages applied; those after a hole are read again
 
     def watermark(self, partition: int) -> AccountRecord:
@@ -212,15 +214,24 @@ class Batch:
         return record
 
     def context(self, partition: int) -> Context:
-        key = control_key(partition)
-        control = self.working.get(key) or accounts.get(key)
-        breaker = {scope: state for scope, (state, _) in control.breaker.items()} if control else {}
-        return Context(self.asset_catalogue, breaker)
+        context = self.contexts.get(partition)
+        if context is None:
+            key = control_key(partition)
+            control = self.working.get(key) or accounts.get(key)
+            breaker = (
+                {scope: state for scope, (state, _) in control.breaker.items()} if control else {}
+            )
+            context = self.contexts[partition] = Context(self.asset_catalogue, breaker)
+        return context
 
     def emit(self, outputs: list[Output]) -> None:
         for output in outputs:
+            headers = None
+            if output.topic == catalogue.LEDGER_ENTRIES:  # counted now, skipped when read back
+                count_emitted(output.value)
+                headers = [(SEQUENCE_HEADER, str(output.value["sequence"]).encode())]
             self.producer.produce(
-                output.topic, output.key, codec.encode(output.topic, output.value)
+                output.topic, output.key, codec.encode(output.topic, output.value), headers=headers
             )
 
     def dead_letter(self, message: Message, reason: str, error: str) -> None:
@@ -259,6 +270,7 @@ class Batch:
         self.emit(outputs)
         if command.kind == "BREAKER_CHANGE":
             self.breaker_commands[message.partition()] = command
+            self.contexts.pop(message.partition(), None)
 
     def release_held_payouts(self) -> None:
         """After a breaker change, held payouts of the partition that may go are sent."""

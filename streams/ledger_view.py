@@ -7,13 +7,20 @@ so it is counted once: a posting applies only above its account's highest sequen
 
 Besides the nets, the view keeps the movements of bank-backed assets' operator accounts by
 bank reference, which end-of-day reconciliation matches statement entries against.
+
+The worker's own ledger counts its transactions here as it emits them (`count_emitted`,
+in the form they have when read back) and marks each record with its sequence (a
+header): reading them back, the view skips them undecoded. Decoding every entry again
+took a sixth of a busy worker's time; other workers' entries are decoded as before.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
+
+from confluent_kafka import Message
 
 from streams.app import assets, serve_view
 from streams.reconciliation_core import Movement
@@ -21,6 +28,9 @@ from streams.records import operator_assets
 from topics import catalogue
 
 ZERO = Decimal(0)
+SEQUENCE_HEADER = "sequence"  # on ledger-entries records: the transaction's chain sequence
+WIRE_QUANTUM = Decimal(1).scaleb(-18)  # amounts on the wire have scale 18 (LedgerTransaction)
+WIRE_CONTEXT = Context(prec=38)  # and precision 38
 
 
 def bank_reference(transaction: dict[str, Any]) -> str:
@@ -68,14 +78,40 @@ class LedgerNets:
                     )
                 )
 
+    def add_emitted(self, transaction: dict[str, Any]) -> None:
+        """Add a transaction as the ledger emits it, in the form it has when read back."""
+        as_read = {
+            **transaction,
+            "postings": [
+                {**posting, "amount": WIRE_CONTEXT.quantize(posting["amount"], WIRE_QUANTUM)}
+                for posting in transaction["postings"]
+            ],
+        }
+        self.add(catalogue.LEDGER_ENTRIES, as_read)
+
+    def counted(self, message: Message) -> bool:
+        """True for an entry whose sequence header shows it counted: skip it undecoded."""
+        for name, value in message.headers() or ():
+            if name == SEQUENCE_HEADER:
+                return int(value) <= self.sequences.get(message.key().decode(), 0)
+        return False
+
     def operator_balance(self, asset: str) -> Decimal:
         """What the operator should hold of the asset: deposits less payouts and chain fees."""
         return self.nets.get(operator_assets(asset), ZERO)
 
 
-def bank_backed_assets() -> set[str]:
-    return {code for code, asset in assets().assets.items() if asset.bank_account}
+def bank_backed_assets() -> frozenset[str]:
+    return assets().bank_backed
+
+
+def count_emitted(transaction: dict[str, Any]) -> None:
+    """Count a transaction this worker's ledger emits (then it is skipped when read back)."""
+    with ledger_topic_view.lock:
+        ledger_nets.add_emitted(transaction)
 
 
 ledger_nets = LedgerNets()
-ledger_topic_view = serve_view([catalogue.LEDGER_ENTRIES], ledger_nets.add, "ledger-view")
+ledger_topic_view = serve_view(
+    [catalogue.LEDGER_ENTRIES], ledger_nets.add, "ledger-view", folded=ledger_nets.counted
+)

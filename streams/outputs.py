@@ -23,23 +23,42 @@ class OutputProducer:
         # delivery reports of failures only: a callback per acknowledged message is not free
         self.producer = make_producer(
             settings.kafka or "127.0.0.1:9092",
-            **{"linger.ms": linger_ms, "delivery.report.only.error": True},
+            **{
+                "linger.ms": linger_ms,
+                "delivery.report.only.error": True,
+                "on_delivery": self._delivered,  # one callback for all: none built per message
+            },
         )
         self.failures: list[str] = []
         self.unpolled = 0
 
-    def produce(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         """Produce to a catalogue topic (its name gets the deployment's prefix)."""
-        self.produce_to(settings.topic_prefix + topic, key, value, partition)
+        self.produce_to(settings.topic_prefix + topic, key, value, partition, headers)
 
-    def produce_to(self, name: str, key: str, value: bytes, partition: int | None = None) -> None:
+    def produce_to(
+        self,
+        name: str,
+        key: str,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         """Produce to a topic by its full name (e.g. a table's changelog)."""
-        extra = {} if partition is None else {"partition": partition}
+        if partition is None:
+            partition = -1  # RD_KAFKA_PARTITION_UA: the partitioner chooses
         try:
-            self.producer.produce(name, value, key.encode(), on_delivery=self._delivered, **extra)
+            self.producer.produce(name, value, key, partition, headers=headers)
         except BufferError:  # the local queue is full: serve it, then once more
             self.producer.poll(0.1)
-            self.producer.produce(name, value, key.encode(), on_delivery=self._delivered, **extra)
+            self.producer.produce(name, value, key, partition, headers=headers)
         self.unpolled += 1
         if self.unpolled >= POLL_EVERY:
             self.producer.poll(0)

@@ -114,6 +114,11 @@ class AssetCatalogue:
         except KeyError:
             raise UnknownAsset(code) from None
 
+    @cached_property
+    def bank_backed(self) -> frozenset[str]:
+        """Codes of the assets held in a bank account (fiat), not on a chain."""
+        return frozenset(code for code, asset in self.assets.items() if asset.bank_account)
+
     def __contains__(self, code: object) -> bool:
         return code in self.assets
 

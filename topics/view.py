@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from topics import catalogue
 from topics.codec import Codec, DecodeError
@@ -27,6 +27,7 @@ POLL_TIMEOUT_S = 0.05
 MAX_BATCH_MESSAGES = 5000
 
 Fold = Callable[[str, dict[str, Any]], None]  # (catalogue topic name, decoded value)
+Folded = Callable[[Message], bool]  # True: the record was folded already, skip it undecoded
 
 
 class TopicView:
@@ -39,12 +40,14 @@ class TopicView:
         fold: Fold,
         name: str,
         partitions: dict[str, int] | None = None,
+        folded: Folded | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.codec = codec
         self.topics = tuple(topics)
         self.fold = fold
+        self.folded = folded or (lambda _message: False)
         self.name = name
         self.partition_counts = {
             t: (partitions or {}).get(t, catalogue.spec(t).partitions) for t in self.topics
@@ -112,6 +115,8 @@ class TopicView:
                 accepted = holes.contiguous(messages)
                 with self.lock:
                     for message in accepted:
+                        if self.folded(message):
+                            continue
                         topic = catalogue.short_name(message.topic(), self.prefix)
                         try:
                             value = self.codec.decode(topic, message.value())
