@@ -1,7 +1,8 @@
 """`make bench`: the raw broker, Faust's ceiling, a naive ledger agent and the engine, in one run.
 
 Besides those: the engine's own per-event code alone on one core (no broker, no framework:
-the ceiling of any pipeline around it), and the cores the workers and the broker used.
+the ceiling of any pipeline around it), and the cores the workers and the broker used,
+busy and idle.
 Then the Postgres sink, tier-1 reconciliation and the chain watchers; `python -m bench NAME..`
 runs some (ledger, sink, reconciliation, eth, btc). Prints one labelled line per figure,
 e.g. `engine_1_worker events_per_s=5123 vs_null=0.77 ... worker_cores=0.81`.
@@ -207,6 +208,28 @@ def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
             worker.stop()
     cores = {name: round((after[name] - before[name]) / seconds, 2) for name in before}
     return EVENTS / seconds, cores
+
+
+def idle_cores(settings: Settings, seconds: float = 5.0) -> dict[str, float]:
+    """Cores a started worker and the broker use while no event arrives (quiet consumers
+    still fetch: tansu answers an empty fetch when its wait ends)."""
+    run = uuid.uuid4().hex[:6]
+    isolated = settings.with_overrides(
+        topic_prefix=f"idle{run}.",
+        app_id=f"idle-{run}",
+        data_dir=Path(tempfile.mkdtemp()),
+        assets_file=ASSETS_FILE,
+    )
+    create_topics(isolated.kafka, isolated.topic_prefix)
+    worker = Worker(isolated, free_port(), 0).start()
+    try:
+        pids = {"worker": [worker.process.process.pid], "broker": broker_pids()}
+        before = {name: cpu_seconds(p) for name, p in pids.items()}
+        time.sleep(seconds)  # measuring a quiet interval, not waiting for a condition
+        used = {name: cpu_seconds(p) - before[name] for name, p in pids.items()}
+        return {name: round(cpu / seconds, 2) for name, cpu in used.items()}
+    finally:
+        worker.stop()
 
 
 def broker_times_ms(
@@ -643,6 +666,8 @@ def ledger(settings: Settings) -> None:
     report("engine_code_alone_1_core", events_per_s=round(alone), vs_null=f"{alone / null:.2f}")
     one = engine_report(settings, 1, null, vs_code_alone=alone)
     engine_report(settings, 2, null, vs_1_worker=one)
+    quiet = idle_cores(settings)
+    report("engine_idle", worker_cores=quiet["worker"], broker_cores=quiet["broker"])
     latencies = latency(settings, one / 2)
     figures = {}
     for part, (p50, p99) in latencies.items():
