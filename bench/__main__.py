@@ -35,7 +35,7 @@ from tokengine.services import EmbeddedServices, free_port
 from topics import catalogue
 from topics.admin import create_topics
 from topics.codec import SingleObjectCodec
-from topics.kafka import make_producer
+from topics.kafka import FETCH_WAIT_MAX_MS, make_producer
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
 ACCOUNTS = 10_000
@@ -180,6 +180,31 @@ def broker_pids() -> list[int]:
     return pids
 
 
+def count_records(settings: Settings, topic: str, wanted: int, timeout_s: float) -> None:
+    """Returns once `topic` holds `wanted` records. Counts without decoding, and fetches
+    with the engine's own short wait: librdkafka's default (500 ms; tansu holds an empty
+    fetch for all of it) added up to half a second to a run, decoding took CPU from it."""
+    spec = catalogue.spec(topic)
+    name = spec.full_name(settings.topic_prefix)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka,
+            "group.id": f"count-{name}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+        }
+    )
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
+    counted = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while counted < wanted:
+            assert time.monotonic() < deadline, f"{counted} of {wanted} {topic} records"
+            counted += sum(1 for m in consumer.consume(5000, 0.05) if not m.error())
+    finally:
+        consumer.close()
+
+
 def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
     """Events/s from the first input to the last balance update, backlog already waiting,
     and the cores the workers and the broker used meanwhile."""
@@ -194,15 +219,13 @@ def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
     started = [Worker(isolated, free_port(), i).start() for i in range(workers)]
     try:
         items = deposits(EVENTS, f"e{workers}")
-        reader = TopicReader(isolated, catalogue.BALANCE_UPDATES)
         worker_pids = [worker.process.process.pid for worker in started]
         before = {"workers": cpu_seconds(worker_pids), "broker": cpu_seconds(broker_pids())}
         start = time.monotonic()
         produce_all(isolated.kafka, isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS, items)
-        reader.until(lambda rs: len(rs) >= EVENTS, 600, "balance updates")
+        count_records(isolated, catalogue.BALANCE_UPDATES, EVENTS, 600)
         seconds = time.monotonic() - start
         after = {"workers": cpu_seconds(worker_pids), "broker": cpu_seconds(broker_pids())}
-        reader.close()
     finally:
         for worker in started:
             worker.stop()
