@@ -37,10 +37,12 @@ def sweep(directory: Path, connector: BankConnector) -> list[tuple[str, str]]:
         try:
             submission = submit_file(claimed, connector)
         except CamtError as error:
+            # the reason first (written whole, then moved in), then the file it explains:
+            # whoever sees a file in rejected/ finds its reason beside it
+            reason = directory / ".claimed" / f"{path.name}.error.txt"
+            reason.write_text(f"{error.reason}: {error}\n")
+            reason.rename(directory / "rejected" / reason.name)
             claimed.rename(directory / "rejected" / path.name)
-            (directory / "rejected" / f"{path.name}.error.txt").write_text(
-                f"{error.reason}: {error}\n"
-            )
             log.warning("bank inbox: %s rejected: %s", path.name, error)
             outcomes.append((path.name, f"rejected: {error.reason}"))
             continue
