@@ -4,6 +4,9 @@ A view has no consumer group: every process that holds one sees every partition,
 worker can answer any query. Reading goes through `HoleGuard` (records that become
 visible late are not skipped). `wait_caught_up()` blocks until the view has read
 everything that was on the topics when it was called, for read-your-writes answers.
+A quiet view fetches every `VIEW_FETCH_WAIT_MAX_MS` (tansu holds an empty fetch that
+long), so it lags a quiet topic by at most that. `folded` lets an owner skip, undecoded,
+records it already folded another way (the ledger view: the worker's own entries).
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ def test_an_emitted_transaction_counts_as_its_read_back_form() -> None:
 
 def test_an_entry_counted_when_emitted_is_skipped_when_read_back_others_are_not() -> None:
     nets = LedgerNets()
+    nets.add_emitted(transaction("alice", 1, "WEI", Decimal(1)))
     nets.add_emitted(transaction("alice", 2, "WEI", Decimal(1)))
 
     def entry(key: bytes, headers: list | None) -> Message:
@@ -80,3 +81,18 @@ def test_a_transaction_read_and_emitted_again_counts_once() -> None:
     nets.add_emitted(value)  # then emitted again by the ledger, same sequence
     assert nets.nets["user:alice:WEI"] == Decimal(-7)
     assert nets.transactions == 1
+
+
+def test_an_emitted_transaction_the_view_is_not_ready_for_is_counted_when_read() -> None:
+    # a worker starting (or taking over partitions) emits sequence 3 before its view has
+    # read sequences 1 and 2 of that account: counting 3 now would make the view skip them
+    nets = LedgerNets()
+    chain = [transaction("alice", n, "WEI", Decimal(n)) for n in (1, 2, 3)]
+    nets.add_emitted(chain[2])
+    assert nets.transactions == 0
+    for value in chain:  # then read back from the topic, in order
+        nets.add(catalogue.LEDGER_ENTRIES, read_back(value))
+    assert nets.nets["user:alice:WEI"] == Decimal(-6)
+    assert nets.transactions == 3
+    nets.add_emitted(transaction("alice", 4, "WEI", Decimal(4)))  # the next one: counted
+    assert nets.nets["user:alice:WEI"] == Decimal(-10)
