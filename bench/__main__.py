@@ -69,16 +69,29 @@ def produce_all(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> f
     return time.monotonic() - start
 
 
+def from_start(bootstrap: str, name: str, partitions: int = 8) -> Consumer:
+    """A consumer of every partition of topic `name` from its first record (no group
+    commits). It fetches with the engine's short wait: with librdkafka's default (500 ms)
+    tansu holds a fetch that finds nothing for all of it."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{name}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+        }
+    )
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(partitions)])
+    return consumer
+
+
 def raw_broker(bootstrap: str) -> None:
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the result
     admin.create_topics([NewTopic(topic, 8, 1)])[topic].result()
     items = [(f"k{i % ACCOUNTS}", b"x" * 100) for i in range(100_000)]
     seconds = produce_all(bootstrap, topic, items)
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(8)])
+    consumer = from_start(bootstrap, topic)
     seen, start = 0, time.monotonic()
     while seen < len(items):
         seen += sum(1 for m in consumer.consume(10_000, 1.0) if not m.error())
@@ -181,20 +194,10 @@ def broker_pids() -> list[int]:
 
 
 def count_records(settings: Settings, topic: str, wanted: int, timeout_s: float) -> None:
-    """Returns once `topic` holds `wanted` records. Counts without decoding, and fetches
-    with the engine's own short wait: librdkafka's default (500 ms; tansu holds an empty
-    fetch for all of it) added up to half a second to a run, decoding took CPU from it."""
+    """Returns once `topic` holds `wanted` records. Counts without decoding (decoding took
+    CPU from the engine being measured)."""
     spec = catalogue.spec(topic)
-    name = spec.full_name(settings.topic_prefix)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka,
-            "group.id": f"count-{name}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
-        }
-    )
-    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
+    consumer = from_start(settings.kafka, spec.full_name(settings.topic_prefix), spec.partitions)
     counted = 0
     deadline = time.monotonic() + timeout_s
     try:
@@ -208,14 +211,7 @@ def count_records(settings: Settings, topic: str, wanted: int, timeout_s: float)
 def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
     """Events/s from the first input to the last balance update, backlog already waiting,
     and the cores the workers and the broker used meanwhile."""
-    run = uuid.uuid4().hex[:6]
-    isolated = settings.with_overrides(
-        topic_prefix=f"bench{run}.",
-        app_id=f"bench-{run}",
-        data_dir=Path(tempfile.mkdtemp()),
-        assets_file=ASSETS_FILE,
-    )
-    create_topics(isolated.kafka, isolated.topic_prefix)
+    isolated = isolated_settings(settings, "bench")
     started = [Worker(isolated, free_port(), i).start() for i in range(workers)]
     try:
         items = deposits(EVENTS, f"e{workers}")
@@ -236,14 +232,7 @@ def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
 def idle_cores(settings: Settings, seconds: float = 5.0) -> dict[str, float]:
     """Cores a started worker and the broker use while no event arrives (quiet consumers
     still fetch: tansu answers an empty fetch when its wait ends)."""
-    run = uuid.uuid4().hex[:6]
-    isolated = settings.with_overrides(
-        topic_prefix=f"idle{run}.",
-        app_id=f"idle-{run}",
-        data_dir=Path(tempfile.mkdtemp()),
-        assets_file=ASSETS_FILE,
-    )
-    create_topics(isolated.kafka, isolated.topic_prefix)
+    isolated = isolated_settings(settings, "idle")
     worker = Worker(isolated, free_port(), 0).start()
     try:
         pids = {"worker": [worker.process.process.pid], "broker": broker_pids()}
@@ -259,11 +248,7 @@ def broker_times_ms(
     settings: Settings, topic: str, id_field: str, wanted: int, ids: set[str]
 ) -> dict[str, int]:
     """Broker timestamp of each record of `topic` whose `id_field` is one of `ids`."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka, "group.id": "lat", "enable.auto.commit": False}
-    )
-    name = settings.topic_prefix + topic
-    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(8)])
+    consumer = from_start(settings.kafka, settings.topic_prefix + topic)
     times: dict[str, int] = {}
     deadline = time.monotonic() + 120
     while len(times) < wanted and time.monotonic() < deadline:
@@ -285,14 +270,7 @@ def percentiles(values: list[int]) -> tuple[float, int]:
 def latency(settings: Settings, rate_per_s: float) -> dict[str, tuple[float, int]]:
     """p50/p99 ms at a fixed rate: from an input's send to its balance update's broker
     timestamp, and split at the ledger command (intake hop, then ledger hop)."""
-    run = uuid.uuid4().hex[:6]
-    isolated = settings.with_overrides(
-        topic_prefix=f"lat{run}.",
-        app_id=f"lat-{run}",
-        data_dir=Path(tempfile.mkdtemp()),
-        assets_file=ASSETS_FILE,
-    )
-    create_topics(isolated.kafka, isolated.topic_prefix)
+    isolated = isolated_settings(settings, "lat")
     worker = Worker(isolated, free_port(), 0).start()
     count = min(EVENTS, int(rate_per_s * 10))
     items = deposits(count, "lat")
@@ -445,11 +423,7 @@ def notification(n: int, tag: str) -> tuple[str, bytes]:
 
 def result_latencies(settings: Settings, sent_ms: dict[str, int], order: list[str]) -> list[int]:
     """ms from each send to its reconciliation result's broker timestamp, in sending order."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka, "group.id": "lat", "enable.auto.commit": False}
-    )
-    name = settings.topic_prefix + catalogue.RECONCILIATION_RESULTS
-    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(8)])
+    consumer = from_start(settings.kafka, settings.topic_prefix + catalogue.RECONCILIATION_RESULTS)
     by_message: dict[str, int] = {}
     deadline = time.monotonic() + 300
     while len(by_message) < len(sent_ms) and time.monotonic() < deadline:
