@@ -34,6 +34,24 @@ def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def paced_fetching(interval_ms: int) -> dict[str, Any]:
+    """Consumer settings that fetch each partition at most once per `interval_ms`.
+
+    librdkafka fetches again as soon as a fetch brings records, so under load every
+    consumer kept one small fetch after another in flight, and each costs tansu about 2 ms
+    of CPU whatever it carries (with the engine's two hops fetching back to back, tansu
+    used 0.83 core at 1,400 events/s; paced, 0.64). With `queued.min.messages` 1, a
+    partition whose records the application has not taken yet waits
+    `fetch.queue.backoff.ms` before its next fetch; a quiet one waits `fetch.wait.max.ms`
+    on the broker. Either way records wait at most `interval_ms` longer.
+    """
+    return {
+        "fetch.wait.max.ms": interval_ms,
+        "queued.min.messages": 1,
+        "fetch.queue.backoff.ms": interval_ms,
+    }
+
+
 def consumer_config(bootstrap: str, group_id: str, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
@@ -42,7 +60,7 @@ def consumer_config(bootstrap: str, group_id: str, **extra: Any) -> dict[str, An
         "enable.auto.commit": False,
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
-        "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+        **paced_fetching(FETCH_WAIT_MAX_MS),
         **extra,
     }
 
