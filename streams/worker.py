@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import faust
 
 from streams import (  # noqa: F401  (importing registers agents, services, views, pages)
@@ -24,7 +26,18 @@ def run_worker() -> None:
     # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record):
     # then every debug call of aiokafka and Faust builds a record per message. No spinner.
     worker.spinner = None
+    _quieter_collector()
     worker.execute_from_commandline()
+
+
+def _quieter_collector() -> None:
+    """Python's cycle collector stops every thread while it runs. With its defaults a
+    worker at 1,400 events/s ran 2 full collections in 10 s, of 64-157 ms each (the
+    modules, Faust and the app made at start, about 100,000 objects, were scanned every
+    time), and a young one every 700 allocations. Objects made so far are frozen out of
+    all collections, and young collections run every 10,000 allocations."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _uvloop():
