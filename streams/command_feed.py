@@ -57,10 +57,6 @@ class CommandFeed:
             self.assigned.clear()
         log.info("ledger feed: reading %s", dict(sorted(starts.items())))
 
-    async def revoke(self) -> None:
-        """Stop reading every partition, after the batch in progress."""
-        await self.assign({})
-
     async def read(self, max_messages: int, timeout_s: float) -> list[Message]:
         """Up to `max_messages` commands, waiting at most `timeout_s` for them (hold `lock`)."""
         assert self.consumer is not None, "read before the first assignment"

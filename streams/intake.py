@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import mode
+from confluent_kafka import KafkaException, TopicPartition
 
 from streams import metrics
 from streams.app import app, assets, codec, settings
@@ -225,14 +226,30 @@ class IntakeLoop:
         self.assigned.set()
 
     def _on_revoke(self, consumer, partitions) -> None:
-        # hand over cleanly: the next owner starts after our writes are in
+        # hand over cleanly: the next owner starts after our writes are in, and where we
+        # stopped (the batches' commits are asynchronous)
         self.producer.flush(30)
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self.commit_handled(
+            [tp for tp in self.holes.positions() if (tp.topic, tp.partition) in revoked]
+        )
         self.holes.forget(partitions)
+
+    def commit_handled(self, positions: list[TopicPartition]) -> None:
+        """Commit and wait, between batches (every output acknowledged); a failure only
+        means commands are sent again, which the ledger ignores."""
+        if not positions:
+            return
+        try:
+            self.consumer.commit(offsets=positions, asynchronous=False)
+        except KafkaException as error:
+            log.warning("intake: commit failed (%s); those commands will be sent again", error)
 
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
                 self.poll_once()
+            self.commit_handled(self.holes.positions())  # stopping between batches
         finally:
             self.producer.flush()
             self.consumer.close()
@@ -257,10 +274,11 @@ class IntakeLoop:
                 )
             handled += 1
         if handled:
-            # commit only once every output of the batch is acknowledged (at-least-once)
+            # commit only once every output of the batch is acknowledged (at-least-once);
+            # without waiting for the commit: a lost one re-sends commands the ledger ignores
             remaining = self.producer.flush(30)
             assert remaining == 0, "intake: outputs not acknowledged; not committing"
-            self.consumer.commit(offsets=self.holes.positions(), asynchronous=False)
+            self.consumer.commit(offsets=self.holes.positions(), asynchronous=True)
             metrics.events_processed.labels(COMPONENT).inc(handled)
         return handled
 

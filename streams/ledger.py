@@ -12,8 +12,10 @@ ledger's work). A partition is read from its watermark + 1, never from a committ
 Exactly once without broker transactions: for each batch the agent computes the new
 records and their outputs (`streams.ledger_core`), produces the outputs and waits until
 the broker has them, then writes each touched record once to the table (its changelog
-entry through the same producer) and waits until the broker has those. A crash anywhere
-replays the batch: records not yet written recompute the same outputs (deterministic
+entry through the same producer). The next batch's wait for its outputs also waits for
+these records (one producer, one flush), so a batch costs one round trip to the broker,
+not two; an idle feed and a revocation wait for them too. A crash anywhere replays from
+the written records: records not yet written recompute the same outputs (deterministic
 ids, so downstream sees duplicates it can drop), records already written skip the
 commands they have (`applied_offset`). Any failure inside a batch stops the worker:
 continuing would apply later commands before earlier ones.
@@ -31,7 +33,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from confluent_kafka import Message
@@ -299,16 +301,23 @@ class Batch:
 
 
 async def apply_batch(messages: list[Message], producer: OutputProducer) -> Batch:
-    """Apply a batch: outputs acknowledged, then records written (and acknowledged)."""
+    """Apply a batch: outputs acknowledged, then records written. The records are
+    acknowledged by the next `producer.flush()` (the next batch's, or `settle_records`)."""
     batch = Batch(producer)
     for message in messages:
         batch.apply_message(message)
     batch.release_held_payouts()
-    await producer.flush()  # outputs first: a record is never newer than its outputs
+    # outputs first: a record is never newer than its outputs; this also acknowledges
+    # the previous batch's records, produced before
+    await producer.flush()
     batch.write_records()
-    await producer.flush()  # the records' changelog entries: then the batch is done
     metrics.events_processed.labels(COMPONENT).inc(batch.handled)
     return batch
+
+
+async def settle_records(producer: OutputProducer) -> None:
+    """Wait until the broker has the last batch's records (nothing else is pending)."""
+    await producer.flush()
 
 
 feed = CommandFeed(
@@ -332,6 +341,7 @@ async def read_and_apply(producer: OutputProducer) -> None:
     watermarks (the hole's commands included). Call with `feed.lock` held."""
     messages = await feed.read(MAX_BATCH_EVENTS, READ_WAIT_S)
     if not messages:
+        await settle_records(producer)  # quiet: the last batch is acknowledged now
         return
     batch = await apply_batch(messages, producer)
     if batch.rewind:
@@ -339,10 +349,23 @@ async def read_and_apply(producer: OutputProducer) -> None:
         feed.assign_now(next_offsets(feed.partitions))
 
 
+class Outputs:
+    """The ledger's producer, made when the ledger task starts."""
+
+    producer: OutputProducer | None = None
+
+
+def stop_on_failure() -> NoReturn:
+    # a batch half applied, or a feed that cannot read: going on would skip commands
+    # or apply later ones first; the supervisor restarts the worker from its watermarks
+    log.critical("ledger: stopped by an error; stopping the worker", exc_info=True)
+    os._exit(EXIT_LEDGER_FAILURE)
+
+
 @app.task
 async def ledger() -> None:
     """Reads batches from the feed and applies them, for the worker's lifetime."""
-    producer = OutputProducer()
+    producer = Outputs.producer = OutputProducer()
     try:
         while True:
             await feed.assigned.wait()
@@ -351,11 +374,12 @@ async def ledger() -> None:
     except asyncio.CancelledError:
         raise  # shutting down: what was not written is read again at the start
     except BaseException:
-        # a batch half applied, or a feed that cannot read: going on would skip commands
-        # or apply later ones first; the supervisor restarts the worker from its watermarks
-        log.critical("ledger: stopped by an error; stopping the worker", exc_info=True)
-        os._exit(EXIT_LEDGER_FAILURE)
+        stop_on_failure()
     finally:
+        try:  # a graceful stop: the last batch's records too (else they are computed again)
+            await settle_records(producer)
+        except Exception:
+            log.warning("ledger: the last batch's records not acknowledged at stop", exc_info=True)
         await feed.close()
 
 
@@ -377,8 +401,17 @@ async def start_feed(_consumer: Any, assignment: Iterable[TP]) -> None:
 
 @app.on_partitions_revoked.connect
 async def stop_feed(app: faust.App, revoked: set, **kwargs: Any) -> None:
-    """Faust revokes before every reassignment: stop reading until it recovered again."""
-    await feed.revoke()
+    """Faust revokes before every reassignment: stop reading until it recovered again.
+    The last batch's records reach the broker first: the next owner recovers them."""
+    async with feed.lock:
+        if Outputs.producer is not None:
+            try:
+                await settle_records(Outputs.producer)
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                stop_on_failure()
+        feed.assign_now({})
 
 
 transport.NOT_FETCHED.add(commands_topic.get_topic_name())

@@ -69,6 +69,8 @@ class OutputProducer:
             self.failures.append(f"{message.topic()}: {error}")
 
     async def flush(self) -> None:
+        if not len(self.producer) and not self.failures:
+            return  # nothing in flight, no report waiting: no thread hop
         loop = asyncio.get_running_loop()
         remaining = await loop.run_in_executor(None, self.producer.flush, FLUSH_TIMEOUT_S)
         if remaining or self.failures:
