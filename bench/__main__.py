@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.conftest import ASSETS_FILE, Worker
@@ -39,9 +39,9 @@ from topics.kafka import FETCH_WAIT_MAX_MS, make_producer, paced_fetching
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
 ACCOUNTS = 10_000
-# the latency run's sender wakes every 2 ms and sends what is due: sending each message
-# at its own instant (a spinning wait, a request each) took 0.6 core of this 2-core machine
-# from the engine it measured, and a third of the broker's
+# latency runs send at a fixed rate, waking every 2 ms to send what is due: sending each
+# message at its own instant (a spinning wait, a request each) took 0.6 core of this
+# 2-core machine from the engine it measured
 SEND_TICK_S = 0.002
 codec = SingleObjectCodec()
 
@@ -71,6 +71,27 @@ def produce_all(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> f
                 producer.poll(0.01)
     producer.flush(120)
     return time.monotonic() - start
+
+
+def send_at_rate(
+    producer: Producer, topic: str, items: list[tuple[str, str, bytes]], rate_per_s: float
+) -> dict[str, int]:
+    """Sends (id, key, value) items at `rate_per_s`, waking every `SEND_TICK_S` to send
+    what is due; returns each id's send time (epoch ms), once the broker has them all."""
+    sent_ms: dict[str, int] = {}
+    start = time.monotonic()
+    sent = 0
+    while sent < len(items):
+        due = min(len(items), int((time.monotonic() - start) * rate_per_s) + 1)
+        now_ms = int(time.time() * 1000)
+        for item_id, key, value in items[sent:due]:
+            sent_ms[item_id] = now_ms
+            producer.produce(topic, value, key.encode())
+        sent = due
+        time.sleep(SEND_TICK_S)  # pacing the sender, not waiting for a condition
+        producer.poll(0)
+    producer.flush(60)
+    return sent_ms
 
 
 def from_start(bootstrap: str, name: str, partitions: int = 8) -> Consumer:
@@ -281,21 +302,17 @@ def latency(settings: Settings, rate_per_s: float) -> dict[str, tuple[float, int
     items = deposits(count, "lat")
     producer = make_producer(isolated.kafka)  # the engine's producer settings (5 ms linger)
     topic = isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS
-    sent_ms: dict[str, int] = {}  # command id (= the balance update's cause) -> sent at
-    start = time.monotonic()
-    sent = 0
     try:
-        while sent < count:
-            due = min(count, int((time.monotonic() - start) * rate_per_s) + 1)
-            now_ms = int(time.time() * 1000)
-            for n in range(sent, due):
-                key, value = items[n]
-                sent_ms[f"deposit:ethereum:0xlat{n:08d}:0"] = now_ms
-                producer.produce(topic, value, key.encode())
-            sent = due
-            time.sleep(SEND_TICK_S)  # pacing the sender, not waiting for a condition
-            producer.poll(0)
-        producer.flush(60)
+        # keyed by command id (= the balance update's cause)
+        sent_ms = send_at_rate(
+            producer,
+            topic,
+            [
+                (f"deposit:ethereum:0xlat{n:08d}:0", key, value)
+                for n, (key, value) in enumerate(items)
+            ],
+            rate_per_s,
+        )
         ids = set(sent_ms)
         updated = broker_times_ms(isolated, catalogue.BALANCE_UPDATES, "cause_id", count, ids)
         commanded = broker_times_ms(isolated, catalogue.LEDGER_COMMANDS, "command_id", count, ids)
@@ -462,16 +479,13 @@ def reconciliation(settings: Settings) -> None:
         results = TopicReader(isolated, catalogue.RECONCILIATION_RESULTS)
         producer = make_producer(isolated.kafka, **{"linger.ms": 0})
         rate, warm_up, count = 100.0, 500, 2000
-        sent_ms: dict[str, int] = {}
-        start = time.monotonic()
-        for n in range(count):
-            while time.monotonic() - start < n / rate:
-                producer.poll(0.0005)
-            key, value = notification(n, "lat")
-            sent_ms[f"tier1:{key}:lat-{n}"] = int(time.time() * 1000)
-            producer.produce(topic, value, key.encode())
-            producer.poll(0)
-        producer.flush(60)
+        notifications = [notification(n, "lat") for n in range(count)]
+        sent_ms = send_at_rate(
+            producer,
+            topic,
+            [(f"tier1:{key}:lat-{n}", key, value) for n, (key, value) in enumerate(notifications)],
+            rate,
+        )
         in_order = result_latencies(isolated, sent_ms, [f"lat-{n}" for n in range(count)])
         for label, latencies in (("cold", in_order[:warm_up]), ("steady", in_order[warm_up:])):
             latencies = sorted(latencies)
