@@ -11,8 +11,8 @@ bank reference, which end-of-day reconciliation matches statement entries agains
 The worker's own ledger counts its transactions here as it emits them (`count_emitted`,
 in the form they have when read back, each only if it is the next of its account's chain)
 and marks each record with its sequence (a header): reading them back, the view skips
-them undecoded. Decoding every entry again
-took a sixth of a busy worker's time; other workers' entries are decoded as before.
+them undecoded (decoding every entry again took a sixth of a busy worker's time). Other
+workers' entries are decoded as before.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ visible late are not skipped). `wait_caught_up()` blocks until the view has read
 everything that was on the topics when it was called, for read-your-writes answers.
 A view fetches each partition at most every `VIEW_FETCH_WAIT_MAX_MS` (tansu holds an
 empty fetch that long; a busy partition waits that long between fetches), so it lags by
-at most about that. `folded` lets an owner skip, undecoded,
-records it already folded another way (the ledger view: the worker's own entries).
+at most about that. `folded` lets an owner skip, undecoded, records it already folded
+another way (the ledger view: the worker's own entries).
 """
 
 from __future__ import annotations
