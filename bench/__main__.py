@@ -194,6 +194,18 @@ def code_alone() -> float:
     return EVENTS / (time.monotonic() - start)
 
 
+def with_children(pids: list[int]) -> list[int]:
+    """The processes and their children (a worker and its intake process)."""
+    children = []
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):  # children are listed per thread
+            try:
+                children += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return [*pids, *children]
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """CPU time (user + system) the processes have used so far (Linux /proc)."""
     total = 0
@@ -241,7 +253,7 @@ def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
     started = [Worker(isolated, free_port(), i).start() for i in range(workers)]
     try:
         items = deposits(EVENTS, f"e{workers}")
-        worker_pids = [worker.process.process.pid for worker in started]
+        worker_pids = with_children([worker.process.process.pid for worker in started])
         before = {"workers": cpu_seconds(worker_pids), "broker": cpu_seconds(broker_pids())}
         start = time.monotonic()
         produce_all(isolated.kafka, isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS, items)
@@ -261,7 +273,7 @@ def idle_cores(settings: Settings, seconds: float = 5.0) -> dict[str, float]:
     isolated = isolated_settings(settings, "idle")
     worker = Worker(isolated, free_port(), 0).start()
     try:
-        pids = {"worker": [worker.process.process.pid], "broker": broker_pids()}
+        pids = {"worker": with_children([worker.process.process.pid]), "broker": broker_pids()}
         before = {name: cpu_seconds(p) for name, p in pids.items()}
         time.sleep(seconds)  # measuring a quiet interval, not waiting for a condition
         used = {name: cpu_seconds(p) - before[name] for name, p in pids.items()}

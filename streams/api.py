@@ -14,7 +14,7 @@ from faust import web
 
 from streams import metrics
 from streams.app import app, assets, codec, raw_topic
-from streams.intake import intake_ready
+from streams.intake_process import intake_ready
 from streams.ledger import accounts
 from streams.ledger_core import user_balances
 from streams.request_view import view as request_results

@@ -11,10 +11,10 @@ All inputs have the ledger's partition count and key, and the group uses the ran
 assignor, so one intake instance owns partition p of every input and is the only writer
 of ledger-commands partition p: its order is never interleaved with another writer's.
 
-Intake is stateless, so it runs as a plain confluent-kafka consumer group inside the
-worker (a Faust stream would add its per-message overhead for nothing); it is
-at-least-once, and command ids are deterministic, so a re-sent command is a duplicate the
-ledger ignores.
+Intake is stateless, so it runs as a plain confluent-kafka consumer group (a Faust
+stream would add its per-message overhead for nothing), in its own process beside the
+worker (`streams.intake_process`); it is at-least-once, and command ids are
+deterministic, so a re-sent command is a duplicate the ledger ignores.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
-import mode
 from confluent_kafka import KafkaException, TopicPartition
 
 from streams import metrics
-from streams.app import app, assets, codec, settings
+from streams.app import assets, codec
 from streams.records import control_key
 from tokengine.assets import AssetCatalogue, UnknownAsset
 from tokengine.money import AmountError, from_wire
@@ -281,33 +280,3 @@ class IntakeLoop:
             self.consumer.commit(offsets=self.holes.positions(), asynchronous=True)
             metrics.events_processed.labels(COMPONENT).inc(handled)
         return handled
-
-
-@app.service
-class Intake(mode.Service):
-    """Runs `IntakeLoop` in a thread for the lifetime of the Faust worker."""
-
-    instance: ClassVar[Intake | None] = None
-    loop_runner: IntakeLoop | None = None
-    thread: threading.Thread | None = None
-
-    async def on_start(self) -> None:
-        Intake.instance = self
-        self.loop_runner = IntakeLoop(
-            settings.kafka or "127.0.0.1:9092", f"{settings.app_id}-intake", settings.topic_prefix
-        )
-        self.thread = threading.Thread(target=self.loop_runner.run, name="intake", daemon=True)
-        self.thread.start()
-
-    async def on_stop(self) -> None:
-        if self.loop_runner and self.thread:
-            self.loop_runner.stopping.set()
-            await self.loop.run_in_executor(None, self.thread.join, 15)
-
-    @property
-    def ready(self) -> bool:
-        return bool(self.loop_runner and self.loop_runner.assigned.is_set())
-
-
-def intake_ready() -> bool:
-    return Intake.instance is not None and Intake.instance.ready

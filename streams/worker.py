@@ -1,8 +1,8 @@
-"""Runs one Faust worker: imports every agent, service and view, then starts the app."""
+"""Runs one Faust worker: imports every agent, service and view, then starts the app.
+
+The worker starts its intake process (`streams.intake_process`) and stops it with itself."""
 
 from __future__ import annotations
-
-import gc
 
 import faust
 
@@ -10,7 +10,7 @@ from streams import (  # noqa: F401  (importing registers agents, services, view
     api,
     audit_api,
     bank_intake,
-    intake,
+    intake_process,
     invariants,
     lag,
     ledger,
@@ -19,6 +19,7 @@ from streams import (  # noqa: F401  (importing registers agents, services, view
     request_view,
 )
 from streams.app import app, settings
+from streams.gc_tuning import quieter_collector
 
 
 def run_worker() -> None:
@@ -26,18 +27,8 @@ def run_worker() -> None:
     # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record):
     # then every debug call of aiokafka and Faust builds a record per message. No spinner.
     worker.spinner = None
-    _quieter_collector()
+    quieter_collector()
     worker.execute_from_commandline()
-
-
-def _quieter_collector() -> None:
-    """Python's cycle collector stops every thread while it runs. With its defaults a
-    worker at 1,400 events/s ran 2 full collections in 10 s, of 64-157 ms each (the
-    modules, Faust and the app made at start, about 100,000 objects, were scanned every
-    time), and a young one every 700 allocations. Objects made so far are frozen out of
-    all collections, and young collections run every 10,000 allocations."""
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def _uvloop():

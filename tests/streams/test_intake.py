@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 from streams.intake import Source, route
+from streams.intake_process import CounterRelay
 from tests.helpers import produce, read_topic
+from tests.http import call_text
+from tests.streams.test_ledger_worker import wait_for
 from tokengine.assets import load_assets
 from topics import catalogue
 from topics.codec import SingleObjectCodec
@@ -79,3 +86,64 @@ def test_worker_dead_letters_garbage_and_keeps_the_partition_moving(settings, st
     assert letter["value"]["source_topic"] == catalogue.WITHDRAWAL_REQUESTS
     commands = read_topic(settings, catalogue.LEDGER_COMMANDS, until_count=1)
     assert commands[0]["value"]["command_id"] == "request:w-after-garbage"
+
+
+def test_the_worker_relays_its_intake_process_counters_and_restarts_it(settings, start_worker):
+    worker = start_worker()
+    produce(settings, catalogue.WITHDRAWAL_REQUESTS, "alice", b"\x00 garbage")
+    # the intake process counted the dead letter; the worker's /metrics shows it
+    wait_for(
+        lambda: DEAD_LETTER_METRIC in call_text(f"{worker.api_url}/metrics"),
+        what="the intake process's counters in the worker's /metrics",
+    )
+    [first] = intake_processes(worker)
+    os.kill(first, signal.SIGKILL)  # a crash of the intake process alone
+    wait_for(lambda: intake_processes(worker) not in ([], [first]), what="a new intake process")
+    codec = SingleObjectCodec()
+    value = codec.encode(catalogue.WITHDRAWAL_REQUESTS, withdrawal("w-after-restart"))
+    produce(settings, catalogue.WITHDRAWAL_REQUESTS, "alice", value)
+    commands = read_topic(settings, catalogue.LEDGER_COMMANDS, until_count=1)
+    assert [c["value"]["command_id"] for c in commands] == ["request:w-after-restart"]
+    # the worker dies (SIGKILL to it alone): its intake process sees its input end, and stops
+    [second] = intake_processes(worker)
+    os.kill(worker.process.process.pid, signal.SIGKILL)
+    wait_for(lambda: not running(second), what="the intake process to stop")
+
+
+def test_counter_relay_adds_the_growth_of_each_total() -> None:
+    labels = {"component": "intake", "reason": "relay_test"}
+
+    def value() -> float:
+        return REGISTRY.get_sample_value("token_engine_dead_letters_total", labels) or 0.0
+
+    before = value()
+    relay = CounterRelay()
+    relay.add([["dead_letters", labels, 2.0]])
+    relay.add([["dead_letters", labels, 5.0]])
+    relay.add([["dead_letters", labels, 5.0]])
+    assert value() - before == 5.0
+
+
+DEAD_LETTER_METRIC = 'token_engine_dead_letters_total{component="intake",reason="undecodable"} 1.0'
+
+
+def intake_processes(worker) -> list[int]:
+    """The worker's children: its intake process (listed under the thread that started it)."""
+    pid = worker.process.process.pid
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").glob("*")
+        for child in read_or_empty(task / "children").split()
+    ]
+
+
+def running(pid: int) -> bool:
+    stat = read_or_empty(Path(f"/proc/{pid}/stat"))
+    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

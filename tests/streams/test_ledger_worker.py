@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from tests.helpers import produce, produce_many, read_topic, values
-from tests.http import call
+from tests.http import call, call_text
 from tests.ledger_inputs import ETH_ADDRESS, observation, payout_result
 from topics import catalogue
 
@@ -22,11 +21,6 @@ def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition"):
             return result
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def call_text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
 
 
 def balances(worker, account: str) -> dict:

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.simulated_bank import SimulatedBank
 from tests.helpers import produce, read_topic, values
-from tests.http import call
+from tests.http import call, call_text
 from tests.ledger_inputs import ETH_ADDRESS, IBAN, observation
 from tests.streams.test_ledger_worker import balances, final, wait_for
 from tests.test_cli import cli
@@ -148,13 +148,6 @@ def test_levels_drive_suspension_and_the_breaker(settings, start_worker, bank):
     assert 'token_engine_events_processed_total{agent="reconciliation"}' in metrics
     assert 'token_engine_consumer_lag{agent="reconciliation"}' in metrics
     assert 'token_engine_reconciliation_discrepancies{severity="CRITICAL"}' in metrics
-
-
-def call_text(url: str) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
 
 
 def statement_from_sample(day: str) -> bytes:
