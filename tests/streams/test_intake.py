@@ -128,13 +128,16 @@ DEAD_LETTER_METRIC = 'token_engine_dead_letters_total{component="intake",reason=
 
 
 def intake_processes(worker) -> list[int]:
-    """The worker's children: its intake process (listed under the thread that started it)."""
-    pid = worker.process.process.pid
-    return [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").glob("*")
-        for child in read_or_empty(task / "children").split()
-    ]
+    """The worker's running intake processes (by parent pid and command line)."""
+    worker_pid = worker.process.process.pid
+    found = []
+    for entry in Path("/proc").iterdir():
+        stat = read_or_empty(entry / "stat") if entry.name.isdigit() else ""
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == worker_pid:
+            command = read_or_empty(entry / "cmdline")
+            if "streams.intake_process" in command and running(int(entry.name)):
+                found.append(int(entry.name))
+    return found
 
 
 def running(pid: int) -> bool:
