@@ -202,12 +202,13 @@ def code_alone() -> float:
 def with_children(pids: list[int]) -> list[int]:
     """The processes and their children (a worker and its intake process)."""
     children = []
-    for pid in pids:
-        for task in Path(f"/proc/{pid}/task").glob("*"):  # children are listed per thread
-            try:
-                children += [int(child) for child in (task / "children").read_text().split()]
-            except OSError:
-                continue
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) in pids:
+            children.append(int(entry.name))
     return [*pids, *children]
 
 
