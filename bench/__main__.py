@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tests.conftest import ASSETS_FILE, Worker
 from tests.helpers import TopicReader
 from tests.ledger_inputs import observation
+from tests.processes import descendants
 from tokengine.config import Settings
 from tokengine.services import EmbeddedServices, free_port
 from topics import catalogue
@@ -200,16 +201,8 @@ def code_alone() -> float:
 
 
 def with_children(pids: list[int]) -> list[int]:
-    """The processes and their children (a worker and its intake process)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if stat and int(stat.rsplit(")", 1)[1].split()[1]) in pids:
-            children.append(int(entry.name))
-    return [*pids, *children]
+    """The processes and everything they started (a worker and its intake process)."""
+    return [*pids, *(child for pid in pids for child in descendants(pid))]
 
 
 def cpu_seconds(pids: list[int]) -> float:

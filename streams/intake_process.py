@@ -154,12 +154,12 @@ class IntakeSupervisor:
         assert child.stdout is not None
         for line in child.stdout:  # until the child exits
             try:
-                report = json.loads(line)
+                reported = json.loads(line)
             except ValueError:
                 log.warning("intake process: not a report: %r", line[:200])
                 continue
-            relay.add(report["counters"])
-            if report["ready"]:
+            relay.add(reported["counters"])
+            if reported["ready"]:
                 self.ready.set()
 
     def stop(self) -> None:

@@ -10,37 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from tests.processes import alive, descendants
 
 READY_PATTERN = re.compile(
     r"^ready: kafka=(127\.0\.0\.1:\d+) postgres=postgresql://\S+ eth=(http://127\.0\.0\.1:\d+) "
     r"api=http://127\.0\.0\.1:(\d+)( btc=http://\S+)?$"
 )
 READY_LIMIT_S = 60.0
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_up_prints_ready_and_stops_everything_on_sigterm(tmp_path) -> None:

@@ -14,6 +14,7 @@ from streams.intake import Source, route
 from streams.intake_process import CounterRelay
 from tests.helpers import produce, read_topic
 from tests.http import call_text
+from tests.processes import alive, command_line, descendants
 from tests.streams.test_ledger_worker import wait_for
 from tokengine.assets import load_assets
 from topics import catalogue
@@ -107,7 +108,7 @@ def test_the_worker_relays_its_intake_process_counters_and_restarts_it(settings,
     # the worker dies (SIGKILL to it alone): its intake process sees its input end, and stops
     [second] = intake_processes(worker)
     os.kill(worker.process.process.pid, signal.SIGKILL)
-    wait_for(lambda: not running(second), what="the intake process to stop")
+    wait_for(lambda: not alive(second), what="the intake process to stop")
 
 
 def test_counter_relay_adds_the_growth_of_each_total() -> None:
@@ -128,25 +129,9 @@ DEAD_LETTER_METRIC = 'token_engine_dead_letters_total{component="intake",reason=
 
 
 def intake_processes(worker) -> list[int]:
-    """The worker's running intake processes (by parent pid and command line)."""
-    worker_pid = worker.process.process.pid
-    found = []
-    for entry in Path("/proc").iterdir():
-        stat = read_or_empty(entry / "stat") if entry.name.isdigit() else ""
-        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == worker_pid:
-            command = read_or_empty(entry / "cmdline")
-            if "streams.intake_process" in command and running(int(entry.name)):
-                found.append(int(entry.name))
-    return found
-
-
-def running(pid: int) -> bool:
-    stat = read_or_empty(Path(f"/proc/{pid}/stat"))
-    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def read_or_empty(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
+    """The worker's running intake processes."""
+    return [
+        pid
+        for pid in descendants(worker.process.process.pid)
+        if alive(pid) and "streams.intake_process" in command_line(pid)
+    ]
