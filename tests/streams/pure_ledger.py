@@ -36,6 +36,7 @@ class PureLedger:
     records: dict[str, AccountRecord] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
     dead_letters: list[str] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)  # as applied, in log order
     offset: int = 0
     time_ms: int = 1_795_000_000_000
     breaker_offset: int = 0
@@ -82,6 +83,7 @@ class PureLedger:
                 self.time_ms,
                 source_offset=self.breaker_offset,
             )
+            self.commands.append(command)
             try:
                 produced = apply(self.record(account), command, self.context())
             except Rejected as rejection:

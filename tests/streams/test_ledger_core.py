@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
-from streams.ledger_core import check_invariants
+from streams.ledger_core import FINGERPRINT_V2, check_invariants, command_fingerprint_v1
 from tests.ledger_inputs import (
     breaker,
     cross_chain,
@@ -76,6 +77,22 @@ def test_a_deposit_id_is_credited_once_whatever_repeats() -> None:
     ledger.submit("CHAIN_OBSERVATION", observation("alice", "8", "0xd1"))  # same id, other amount
     assert ledger.dead_letters == ["conflicting_duplicate"]
     assert ledger.balance("alice") == 7
+
+
+def test_marks_written_with_the_first_fingerprint_version_still_guard_their_commands() -> None:
+    ledger = PureLedger()
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))  # rejected: no funds
+    record = ledger.record("alice")
+    mark = record.applied["request:w1"]
+    assert mark.fingerprint.startswith(FINGERPRINT_V2)
+    # as a record restored from an older changelog holds it
+    [command] = ledger.commands
+    record.applied["request:w1"] = replace(mark, fingerprint=command_fingerprint_v1(command))
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))
+    assert [r["status"] for r in ledger.results("w1")] == ["REJECTED", "REJECTED"]
+    assert ledger.dead_letters == []
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "4"))
+    assert ledger.dead_letters == ["conflicting_duplicate"]
 
 
 def test_a_deposit_request_completes_when_its_transfer_confirms() -> None:
