@@ -37,7 +37,12 @@ from topics import catalogue
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
 from topics.holes import HoleGuard
-from topics.kafka import consume_available, make_consumer, make_producer
+from topics.kafka import (
+    FLUSHED_BATCH_LINGER_MS,
+    consume_available,
+    make_consumer,
+    make_producer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +210,7 @@ class IntakeLoop:
         self.consumer = make_consumer(
             bootstrap, group_id, **{"partition.assignment.strategy": "range"}
         )
-        self.producer = make_producer(bootstrap)
+        self.producer = make_producer(bootstrap, **{"linger.ms": FLUSHED_BATCH_LINGER_MS})
         self.holes = HoleGuard(self.consumer)
         self.stopping = threading.Event()
         self.assigned = threading.Event()

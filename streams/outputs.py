@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from streams.app import settings
-from topics.kafka import make_producer
+from topics.kafka import FLUSHED_BATCH_LINGER_MS, make_producer
 
 FLUSH_TIMEOUT_S = 30.0
 POLL_EVERY = 256  # produce calls between two polls of delivery reports
@@ -19,7 +19,7 @@ POLL_EVERY = 256  # produce calls between two polls of delivery reports
 class OutputProducer:
     """Produces to catalogue topics; `flush` raises unless every output was acknowledged."""
 
-    def __init__(self, linger_ms: int = 2) -> None:
+    def __init__(self, linger_ms: int = FLUSHED_BATCH_LINGER_MS) -> None:
         # delivery reports of failures only: a callback per acknowledged message is not free
         self.producer = make_producer(
             settings.kafka or "127.0.0.1:9092",

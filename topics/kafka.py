@@ -19,6 +19,12 @@ HEARTBEAT_INTERVAL_MS = 1000
 # wait while quiet: 7 consumers at 20 ms kept tansu busy at 0.78 core with an idle worker.
 FETCH_WAIT_MAX_MS = 20  # hops on the money path (intake, the ledger feed): keep them short
 VIEW_FETCH_WAIT_MAX_MS = 100  # whole-topic views (queries, invariants): 100 ms stale at most
+# A loop that produces a batch and then flushes it: librdkafka's flush sends at once,
+# whatever the linger, so a long linger only keeps it from splitting a batch into many
+# small requests while the batch is produced. tansu's cost is per request and partition:
+# 60,000 records in batches of 6,000 over 24 partitions cost it 2.3 s of CPU at 2 ms
+# linger, 0.4 s at 50 ms. Records produced after a flush wait for the next one (or this).
+FLUSHED_BATCH_LINGER_MS = 100
 
 
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
