@@ -149,7 +149,8 @@ FINGERPRINT_V2 = "v2:"
 def command_fingerprint(command: Command) -> str:
     """What makes two commands with one id 'the same': the payload minus volatile fields.
 
-    Version 2 (tagged): compact JSON with sorted keys by orjson, 8x faster than version 1.
+    Version 2 (tagged): compact JSON with sorted keys by orjson, half the time of version 1
+    (7 us vs 13 us for a chain observation).
     """
     text = orjson.dumps(stable_payload(command), default=str, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.sha256(command.kind.encode() + b"\n" + text).hexdigest()[:32]
