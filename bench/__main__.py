@@ -251,6 +251,8 @@ def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
     isolated = isolated_settings(settings, "bench")
     started = [Worker(isolated, free_port(), i).start() for i in range(workers)]
     try:
+        for worker in started:  # a worker joining made the others rebalance: wait for them
+            worker.wait_ready()
         items = deposits(EVENTS, f"e{workers}")
         worker_pids = with_children([worker.process.process.pid for worker in started])
         before = {"workers": cpu_seconds(worker_pids), "broker": cpu_seconds(broker_pids())}
