@@ -10,15 +10,16 @@ their records, the feed reads them in bulk (Faust's per-message path cost more t
 ledger's work). A partition is read from its watermark + 1, never from a committed offset.
 
 Exactly once without broker transactions: for each batch the agent computes the new
-records and their outputs (`streams.ledger_core`), produces the outputs and waits until
-the broker has them, then writes each touched record once to the table (its changelog
-entry through the same producer). The next batch's wait for its outputs also waits for
-these records (one producer, one flush), so a batch costs one round trip to the broker,
-not two; an idle feed and a revocation wait for them too. A crash anywhere replays from
-the written records: records not yet written recompute the same outputs (deterministic
-ids, so downstream sees duplicates it can drop), records already written skip the
-commands they have (`applied_offset`). Any failure inside a batch stops the worker:
-continuing would apply later commands before earlier ones.
+records and their outputs (`streams.ledger_core`), keeps the records in memory, produces
+the outputs and waits until the broker has them, and only then logs each touched record
+once (its changelog entry, through the same producer). The wait overlaps the next batch:
+batch N+1 is applied (on N's records in memory) while N's outputs travel; then N's
+records are logged, N+1's outputs produced, and one flush acknowledges both. An idle feed,
+a revocation and a stop wait for everything in flight. A crash anywhere replays from the
+logged records: records not yet logged recompute the same outputs (deterministic ids, so
+downstream sees duplicates it can drop), records already logged skip the commands they
+have (`applied_offset`). Any failure inside a batch, or of an acknowledgement, stops the
+worker: continuing would apply later commands before earlier ones.
 
 No command is skipped: each partition's control record keeps the partition's watermark
 (the last ledger-commands offset applied). A batch that jumps past watermark + 1 (the
@@ -110,14 +111,18 @@ class AccountTable(faust.Table):
     def partition_for_key(self, key: Any) -> int:
         return record_partition(key)
 
-    def write(self, key: str, record: AccountRecord, producer: OutputProducer) -> None:
-        """Store the record and produce its changelog entry through `producer`.
-
-        What `table[key] = record` does, without Faust's producer: its per-message cost
-        was a fifth of the worker's time. Same topic, partition, key and value bytes, so
-        recovery and standbys read these entries as Faust's own.
-        """
+    def keep(self, key: str, record: AccountRecord) -> None:
+        """The record in memory, for the next batch and queries; its changelog entry
+        follows once its outputs are acknowledged (a crash before recomputes the same)."""
         self.data[key] = record
+
+    def write_changelog(self, key: str, record: AccountRecord, producer: OutputProducer) -> None:
+        """Produce the record's changelog entry through `producer`.
+
+        With `keep`, what `table[key] = record` does, without Faust's producer: its
+        per-message cost was a fifth of the worker's time. Same topic, partition, key and
+        value bytes, so recovery and standbys read these entries as Faust's own.
+        """
         producer.produce_to(
             self.changelog_topic.get_topic_name(),
             key,
@@ -168,10 +173,10 @@ class Holes:
 class Batch:
     """The records touched by one batch and the outputs it will emit, before any write."""
 
-    def __init__(self, producer: OutputProducer) -> None:
+    def __init__(self) -> None:
         self.working: dict[str, AccountRecord] = {}
         self.changed: set[str] = set()
-        self.producer = producer
+        self.outputs: list[tuple[str, str, bytes, list | None]] = []  # encoded, in order
         self.breaker_commands: dict[int, Command] = {}
         self.asset_catalogue = assets()
         self.rewind: dict[int, int] = {}  # partition -> first missing offset
@@ -232,8 +237,8 @@ class Batch:
             if output.topic == catalogue.LEDGER_ENTRIES:  # counted now, skipped when read back
                 count_emitted(output.value)
                 headers = [(SEQUENCE_HEADER, str(output.value["sequence"]).encode())]
-            self.producer.produce(
-                output.topic, output.key, codec.encode(output.topic, output.value), headers=headers
+            self.outputs.append(
+                (output.topic, output.key, codec.encode(output.topic, output.value), headers)
             )
 
     def dead_letter(self, message: Message, reason: str, error: str) -> None:
@@ -241,10 +246,13 @@ class Batch:
             message, catalogue.LEDGER_COMMANDS, reason, error, COMPONENT
         )
         metrics.dead_letters.labels(COMPONENT, reason).inc()
-        self.producer.produce(
-            catalogue.DEAD_LETTERS,
-            catalogue.LEDGER_COMMANDS,
-            codec.encode(catalogue.DEAD_LETTERS, letter),
+        self.outputs.append(
+            (
+                catalogue.DEAD_LETTERS,
+                catalogue.LEDGER_COMMANDS,
+                codec.encode(catalogue.DEAD_LETTERS, letter),
+                None,
+            )
         )
 
     def apply_message(self, message: Message) -> None:
@@ -294,29 +302,59 @@ class Batch:
                     self.changed.add(key)
                     self.emit(outputs)
 
-    def write_records(self) -> None:
+    def keep_records(self) -> None:
+        for key in self.changed:
+            accounts.keep(key, self.working[key])
+
+    def produce_outputs(self, producer: OutputProducer) -> None:
+        for topic, key, value, headers in self.outputs:
+            producer.produce(topic, key, value, headers=headers)
+
+    def write_records(self, producer: OutputProducer) -> None:
         # control records (watermarks) last: a crash in between leaves them behind, never ahead
         for key in sorted(self.changed, key=lambda k: k.startswith(CONTROL_PREFIX)):
-            accounts.write(key, self.working[key], self.producer)
+            accounts.write_changelog(key, self.working[key], producer)
 
 
-async def apply_batch(messages: list[Message], producer: OutputProducer) -> Batch:
-    """Apply a batch: outputs acknowledged, then records written. The records are
-    acknowledged by the next `producer.flush()` (the next batch's, or `settle_records`)."""
-    batch = Batch(producer)
+def apply_batch(messages: list[Message]) -> Batch:
+    """Apply a batch: its records stored in memory, its outputs kept (not yet produced)."""
+    batch = Batch()
     for message in messages:
         batch.apply_message(message)
     batch.release_held_payouts()
-    # outputs first: a record is never newer than its outputs; this also acknowledges
-    # the previous batch's records, produced before
-    await producer.flush()
-    batch.write_records()
-    metrics.events_processed.labels(COMPONENT).inc(batch.handled)
+    batch.keep_records()
     return batch
 
 
+class InFlight:
+    """The last batch sent: its outputs on their way to the broker, its records not logged."""
+
+    batch: Batch | None = None
+    acknowledged: asyncio.Task | None = None
+
+
+def send(batch: Batch, producer: OutputProducer) -> None:
+    """Produce the batch's outputs and start waiting for them, without blocking."""
+    batch.produce_outputs(producer)
+    InFlight.batch = batch
+    InFlight.acknowledged = asyncio.ensure_future(producer.flush())
+
+
+async def write_acknowledged_records(producer: OutputProducer) -> None:
+    """Once the batch in flight has its outputs acknowledged, log its records (a record is
+    never newer than its outputs); the next flush acknowledges them."""
+    batch, acknowledged = InFlight.batch, InFlight.acknowledged
+    if batch is None or acknowledged is None:
+        return
+    InFlight.batch = InFlight.acknowledged = None
+    await acknowledged  # raises unless every output was acknowledged
+    batch.write_records(producer)
+    metrics.events_processed.labels(COMPONENT).inc(batch.handled)
+
+
 async def settle_records(producer: OutputProducer) -> None:
-    """Wait until the broker has the last batch's records (nothing else is pending)."""
+    """Wait until the broker has everything in flight: outputs, then the records."""
+    await write_acknowledged_records(producer)
     await producer.flush()
 
 
@@ -343,8 +381,11 @@ async def read_and_apply(producer: OutputProducer) -> None:
     if not messages:
         await settle_records(producer)  # quiet: the last batch is acknowledged now
         return
-    batch = await apply_batch(messages, producer)
+    batch = apply_batch(messages)  # while the previous batch's outputs travel
+    await write_acknowledged_records(producer)
+    send(batch, producer)
     if batch.rewind:
+        await settle_records(producer)
         metrics.ledger_rewinds.inc(len(batch.rewind))
         feed.assign_now(next_offsets(feed.partitions))
 
