@@ -11,14 +11,14 @@ ledger's work). A partition is read from its watermark + 1, never from a committ
 
 Exactly once without broker transactions: for each batch the agent computes the new
 records and their outputs (`streams.ledger_core`), keeps the records in memory, produces
-the outputs and waits until the broker has them, and only then logs each touched record
-once (its changelog entry, through the same producer). The wait overlaps the next batch:
+the outputs and waits until the broker has them, and only then writes each touched
+record once to the changelog (through the same producer). The wait overlaps the next batch:
 batch N+1 is applied (on N's records in memory) while N's outputs travel; then N's
-records are logged, N+1's outputs produced, and one flush acknowledges both. An idle feed,
+records are written, N+1's outputs produced, and one flush acknowledges both. An idle feed,
 a revocation and a stop wait for everything in flight. A crash anywhere replays from the
-logged records: records not yet logged recompute the same outputs (deterministic ids, so
-downstream sees duplicates it can drop), records already logged skip the commands they
-have (`applied_offset`). Any failure inside a batch, or of an acknowledgement, stops the
+written records: records not yet written recompute the same outputs (deterministic ids,
+so downstream sees duplicates it can drop), records already written skip the commands
+they have (`applied_offset`). Any failure inside a batch, or of an acknowledgement, stops the
 worker: continuing would apply later commands before earlier ones.
 
 No command is skipped: each partition's control record keeps the partition's watermark
@@ -317,7 +317,7 @@ class Batch:
 
 
 def apply_batch(messages: list[Message]) -> Batch:
-    """Apply a batch: its records stored in memory, its outputs kept (not yet produced)."""
+    """Apply a batch: its records kept in memory, its outputs encoded (not yet produced)."""
     batch = Batch()
     for message in messages:
         batch.apply_message(message)
@@ -327,7 +327,8 @@ def apply_batch(messages: list[Message]) -> Batch:
 
 
 class InFlight:
-    """The last batch sent: its outputs on their way to the broker, its records not logged."""
+    """The last batch sent: its outputs on their way to the broker, its records not yet
+    written to the changelog."""
 
     batch: Batch | None = None
     acknowledged: asyncio.Task | None = None
@@ -341,8 +342,8 @@ def send(batch: Batch, producer: OutputProducer) -> None:
 
 
 async def write_acknowledged_records(producer: OutputProducer) -> None:
-    """Once the batch in flight has its outputs acknowledged, log its records (a record is
-    never newer than its outputs); the next flush acknowledges them."""
+    """Once the batch in flight has its outputs acknowledged, write its records to the
+    changelog (a record is never newer than its outputs); the next flush acknowledges them."""
     batch, acknowledged = InFlight.batch, InFlight.acknowledged
     if batch is None or acknowledged is None:
         return
