@@ -13,7 +13,6 @@ Control records (`~control:P`) hold the breaker state as seen by partition P.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
@@ -64,7 +63,10 @@ class AccountRecord:
 
     def clone(self) -> AccountRecord:
         """A copy safe to change: the nested values are immutable or copied."""
-        copied = copy.copy(self)  # `dataclasses.replace` re-runs __init__: 4x slower
+        # a bare instance with the same attributes: `copy.copy` took 3x longer (its generic
+        # reduce protocol), `dataclasses.replace` 4x (it re-runs __init__)
+        copied = object.__new__(AccountRecord)
+        copied.__dict__.update(self.__dict__)
         copied.ledger = dict(self.ledger)
         copied.reserved = dict(self.reserved)
         copied.applied = dict(self.applied)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
 
 
 def _amount(value: Decimal) -> str:
@@ -25,7 +26,7 @@ def canonical_content(transaction: dict[str, Any]) -> str:
         f"{p['ledger_account']}|{p['direction']}|{_amount(p['amount'])}"
         for p in transaction["postings"]
     )
-    created_ms = (transaction["created_at"] - EPOCH) // timedelta(milliseconds=1)
+    created_ms = (transaction["created_at"] - EPOCH) // ONE_MS
     return "\n".join(
         (
             transaction["transaction_id"],

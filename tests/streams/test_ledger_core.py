@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
+
 from streams.ledger_core import FINGERPRINT_V2, check_invariants, command_fingerprint_v1
+from streams.records import AccountRecord, Payout
 from tests.ledger_inputs import (
     breaker,
     cross_chain,
@@ -66,6 +69,42 @@ def test_storiqa_scenario_deposit_withdraw_with_fees_then_transfers() -> None:
     assert ledger.ledger_total("clearing:WEI") == 0
     for record in ledger.records.values():
         check_invariants(record)
+
+
+def held_payout(amount: str) -> Payout:
+    return Payout(
+        "po:1", "w1", "withdrawal", "WEI", Decimal(amount), Decimal(0), "0xd", "PREPARED", 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("ledger", "reserved", "payouts", "message"),
+    [
+        ({"operator:WEI:assets": Decimal(5), "user:a:WEI": Decimal(-4)}, {}, {}, "unbalanced"),
+        ({"operator:WEI:assets": Decimal(-2), "user:a:WEI": Decimal(2)}, {}, {}, "balance -2 < 0"),
+        (
+            {"operator:WEI:assets": Decimal(3), "user:a:WEI": Decimal(-3)},
+            {"WEI": Decimal(4)},
+            {"po:1": held_payout("4")},
+            "reserved 4",
+        ),
+        ({}, {"BTC": Decimal(1)}, {"po:1": held_payout("1")}, "reserved 1"),  # no BTC at all
+        (
+            {"operator:WEI:assets": Decimal(3), "user:a:WEI": Decimal(-3)},
+            {"WEI": Decimal(2)},
+            {},
+            "reservations != payouts",
+        ),
+    ],
+)
+def test_a_record_that_breaks_an_invariant_stops_the_ledger(
+    ledger: dict, reserved: dict, payouts: dict, message: str
+) -> None:
+    record = AccountRecord("a", ledger=ledger, reserved=reserved, payouts=payouts)
+    with pytest.raises(AssertionError, match=message):
+        check_invariants(record)
+    fine = AccountRecord("a", ledger={"operator:WEI:assets": Decimal(3), "user:a:WEI": Decimal(-3)})
+    check_invariants(fine)
 
 
 def test_a_deposit_id_is_credited_once_whatever_repeats() -> None:
