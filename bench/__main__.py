@@ -2,7 +2,8 @@
 
 Besides those: the engine's own per-event code alone on one core (no broker, no framework:
 the ceiling of any pipeline around it), and the cores the workers and the broker used,
-busy and idle.
+busy and idle (with the CPU time one event cost them: more workers gain only while the
+machine has cores to spare for it).
 Then the Postgres sink, tier-1 reconciliation and the chain watchers; `python -m bench NAME..`
 runs some (ledger, sink, reconciliation, eth, btc). Prints one labelled line per figure,
 e.g. `engine_1_worker events_per_s=5123 vs_null=0.77 ... worker_cores=0.81`.
@@ -686,6 +687,7 @@ def engine_report(settings: Settings, workers: int, null: float, **compare_to: f
         **{name: f"{rate / other:.2f}" for name, other in compare_to.items()},
         worker_cores=cores["workers"],
         broker_cores=cores["broker"],
+        cpu_us_per_event=round((cores["workers"] + cores["broker"]) / rate * 1e6),
     )
     return rate
 
