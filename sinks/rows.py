@@ -2,7 +2,9 @@
 
 Owns the mapping from decoded events to rows. Every statement is an upsert keyed by the
 event's own id (or a guarded last-writer-wins on a version or time), so applying an event
-twice, or replaying a topic from offset 0, leaves the tables as they were.
+twice, or replaying a topic from offset 0, leaves the tables as they were. A payout's row
+is written from two topics (its command, its result), read in no fixed order between them:
+its two statements give the same row in either order.
 `STATEMENTS` is in dependency order (a transaction before its postings).
 """
 
@@ -53,7 +55,8 @@ STATEMENTS: dict[str, str] = {
         ON CONFLICT (payout_id) DO UPDATE SET request_id = EXCLUDED.request_id,
             chain = EXCLUDED.chain, asset = EXCLUDED.asset, amount = EXCLUDED.amount,
             fee = EXCLUDED.fee, destination_address = EXCLUDED.destination_address,
-            created_at = EXCLUDED.created_at""",
+            created_at = EXCLUDED.created_at,
+            updated_at = GREATEST(EXCLUDED.updated_at, payouts.updated_at)""",
     "payout_result": """
         INSERT INTO payouts (payout_id, account_id, state, tx_hash, network_fee, reason,
             updated_at)

@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,10 +19,11 @@ import pytest
 
 from sinks.migrate import migrate
 from sinks.postgres import PostgresSink
+from sinks.rows import STATEMENTS, rows
 from sinks.verify import verify_chains, verify_postgres
 from tests.helpers import produce, produce_many, read_topic, values
 from tests.http import call
-from tests.ledger_inputs import observation, payout_result, withdrawal
+from tests.ledger_inputs import T0, observation, payout_result, withdrawal
 from tests.streams.test_ledger_worker import wait_for
 from tests.test_cli import cli
 from tokengine.services import ManagedProcess, start_postgres
@@ -228,6 +229,40 @@ def test_a_constraint_violation_goes_to_dead_letters_and_the_sink_goes_on(settin
     [letter] = values(read_topic(settings, catalogue.DEAD_LETTERS, until_count=1))
     assert (letter["reason"], letter["component"]) == ("constraint_violation", "postgres-sink")
     assert "accounts_balance_check" in letter["error"]
+
+
+@pytest.mark.parametrize("reported_after_s", [-3600, 3600])
+def test_a_payout_row_is_the_same_whichever_topic_the_sink_reads_first(
+    services, reported_after_s: int
+) -> None:
+    """A payout's command and its result come on two topics: the sink may read either first."""
+    command = {
+        "payout_id": "po:a:w1",
+        "account_id": "a",
+        "request_id": "w1",
+        "chain": "ethereum",
+        "asset": "WEI",
+        "amount": Decimal("3.000000000000000000"),
+        "fee": Decimal("2.000000000000000000"),
+        "destination_address": "0x52908400098527886E0F7030069857D2E4169EE7",
+        "created_at": T0,
+    }
+    result = {
+        **payout_result("a", "po:a:w1", "CONFIRMED", "1"),
+        "reported_at": T0 + timedelta(seconds=reported_after_s),
+    }
+    events = [(catalogue.PAYOUT_COMMANDS, command), (catalogue.PAYOUT_RESULTS, result)]
+    payouts = []
+    for order in (events, events[::-1]):
+        url = new_database(services.database_url)
+        with psycopg.connect(url) as conn:
+            for topic, value in order:
+                for statement, params in rows(topic, value):
+                    conn.execute(STATEMENTS[statement], params)
+        payouts.append(dump(url)["payouts"])
+    assert payouts[0] == payouts[1]
+    [row] = payouts[0]
+    assert row[-1] == max(T0, result["reported_at"])  # updated_at: the later of the two
 
 
 def start_sink_process(settings, log_dir, index: int) -> ManagedProcess:
