@@ -2,12 +2,10 @@
 
 Also: Faust fixes aiokafka's fetch wait at 1.5 s, and tansu answers a fetch only when that
 wait ends if no data was there when it arrived, which made every hop up to 1.5 s late;
-`FETCH_MAX_WAIT_MS` bounds it. Faust's consumer is off the money path (intake and the
-ledger's feed read with their own consumers): it fetches bank notifications for
-reconciliation, its leader topic, and changelogs while recovering, so it waits 100 ms, not
-the money path's 20: an idle worker then cost tansu 0.37 core instead of 0.48 and itself
-0.07 instead of 0.12; 1 worker, 30,000-event backlog, 2 pairs: 3,914/4,993 and
-4,492/4,948 ev/s; p99 at 2,400/s, 3 pairs: 239/227, 389/238, 470/300 ms.
+`topics.kafka.OFF_PATH_FETCH_WAIT_MAX_MS` bounds it. Faust's consumer is off the money
+path (intake and the ledger's feed read with their own consumers): it fetches bank
+notifications for reconciliation, its leader topic, and changelogs while recovering. At
+100 ms instead of the money path's 20, an idle worker cost tansu 0.37 core instead of 0.48.
 
 After a rebalance Faust recovers the tables, seeks every stream partition to its committed
 offset, then starts fetching. Components that must act on a new assignment only once its
@@ -26,16 +24,17 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
+from topics.kafka import OFF_PATH_FETCH_WAIT_MAX_MS
+
 OnReady = Callable[[Any, Iterable[TP]], Awaitable[None]]  # (Faust consumer, assignment)
 ON_READY: list[OnReady] = []
 NOT_FETCHED: set[str] = set()  # topics (full names) Faust assigns but never fetches
-FETCH_MAX_WAIT_MS = 100
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by its fetcher at start
+        consumer._fetch_max_wait_ms = OFF_PATH_FETCH_WAIT_MAX_MS  # read by its fetcher at start
         return consumer
 
 

@@ -18,7 +18,8 @@ HEARTBEAT_INTERVAL_MS = 1000
 # it), so the wait is a hop's latency on a quiet topic, and every consumer fetches once per
 # wait while quiet: 7 consumers at 20 ms kept tansu busy at 0.78 core with an idle worker.
 FETCH_WAIT_MAX_MS = 20  # hops on the money path (intake, the ledger feed): keep them short
-VIEW_FETCH_WAIT_MAX_MS = 100  # whole-topic views (queries, invariants): 100 ms stale at most
+# consumers off the money path (whole-topic views, Faust's own consumer): 100 ms late at most
+OFF_PATH_FETCH_WAIT_MAX_MS = 100
 # A loop that produces a batch and then flushes it: librdkafka's flush sends at once,
 # whatever the linger, so a long linger only keeps it from splitting a batch into many
 # small requests while the batch is produced. tansu's cost is per request and partition:

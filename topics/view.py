@@ -4,7 +4,7 @@ A view has no consumer group: every process that holds one sees every partition,
 worker can answer any query. Reading goes through `HoleGuard` (records that become
 visible late are not skipped). `wait_caught_up()` blocks until the view has read
 everything that was on the topics when it was called, for read-your-writes answers.
-A view fetches each partition at most every `VIEW_FETCH_WAIT_MAX_MS` (tansu holds an
+A view fetches each partition at most every `OFF_PATH_FETCH_WAIT_MAX_MS` (tansu holds an
 empty fetch that long; a busy partition waits that long between fetches), so it lags by
 at most about that. `folded` lets an owner skip, undecoded, records it already folded
 another way (the ledger view: the worker's own entries).
@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from topics import catalogue
 from topics.codec import Codec, DecodeError
 from topics.holes import HoleGuard
-from topics.kafka import VIEW_FETCH_WAIT_MAX_MS, paced_fetching
+from topics.kafka import OFF_PATH_FETCH_WAIT_MAX_MS, paced_fetching
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class TopicView:
                 "bootstrap.servers": self.bootstrap,
                 "group.id": self.name,
                 "enable.auto.commit": False,
-                **paced_fetching(VIEW_FETCH_WAIT_MAX_MS),
+                **paced_fetching(OFF_PATH_FETCH_WAIT_MAX_MS),
             }
         )
         partitions = self._partitions()
