@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -261,7 +261,7 @@ def decide(
     for mark_id in {f"request:{request_id}", step.command.command_id}:
         mark = step.record.applied.get(mark_id)
         if mark is not None:
-            step.record.applied[mark_id] = replace(mark, result=result)
+            step.record.applied[mark_id] = mark._replace(result=result)
     step.outputs.append(Output(catalogue.REQUEST_RESULTS, request_id, result_event(result)))
 
 
@@ -606,7 +606,7 @@ def commit_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal
     if payout.fee:
         transfer(step, "withdrawal_fee", asset.code, user, operator_fees(asset.code), payout.fee)
     pay_network_fee(step, asset, network_fee)
-    step.record.payouts[payout.payout_id] = replace(payout, state="CONFIRMED")
+    step.record.payouts[payout.payout_id] = payout._replace(state="CONFIRMED")
     decide(
         step,
         payout.request_id,
@@ -632,7 +632,7 @@ def roll_back_payout(
             failure_fee,
         )
     pay_network_fee(step, asset, network_fee)
-    step.record.payouts[payout.payout_id] = replace(payout, state="FAILED")
+    step.record.payouts[payout.payout_id] = payout._replace(state="FAILED")
     decide(
         step,
         payout.request_id,
@@ -781,7 +781,7 @@ def release_held_payouts(record: AccountRecord, command: Command, context: Conte
     step = Step(record, command, context)
     for payout in list(record.payouts.values()):
         if payout.held and payout.state == "PREPARED" and not breaker_open(context, payout.asset):
-            record.payouts[payout.payout_id] = replace(payout, held=False)
+            record.payouts[payout.payout_id] = payout._replace(held=False)
             emit_payout_command(step, payout, context.assets[payout.asset])
     return step.outputs
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,8 +23,11 @@ ZERO_HASH = "0" * 64
 CONTROL_PREFIX = "~control:"
 
 
-@dataclass(frozen=True)
-class Mark:
+# Marks and payouts are named tuples: immutable like a frozen dataclass, and made and
+# `_replace`d in half the time (a mark is made for every command).
+
+
+class Mark(NamedTuple):
     """Dedupe marker of an applied command: what it was and what it answered."""
 
     fingerprint: str
@@ -32,8 +35,7 @@ class Mark:
     result: dict[str, Any] | None = None  # the request result, re-emitted on duplicates
 
 
-@dataclass(frozen=True)
-class Payout:
+class Payout(NamedTuple):
     payout_id: str
     request_id: str
     request_kind: str
@@ -132,9 +134,9 @@ def encode_record(record: AccountRecord) -> bytes:
     data = {name: getattr(record, name) for name in RECORD_FIELDS}
     data["ledger"] = _decimals(record.ledger)
     data["reserved"] = _decimals(record.reserved)
-    data["applied"] = {k: vars(mark) for k, mark in record.applied.items()}
+    data["applied"] = {k: mark._asdict() for k, mark in record.applied.items()}
     data["payouts"] = {
-        k: {**vars(p), "amount": str(p.amount), "fee": str(p.fee)}
+        k: {**p._asdict(), "amount": str(p.amount), "fee": str(p.fee)}
         for k, p in record.payouts.items()
     }
     # orjson: the bytes `json.dumps(data, separators=(",", ":"), default=str)` gave (for

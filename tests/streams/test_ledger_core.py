@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -126,7 +125,7 @@ def test_marks_written_with_the_first_fingerprint_version_still_guard_their_comm
     assert mark.fingerprint.startswith(FINGERPRINT_V2)
     # as a record restored from an older changelog holds it
     [command] = ledger.commands
-    record.applied["request:w1"] = replace(mark, fingerprint=command_fingerprint_v1(command))
+    record.applied["request:w1"] = mark._replace(fingerprint=command_fingerprint_v1(command))
     ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))
     assert [r["status"] for r in ledger.results("w1")] == ["REJECTED", "REJECTED"]
     assert ledger.dead_letters == []
