@@ -31,7 +31,7 @@ class Mark(NamedTuple):
     """Dedupe marker of an applied command: what it was and what it answered."""
 
     fingerprint: str
-    at_ms: int
+    at_ms: int  # when its idempotency window starts (`ledger_core.window_start`)
     result: dict[str, Any] | None = None  # the request result, re-emitted on duplicates
 
 

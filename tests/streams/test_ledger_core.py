@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from streams.ledger_core import FINGERPRINT_V2, check_invariants, command_fingerprint_v1
+from streams.ledger_core import (
+    FINGERPRINT_V2,
+    IDEMPOTENCY_WINDOW_MS,
+    check_invariants,
+    command_fingerprint_v1,
+)
 from streams.records import AccountRecord, Payout
 from tests.ledger_inputs import (
+    T0,
     breaker,
     cross_chain,
     deposit_request,
@@ -115,6 +122,40 @@ def test_a_deposit_id_is_credited_once_whatever_repeats() -> None:
     ledger.submit("CHAIN_OBSERVATION", observation("alice", "8", "0xd1"))  # same id, other amount
     assert ledger.dead_letters == ["conflicting_duplicate"]
     assert ledger.balance("alice") == 7
+
+
+def test_marks_are_forgotten_after_the_window_but_no_repeat_ever_applies_twice() -> None:
+    ledger = PureLedger(time_ms=int(T0.timestamp() * 1000))  # requests are made at T0
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "20", "0xd1"))
+    ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t1", "2", "bob"))
+    # stamped a year ahead of the ledger's clock (an upstream clock, a careless producer)
+    ahead = {**withdrawal("alice", "w1", "3"), "created_at": T0 + timedelta(days=365)}
+    ledger.submit("WITHDRAWAL_REQUEST", ahead)
+    ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "CONFIRMED", "1"))
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w2", "4"))  # stays prepared
+    ledger.time_ms += IDEMPOTENCY_WINDOW_MS + 2 * 3600 * 1000
+    for account in ("alice", "bob"):  # their first commands after the window: a sweep
+        ledger.submit("CHAIN_OBSERVATION", observation(account, "1", f"0x{account}"))
+    alice, bob = ledger.record("alice"), ledger.record("bob")
+    assert "request:t1" not in alice.applied  # an ordinary request, past its window
+    assert "po:alice:w1" not in alice.payouts  # a final payout, past the window
+    assert {"request:w1", "request:w2", "deposit:ethereum:0xd1:0"} <= set(alice.applied)
+    assert "po:alice:w2" in alice.payouts  # prepared: its result may come however late
+    assert "transfer-credit:t1" in bob.applied
+    balances = [(r.balance("WEI"), r.reserved_of("WEI")) for r in (alice, bob)]
+    assert balances == [(Decimal(20 - 2 - 3 - 2 + 1), Decimal(6)), (Decimal(3), Decimal(0))]
+
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "20", "0xd1"))
+    ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t1", "2", "bob"))
+    ledger.submit("TRANSFER_CREDIT", internal_transfer("alice", "t1", "2", "bob"))  # the leg
+    ledger.submit("WITHDRAWAL_REQUEST", ahead)
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w2", "4"))
+    again = [(r.balance("WEI"), r.reserved_of("WEI")) for r in (alice, bob)]
+    assert again == balances
+    assert ledger.results("t1")[-1]["reason"] == "request_expired"  # its mark is gone
+    assert [r["status"] for r in ledger.results("w1")] == ["ACCEPTED", "COMPLETED", "COMPLETED"]
+    assert [r["status"] for r in ledger.results("w2")] == ["ACCEPTED", "ACCEPTED"]
+    assert ledger.dead_letters == []
 
 
 def test_marks_written_with_the_first_fingerprint_version_still_guard_their_commands() -> None:
