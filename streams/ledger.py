@@ -3,7 +3,8 @@
 Reads:  ledger-commands (keyed by account; one order per account).
 Writes: ledger-entries, balance-updates, request-results, payout-commands, alerts,
         ledger-commands (credit legs of internal transfers), dead-letters.
-Table:  accounts (one `AccountRecord` per account, plus one control record per partition).
+Table:  accounts (one `AccountRecord` per account, plus one control record per partition
+        and the sealed mark pages of accounts with many deposits).
 
 Commands come from `streams.command_feed`: Faust assigns the partitions and recovers
 their records, the feed reads them in bulk (Faust's per-message path cost more than the
@@ -57,10 +58,12 @@ from streams.ledger_view import SEQUENCE_HEADER, count_emitted
 from streams.outputs import OutputProducer
 from streams.records import (
     CONTROL_PREFIX,
+    MARK_PAGE_PREFIX,
     AccountRecord,
     control_key,
     decode_record,
     encode_record,
+    mark_page_owner,
 )
 from topics import catalogue
 from topics.codec import DecodeError
@@ -91,7 +94,18 @@ codecs.register("account_record", AccountRecordCodec())
 def record_partition(key: str) -> int:
     if key.startswith(CONTROL_PREFIX):
         return int(key[len(CONTROL_PREFIX) :])
+    if key.startswith(MARK_PAGE_PREFIX):
+        key = mark_page_owner(key)  # beside its account's record
     return partition_for(key, catalogue.ACCOUNT_PARTITIONS)
+
+
+def write_order(key: str) -> int:
+    """Within a batch: mark pages, then accounts, then control records. A page before the
+    record that no longer holds its marks, a watermark after what it covers: a crash in
+    between leaves a record behind, never ahead (one partition's writes arrive in order)."""
+    if key.startswith(MARK_PAGE_PREFIX):
+        return 0
+    return 2 if key.startswith(CONTROL_PREFIX) else 1
 
 
 class AccountTable(faust.Table):
@@ -228,8 +242,16 @@ class Batch:
             breaker = (
                 {scope: state for scope, (state, _) in control.breaker.items()} if control else {}
             )
-            context = self.contexts[partition] = Context(self.asset_catalogue, breaker)
+            context = self.contexts[partition] = Context(self.asset_catalogue, breaker, self)
         return context
+
+    def page(self, key: str) -> AccountRecord | None:
+        """A sealed mark page (`ledger_core.MarkPages`): made in this batch, or stored."""
+        return self.working.get(key) or accounts.get(key)
+
+    def add_page(self, page: AccountRecord) -> None:
+        self.working[page.account_id] = page
+        self.changed.add(page.account_id)
 
     def emit(self, outputs: list[Output]) -> None:
         for output in outputs:
@@ -289,7 +311,7 @@ class Batch:
             keys = {key for key in accounts if record_partition(key) == partition}
             keys |= {key for key in self.working if record_partition(key) == partition}
             for key in sorted(keys):
-                if key.startswith(CONTROL_PREFIX):
+                if key.startswith((CONTROL_PREFIX, MARK_PAGE_PREFIX)):
                     continue
                 stored = self.working.get(key) or accounts.get(key)
                 if stored is None or not any(p.held for p in stored.payouts.values()):
@@ -311,8 +333,7 @@ class Batch:
             producer.produce(topic, key, value, headers=headers)
 
     def write_records(self, producer: OutputProducer) -> None:
-        # control records (watermarks) last: a crash in between leaves them behind, never ahead
-        for key in sorted(self.changed, key=lambda k: k.startswith(CONTROL_PREFIX)):
+        for key in sorted(self.changed, key=write_order):
             accounts.write_changelog(key, self.working[key], producer)
 
 

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -30,6 +30,8 @@ from streams.records import (
     Mark,
     Payout,
     clearing,
+    is_credited_mark,
+    mark_page_key,
     operator_assets,
     operator_fees,
     operator_liquidity,
@@ -41,8 +43,11 @@ from topics.ledger_hash import transaction_hash
 
 IDEMPOTENCY_WINDOW_MS = 30 * 24 * 3600 * 1000  # request ids are remembered this long
 SWEEP_INTERVAL_MS = 3600 * 1000  # a record forgets expired marks at most once per hour
-# marks of commands that move money without a request window: kept for ever
-PERMANENT_MARKS = ("deposit:", "transfer-credit:")
+# credited marks (kept for ever) a record holds before its oldest move to a sealed page:
+# ~190 bytes each with real transaction hashes, so a record stays well under the 1 MB
+# a Kafka message may have by default
+CREDITED_MARKS_KEPT = 2000
+MARKS_PER_PAGE = 1000
 ZERO = Decimal(0)
 BREAKER_OPEN = "OPEN"
 BREAKER_SUSPENDED = "SUSPENDED"
@@ -92,10 +97,30 @@ class Output(NamedTuple):
     value: dict[str, Any]
 
 
+class MarkPages(Protocol):
+    """Where sealed mark pages are kept: the accounts table, in the ledger agent."""
+
+    def page(self, key: str) -> AccountRecord | None: ...
+
+    def add_page(self, page: AccountRecord) -> None: ...
+
+
+@dataclass
+class PagesInMemory:
+    pages: dict[str, AccountRecord] = field(default_factory=dict)
+
+    def page(self, key: str) -> AccountRecord | None:
+        return self.pages.get(key)
+
+    def add_page(self, page: AccountRecord) -> None:
+        self.pages[page.account_id] = page
+
+
 @dataclass
 class Context:
     assets: AssetCatalogue
     breaker: dict[str, str] = field(default_factory=dict)  # scope -> state, this partition's view
+    pages: MarkPages = field(default_factory=PagesInMemory)
 
 
 @dataclass
@@ -124,7 +149,7 @@ def apply(record: AccountRecord, command: Command, context: Context) -> list[Out
     """Apply one command to `record` (changed in place); return the events to emit."""
     assert command.offset > record.applied_offset, "commands must arrive in log order"
     step = Step(record, command, context)
-    mark = record.applied.get(command.command_id)
+    mark = find_mark(step, command.command_id)
     if mark is not None:
         if not same_command(mark, command):
             raise Rejected(
@@ -133,10 +158,12 @@ def apply(record: AccountRecord, command: Command, context: Context) -> list[Out
             )
         reemit_result(step, mark)
     else:
-        record.applied[command.command_id] = Mark(
+        marks_of(record, command.command_id)[command.command_id] = Mark(
             command_fingerprint(command), window_start(command)
         )
         HANDLERS[command.kind](step)
+        if len(record.credited) > CREDITED_MARKS_KEPT:
+            seal_oldest_credited_marks(step)
     record.applied_offset = command.offset
     record.version += 1
     previous_newest_ms = record.newest_ms
@@ -268,9 +295,10 @@ def decide(
     }
     # a duplicate of the request, or of the command that decided it, re-emits this result
     for mark_id in {f"request:{request_id}", step.command.command_id}:
-        mark = step.record.applied.get(mark_id)
+        marks = marks_of(step.record, mark_id)  # the command's own, never a sealed one
+        mark = marks.get(mark_id)
         if mark is not None:
-            step.record.applied[mark_id] = mark._replace(result=result)
+            marks[mark_id] = mark._replace(result=result)
     step.outputs.append(Output(catalogue.REQUEST_RESULTS, request_id, result_event(result)))
 
 
@@ -397,7 +425,7 @@ def on_deposit_request(step: Step) -> None:
         decide(step, request["request_id"], "deposit", "REJECTED", reason=reason)
         return
     key = deposit_id(asset.chain, request["tx_hash"], request["output_index"])
-    credited = step.record.applied.get(f"deposit:{key}")
+    credited = find_mark(step, f"deposit:{key}")
     if credited is not None:
         amount = Decimal(credited.result["amount"]) if credited.result else None
         decide(step, request["request_id"], "deposit", "COMPLETED", asset=asset.code, amount=amount)
@@ -433,8 +461,8 @@ def on_chain_observation(step: Step) -> None:
         amount,
     )
     mark_id = step.command.command_id
-    mark = record.applied[mark_id]
-    record.applied[mark_id] = Mark(mark.fingerprint, mark.at_ms, {"amount": str(amount)})
+    mark = record.credited[mark_id]
+    record.credited[mark_id] = Mark(mark.fingerprint, mark.at_ms, {"amount": str(amount)})
     waiting = record.awaiting.pop(key, None)
     if waiting is None:
         return
@@ -446,7 +474,7 @@ def on_chain_observation(step: Step) -> None:
 
 def on_deposit_removed(step: Step, key: str) -> None:
     """A reorg took the deposit's block away: alert if it was credited, never credit twice."""
-    if f"deposit:{key}" in step.record.applied:
+    if find_mark(step, f"deposit:{key}") is not None:
         alert(
             step,
             "deposit.reorged_after_credit",
@@ -678,7 +706,7 @@ def on_transfer_request(step: Step) -> None:
         "destination_asset": request["destination_asset"],
         "destination_address": request["destination_address"],
     }
-    if f"deposit:{key}" in step.record.applied:
+    if find_mark(step, f"deposit:{key}") is not None:
         continue_cross_chain(step, waiting)
         return
     step.record.awaiting[key] = waiting
@@ -809,6 +837,41 @@ HANDLERS = {
 # -- bookkeeping -------------------------------------------------------------------------
 
 
+def marks_of(record: AccountRecord, command_id: str) -> dict[str, Mark]:
+    """The record's marks a command's mark belongs with: credited (kept) or applied."""
+    return record.credited if is_credited_mark(command_id) else record.applied
+
+
+def find_mark(step: Step, command_id: str) -> Mark | None:
+    """A command's mark: in the record, or for a credited one also in its sealed pages."""
+    record = step.record
+    mark = marks_of(record, command_id).get(command_id)
+    if mark is not None or not is_credited_mark(command_id):
+        return mark
+    for number in reversed(range(record.mark_pages)):
+        page = step.context.pages.page(mark_page_key(record.account_id, number))
+        assert page is not None, f"mark page {number} of {record.account_id} is missing"
+        mark = page.credited.get(command_id)
+        if mark is not None:
+            return mark
+    return None
+
+
+def seal_oldest_credited_marks(step: Step) -> None:
+    """Move the record's oldest credited marks to a new sealed page (never changed again:
+    a mark changes only while its own command is applied). The page is stored before the
+    record is: both are records of the account's partition, written in that order."""
+    record = step.record
+    oldest = list(record.credited)[:MARKS_PER_PAGE]
+    page = AccountRecord(
+        mark_page_key(record.account_id, record.mark_pages),
+        applied_offset=step.command.offset,
+        credited={command_id: record.credited.pop(command_id) for command_id in oldest},
+    )
+    step.context.pages.add_page(page)
+    record.mark_pages += 1
+
+
 def window_start(command: Command) -> int:
     """When a command's mark starts its idempotency window: the command's time, or a
     request's `created_at` if later (an upstream clock ahead of ours). A repeat that comes
@@ -828,8 +891,8 @@ def forget_expired(record: AccountRecord) -> None:
     A final payout's result is not awaited any more, and a repeat of its request (or of
     any request past the window) is rejected as `request_expired`.
 
-    Marks of deposits and transfer credits are kept for ever: they move money without a
-    request's expiry to stop a late repeat, so a deposit id is never credited twice and a
+    Credited marks (deposits, transfer credits) are kept for ever: they move money without
+    a request's expiry to stop a late repeat, so a deposit id is never credited twice and a
     credit leg never applied twice, whenever its repeat comes.
     """
     horizon = record.newest_ms - IDEMPOTENCY_WINDOW_MS
@@ -838,11 +901,7 @@ def forget_expired(record: AccountRecord) -> None:
     # a request whose payout is still prepared keeps its mark: a repeat re-emits its result
     waiting = {f"request:{p.request_id}" for p in record.payouts.values() if p.state == "PREPARED"}
     for mark_id, mark in list(record.applied.items()):
-        if (
-            mark.at_ms < horizon
-            and not mark_id.startswith(PERMANENT_MARKS)
-            and mark_id not in waiting
-        ):
+        if mark.at_ms < horizon and mark_id not in waiting:
             del record.applied[mark_id]
     for payout_id, payout in list(record.payouts.items()):
         if payout.state != "PREPARED" and payout.created_ms < horizon:

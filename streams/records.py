@@ -8,6 +8,12 @@ of the commands it applied. `applied_offset` (the ledger-commands offset of the 
 applied command) orders versions: recovery keeps the newest, so a stale worker's late write
 cannot roll a record back.
 
+Marks come in two kinds: `applied`, of requests and payout results, forgotten after the
+idempotency window; `credited`, of deposits and transfer-credit legs, kept for ever. So that
+an account with many deposits keeps a record of bounded size (one changelog message), the
+oldest credited marks move to sealed mark pages (`~marks:N:<account>`, records of the same
+partition, written once, before the record that no longer holds them).
+
 Control records (`~control:P`) hold the breaker state as seen by partition P.
 """
 
@@ -21,6 +27,9 @@ import orjson
 
 ZERO_HASH = "0" * 64
 CONTROL_PREFIX = "~control:"
+MARK_PAGE_PREFIX = "~marks:"
+# command ids whose marks are kept for ever: money moved without a request window
+CREDITED_PREFIXES = ("deposit:", "transfer-credit:")
 
 
 # Marks and payouts are named tuples: immutable like a frozen dataclass, and made and
@@ -57,11 +66,13 @@ class AccountRecord:
     reserved: dict[str, Decimal] = field(default_factory=dict)  # asset -> held for payouts
     chain_sequence: int = 0
     chain_hash: str = ZERO_HASH
-    applied: dict[str, Mark] = field(default_factory=dict)
+    applied: dict[str, Mark] = field(default_factory=dict)  # expiring marks, by command id
     payouts: dict[str, Payout] = field(default_factory=dict)
     awaiting: dict[str, dict[str, Any]] = field(default_factory=dict)  # deposit id -> request
     breaker: dict[str, list] = field(default_factory=dict)  # scope -> [state, source offset]
     newest_ms: int = 0
+    credited: dict[str, Mark] = field(default_factory=dict)  # permanent marks, oldest first
+    mark_pages: int = 0  # sealed pages of older credited marks: ~marks:0..N-1:<account>
 
     def clone(self) -> AccountRecord:
         """A copy safe to change: the nested values are immutable or copied."""
@@ -72,6 +83,7 @@ class AccountRecord:
         copied.ledger = dict(self.ledger)
         copied.reserved = dict(self.reserved)
         copied.applied = dict(self.applied)
+        copied.credited = dict(self.credited)
         copied.payouts = dict(self.payouts)
         copied.awaiting = dict(self.awaiting)
         copied.breaker = dict(self.breaker)
@@ -119,6 +131,19 @@ def control_key(partition: int) -> str:
     return f"{CONTROL_PREFIX}{partition}"
 
 
+def mark_page_key(account_id: str, number: int) -> str:
+    return f"{MARK_PAGE_PREFIX}{number}:{account_id}"
+
+
+def mark_page_owner(key: str) -> str:
+    """The account a mark page belongs to (its records share the account's partition)."""
+    return key[len(MARK_PAGE_PREFIX) :].split(":", 1)[1]
+
+
+def is_credited_mark(command_id: str) -> bool:
+    return command_id.startswith(CREDITED_PREFIXES)
+
+
 # -- changelog encoding: JSON with exact decimal strings ---------------------------------
 
 
@@ -135,6 +160,7 @@ def encode_record(record: AccountRecord) -> bytes:
     data["ledger"] = _decimals(record.ledger)
     data["reserved"] = _decimals(record.reserved)
     data["applied"] = {k: mark._asdict() for k, mark in record.applied.items()}
+    data["credited"] = {k: mark._asdict() for k, mark in record.credited.items()}
     data["payouts"] = {
         k: {**p._asdict(), "amount": str(p.amount), "fee": str(p.fee)}
         for k, p in record.payouts.items()
@@ -149,6 +175,9 @@ def decode_record(data: bytes) -> AccountRecord:
     raw["ledger"] = {k: Decimal(v) for k, v in raw["ledger"].items()}
     raw["reserved"] = {k: Decimal(v) for k, v in raw["reserved"].items()}
     raw["applied"] = {k: Mark(**m) for k, m in raw["applied"].items()}
+    raw["credited"] = {k: Mark(**m) for k, m in raw.get("credited", {}).items()}
+    for command_id in [k for k in raw["applied"] if is_credited_mark(k)]:  # written before
+        raw["credited"][command_id] = raw["applied"].pop(command_id)  # the split
     raw["payouts"] = {
         k: Payout(**{**p, "amount": Decimal(p["amount"]), "fee": Decimal(p["fee"])})
         for k, p in raw["payouts"].items()

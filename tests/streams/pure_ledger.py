@@ -46,7 +46,14 @@ class PureLedger:
 
     def context(self) -> Context:
         control = self.record(control_key(0))
-        return Context(ASSETS, {scope: state for scope, (state, _) in control.breaker.items()})
+        breaker = {scope: state for scope, (state, _) in control.breaker.items()}
+        return Context(ASSETS, breaker, self)
+
+    def page(self, key: str) -> AccountRecord | None:  # sealed mark pages, beside records
+        return self.records.get(key)
+
+    def add_page(self, page: AccountRecord) -> None:
+        self.records[page.account_id] = page
 
     def submit(self, kind: str, payload: dict[str, Any]) -> list[Output]:
         """Apply one input and every credit leg it causes; returns all outputs."""

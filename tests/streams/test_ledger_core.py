@@ -8,12 +8,13 @@ from decimal import Decimal
 import pytest
 
 from streams.ledger_core import (
+    CREDITED_MARKS_KEPT,
     FINGERPRINT_V2,
     IDEMPOTENCY_WINDOW_MS,
     check_invariants,
     command_fingerprint_v1,
 )
-from streams.records import AccountRecord, Payout
+from streams.records import AccountRecord, Payout, decode_record, encode_record, mark_page_key
 from tests.ledger_inputs import (
     T0,
     breaker,
@@ -139,9 +140,9 @@ def test_marks_are_forgotten_after_the_window_but_no_repeat_ever_applies_twice()
     alice, bob = ledger.record("alice"), ledger.record("bob")
     assert "request:t1" not in alice.applied  # an ordinary request, past its window
     assert "po:alice:w1" not in alice.payouts  # a final payout, past the window
-    assert {"request:w1", "request:w2", "deposit:ethereum:0xd1:0"} <= set(alice.applied)
+    assert {"request:w1", "request:w2"} <= set(alice.applied)
     assert "po:alice:w2" in alice.payouts  # prepared: its result may come however late
-    assert "transfer-credit:t1" in bob.applied
+    assert "deposit:ethereum:0xd1:0" in alice.credited and "transfer-credit:t1" in bob.credited
     balances = [(r.balance("WEI"), r.reserved_of("WEI")) for r in (alice, bob)]
     assert balances == [(Decimal(20 - 2 - 3 - 2 + 1), Decimal(6)), (Decimal(3), Decimal(0))]
 
@@ -156,6 +157,50 @@ def test_marks_are_forgotten_after_the_window_but_no_repeat_ever_applies_twice()
     assert [r["status"] for r in ledger.results("w1")] == ["ACCEPTED", "COMPLETED", "COMPLETED"]
     assert [r["status"] for r in ledger.results("w2")] == ["ACCEPTED", "ACCEPTED"]
     assert ledger.dead_letters == []
+
+
+def test_an_account_with_many_deposits_keeps_a_bounded_record_and_credits_each_once() -> None:
+    ledger = PureLedger()
+    deposits = 5_000
+    for n in range(deposits):
+        ledger.submit("CHAIN_OBSERVATION", observation("hot", "1", f"0x{n:06d}"))
+    record = ledger.record("hot")
+    pages = [ledger.records[mark_page_key("hot", n)] for n in range(record.mark_pages)]
+    assert record.mark_pages >= 2 and len(record.credited) <= CREDITED_MARKS_KEPT
+    assert sum(len(page.credited) for page in [record, *pages]) == deposits
+    assert len(encode_record(record)) < 500_000  # one changelog message, below Kafka's 1 MB
+    assert [decode_record(encode_record(page)) for page in pages] == pages
+
+    entries_before = len(ledger.of_topic(ledger.outputs, catalogue.LEDGER_ENTRIES))
+    for n in range(deposits):  # every deposit again, the oldest first (sealed the longest)
+        ledger.submit("CHAIN_OBSERVATION", observation("hot", "1", f"0x{n:06d}"))
+    assert ledger.balance("hot") == deposits
+    assert len(ledger.of_topic(ledger.outputs, catalogue.LEDGER_ENTRIES)) == entries_before
+    ledger.submit("CHAIN_OBSERVATION", observation("hot", "2", "0x000000"))  # other amount
+    assert ledger.dead_letters == ["conflicting_duplicate"]
+    ledger.submit("DEPOSIT_REQUEST", deposit_request("hot", "d1", "1", "0x000001"))
+    assert (ledger.results("d1")[-1]["status"], ledger.results("d1")[-1]["amount"]) == (
+        "COMPLETED",
+        Decimal(1),
+    )
+    removed = observation("hot", "1", "0x000002", status="REMOVED", block_hash="0xb2")
+    alerts = ledger.of_topic(ledger.submit("CHAIN_OBSERVATION", removed), catalogue.ALERTS)
+    assert [a["kind"] for a in alerts] == ["deposit.reorged_after_credit"]
+    assert ledger.balance("hot") == deposits
+
+
+def test_a_record_written_before_credited_marks_were_kept_apart_reads_them_as_credited() -> None:
+    old = encode_record(AccountRecord("alice"))
+    old = old.replace(
+        b'"applied":{}',
+        b'"applied":{"deposit:ethereum:0xd1:0":{"fingerprint":"v2:ab","at_ms":1,"result":null},'
+        b'"request:w1":{"fingerprint":"v2:cd","at_ms":2,"result":null}}',
+    )
+    old = old.replace(b',"credited":{},"mark_pages":0', b"")
+    assert b"credited" not in old
+    record = decode_record(old)
+    assert list(record.applied) == ["request:w1"]
+    assert list(record.credited) == ["deposit:ethereum:0xd1:0"]
 
 
 def test_marks_written_with_the_first_fingerprint_version_still_guard_their_commands() -> None:

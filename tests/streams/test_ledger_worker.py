@@ -7,6 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streams.records import MARK_PAGE_PREFIX
 from tests.helpers import produce, produce_many, read_topic, values
 from tests.http import call, call_text
 from tests.ledger_inputs import ETH_ADDRESS, observation, payout_result
@@ -107,6 +110,62 @@ def test_deposit_withdraw_with_fees_and_transfer_through_the_worker(settings, st
     processed = re.search(r'token_engine_events_processed_total\{agent="ledger"\} (\S+)', metrics)
     # deposit, withdrawal, payout result, transfer, its credit leg
     assert processed and float(processed.group(1)) >= 5
+
+
+def changelog_keys(settings, wanted, timeout_s: float = 60.0) -> set[bytes]:
+    """Keys of the accounts table's changelog, read until `wanted(keys)` holds."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "test-changelog"})
+    name = f"{settings.app_id}-accounts-changelog"
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(8)])
+    keys: set[bytes] = set()
+    try:
+        wait_for(
+            lambda: (
+                keys.update(m.key() for m in consumer.consume(1000, 0.2) if not m.error())
+                or wanted(keys)
+            ),
+            timeout_s,
+            "the changelog's keys",
+        )
+    finally:
+        consumer.close()
+    return keys
+
+
+def test_many_deposits_to_one_account_are_each_credited_once_across_a_crash(settings, start_worker):
+    """The account's oldest deposit marks move to sealed pages (its record stays one small
+    message); after a SIGKILL the new worker recovers them, and every deposit sent again
+    changes nothing."""
+    worker = start_worker()
+    deposits = 3_500
+    items = [("hot", observation("hot", "1", f"0x{n:06d}")) for n in range(deposits)]
+    produce_many(settings, catalogue.CHAIN_OBSERVATIONS, items)
+    wait_for(
+        lambda: balances(worker, "hot").get("WEI", {}).get("balance") == str(deposits),
+        what="the deposits",
+    )
+    pages = lambda keys: {k for k in keys if k.startswith(MARK_PAGE_PREFIX.encode())}  # noqa: E731
+    assert len(pages(changelog_keys(settings, lambda keys: len(pages(keys)) >= 2))) == 2
+    worker.kill()
+    worker = start_worker()
+    produce_many(settings, catalogue.CHAIN_OBSERVATIONS, items)  # every deposit again
+    produce(settings, catalogue.CHAIN_OBSERVATIONS, "hot", observation("hot", "1", "0xlast"))
+    wait_for(
+        lambda: Decimal(balances(worker, "hot").get("WEI", {}).get("balance", 0)) > deposits,
+        what="the last deposit, after the repeats",
+    )
+    last_cause = "deposit:ethereum:0xlast:0"
+    entries = values(
+        read_topic(
+            settings,
+            catalogue.LEDGER_ENTRIES,
+            until=lambda records: any(r["value"]["cause_id"] == last_cause for r in records),
+        )
+    )
+    # the account's chain: the last deposit is its (deposits + 1)th transaction, no repeat between
+    [last] = [entry for entry in entries if entry["cause_id"] == last_cause][:1]
+    assert last["sequence"] == deposits + 1
+    assert balances(worker, "hot")["WEI"]["balance"] == str(deposits + 1)
 
 
 def test_concurrent_withdrawals_never_exceed_available(settings, start_worker):
