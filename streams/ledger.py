@@ -4,7 +4,7 @@ Reads:  ledger-commands (keyed by account; one order per account).
 Writes: ledger-entries, balance-updates, request-results, payout-commands, alerts,
         ledger-commands (credit legs of internal transfers), dead-letters.
 Table:  accounts (one `AccountRecord` per account, plus one control record per partition
-        and the sealed mark pages of accounts with many deposits).
+        and the pages of busy accounts: see `streams.records`).
 
 Commands come from `streams.command_feed`: Faust assigns the partitions and recovers
 their records, the feed reads them in bulk (Faust's per-message path cost more than the
@@ -58,12 +58,12 @@ from streams.ledger_view import SEQUENCE_HEADER, count_emitted
 from streams.outputs import OutputProducer
 from streams.records import (
     CONTROL_PREFIX,
-    MARK_PAGE_PREFIX,
+    PAGE_PREFIXES,
     AccountRecord,
     control_key,
     decode_record,
     encode_record,
-    mark_page_owner,
+    page_owner,
 )
 from topics import catalogue
 from topics.codec import DecodeError
@@ -94,16 +94,16 @@ codecs.register("account_record", AccountRecordCodec())
 def record_partition(key: str) -> int:
     if key.startswith(CONTROL_PREFIX):
         return int(key[len(CONTROL_PREFIX) :])
-    if key.startswith(MARK_PAGE_PREFIX):
-        key = mark_page_owner(key)  # beside its account's record
+    if key.startswith(PAGE_PREFIXES):
+        return record_partition(page_owner(key))  # beside its owner's record
     return partition_for(key, catalogue.ACCOUNT_PARTITIONS)
 
 
 def write_order(key: str) -> int:
-    """Within a batch: mark pages, then accounts, then control records. A page before the
-    record that no longer holds its marks, a watermark after what it covers: a crash in
+    """Within a batch: pages, then accounts, then control records. A page before the
+    record that no longer holds its contents, a watermark after what it covers: a crash in
     between leaves a record behind, never ahead (one partition's writes arrive in order)."""
-    if key.startswith(MARK_PAGE_PREFIX):
+    if key.startswith(PAGE_PREFIXES):
         return 0
     return 2 if key.startswith(CONTROL_PREFIX) else 1
 
@@ -125,12 +125,18 @@ class AccountTable(faust.Table):
     def partition_for_key(self, key: Any) -> int:
         return record_partition(key)
 
-    def keep(self, key: str, record: AccountRecord) -> None:
-        """The record in memory, for the next batch and queries; its changelog entry
-        follows once its outputs are acknowledged (a crash before recomputes the same)."""
-        self.data[key] = record
+    def keep(self, key: str, record: AccountRecord | None) -> None:
+        """The record in memory (None: deleted), for the next batch and queries; its
+        changelog entry follows once its outputs are acknowledged (a crash before
+        recomputes the same)."""
+        if record is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = record
 
-    def write_changelog(self, key: str, record: AccountRecord, producer: OutputProducer) -> None:
+    def write_changelog(
+        self, key: str, record: AccountRecord | None, producer: OutputProducer
+    ) -> None:
         """Produce the record's changelog entry through `producer`.
 
         With `keep`, what `table[key] = record` does, without Faust's producer: its
@@ -140,7 +146,7 @@ class AccountTable(faust.Table):
         producer.produce_to(
             self.changelog_topic.get_topic_name(),
             key,
-            encode_record(record),
+            None if record is None else encode_record(record),  # None: a tombstone
             record_partition(key),
         )
 
@@ -188,7 +194,7 @@ class Batch:
     """The records touched by one batch and the outputs it will emit, before any write."""
 
     def __init__(self) -> None:
-        self.working: dict[str, AccountRecord] = {}
+        self.working: dict[str, AccountRecord | None] = {}  # None: a page deleted
         self.changed: set[str] = set()
         self.outputs: list[tuple[str, str, bytes, list | None]] = []  # encoded, in order
         self.breaker_commands: dict[int, Command] = {}
@@ -246,12 +252,16 @@ class Batch:
         return context
 
     def page(self, key: str) -> AccountRecord | None:
-        """A sealed mark page (`ledger_core.MarkPages`): made in this batch, or stored."""
-        return self.working.get(key) or accounts.get(key)
+        """A record's page (`ledger_core.RecordPages`): as this batch left it, or stored."""
+        return self.working[key] if key in self.working else accounts.get(key)
 
     def add_page(self, page: AccountRecord) -> None:
         self.working[page.account_id] = page
         self.changed.add(page.account_id)
+
+    def drop_page(self, key: str) -> None:
+        self.working[key] = None
+        self.changed.add(key)
 
     def emit(self, outputs: list[Output]) -> None:
         for output in outputs:
@@ -296,6 +306,7 @@ class Batch:
         try:
             outputs = apply(record, command, self.context(message.partition()))
         except Rejected as rejection:
+            self.emit(rejection.alerts)
             self.dead_letter(message, rejection.reason, str(rejection))
             return
         self.changed.add(record.account_id)
@@ -311,7 +322,7 @@ class Batch:
             keys = {key for key in accounts if record_partition(key) == partition}
             keys |= {key for key in self.working if record_partition(key) == partition}
             for key in sorted(keys):
-                if key.startswith((CONTROL_PREFIX, MARK_PAGE_PREFIX)):
+                if key.startswith((CONTROL_PREFIX, *PAGE_PREFIXES)):
                     continue
                 stored = self.working.get(key) or accounts.get(key)
                 if stored is None or not any(p.held for p in stored.payouts.values()):

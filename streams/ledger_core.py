@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +31,7 @@ from streams.records import (
     Mark,
     Payout,
     clearing,
+    final_page_key,
     is_credited_mark,
     mark_page_key,
     operator_assets,
@@ -48,6 +50,10 @@ SWEEP_INTERVAL_MS = 3600 * 1000  # a record forgets expired marks at most once p
 # a Kafka message may have by default
 CREDITED_MARKS_KEPT = 2000
 MARKS_PER_PAGE = 1000
+# request marks and payouts a record holds before its oldest final ones move to a final
+# page (~350 bytes each)
+FINAL_ITEMS_KEPT = 1000
+FINAL_ITEMS_PER_PAGE = 500
 ZERO = Decimal(0)
 BREAKER_OPEN = "OPEN"
 BREAKER_SUSPENDED = "SUSPENDED"
@@ -56,11 +62,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Rejected(Exception):
-    """A command that cannot be applied at all: it goes to the dead-letter topic."""
+    """A command that cannot be applied at all: it goes to the dead-letter topic, with
+    `alerts` (e.g. a payout result contradicting the one applied); the record is unchanged."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, alerts: list[Output] | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.alerts = alerts or []
 
 
 class Command(NamedTuple):  # immutable like a frozen dataclass, built 6x faster
@@ -97,12 +105,14 @@ class Output(NamedTuple):
     value: dict[str, Any]
 
 
-class MarkPages(Protocol):
-    """Where sealed mark pages are kept: the accounts table, in the ledger agent."""
+class RecordPages(Protocol):
+    """Where a record's pages are kept: the accounts table, in the ledger agent."""
 
     def page(self, key: str) -> AccountRecord | None: ...
 
     def add_page(self, page: AccountRecord) -> None: ...
+
+    def drop_page(self, key: str) -> None: ...
 
 
 @dataclass
@@ -115,12 +125,15 @@ class PagesInMemory:
     def add_page(self, page: AccountRecord) -> None:
         self.pages[page.account_id] = page
 
+    def drop_page(self, key: str) -> None:
+        del self.pages[key]
+
 
 @dataclass
 class Context:
     assets: AssetCatalogue
     breaker: dict[str, str] = field(default_factory=dict)  # scope -> state, this partition's view
-    pages: MarkPages = field(default_factory=PagesInMemory)
+    pages: RecordPages = field(default_factory=PagesInMemory)
 
 
 @dataclass
@@ -158,12 +171,17 @@ def apply(record: AccountRecord, command: Command, context: Context) -> list[Out
             )
         reemit_result(step, mark)
     else:
-        marks_of(record, command.command_id)[command.command_id] = Mark(
-            command_fingerprint(command), window_start(command)
-        )
-        HANDLERS[command.kind](step)
+        marks = marks_of(record, command.command_id)
+        marks[command.command_id] = Mark(command_fingerprint(command), window_start(command))
+        try:
+            HANDLERS[command.kind](step)  # raises Rejected before changing anything else
+        except Rejected:
+            del marks[command.command_id]  # refused: a later repeat is applied, not ignored
+            raise
         if len(record.credited) > CREDITED_MARKS_KEPT:
             seal_oldest_credited_marks(step)
+        if len(record.applied) + len(record.payouts) > FINAL_ITEMS_KEPT:
+            seal_oldest_final_items(step)
     record.applied_offset = command.offset
     record.version += 1
     previous_newest_ms = record.newest_ms
@@ -171,7 +189,7 @@ def apply(record: AccountRecord, command: Command, context: Context) -> list[Out
     if record.newest_ms // SWEEP_INTERVAL_MS != previous_newest_ms // SWEEP_INTERVAL_MS:
         # it reads every mark: run for every command, it made each command of an account
         # with 40,000 deposits cost 13 ms
-        forget_expired(record)
+        forget_expired(step)
     emit_balance_updates(step)
     check_invariants(record)
     return step.outputs
@@ -410,8 +428,12 @@ def breaker_open(context: Context, asset_code: str) -> bool:
 
 
 def request_expired(step: Step) -> bool:
+    """Past the window by the record's clock (its newest command time), the one its marks
+    are forgotten by: a repeat whose mark is gone is always expired, even if its own
+    command time is older than the newest."""
     created_at = step.command.payload["created_at"]
-    return created_at.timestamp() * 1000 < step.command.time_ms - IDEMPOTENCY_WINDOW_MS
+    now_ms = max(step.command.time_ms, step.record.newest_ms)
+    return created_at.timestamp() * 1000 < now_ms - IDEMPOTENCY_WINDOW_MS
 
 
 # -- deposits ----------------------------------------------------------------------------
@@ -601,7 +623,7 @@ def emit_payout_command(step: Step, payout: Payout, asset: Asset) -> None:
 def on_payout_result(step: Step) -> None:
     result = step.command.payload
     record = step.record
-    payout = record.payouts.get(result["payout_id"])
+    payout = record.payouts.get(result["payout_id"]) or find_final_payout(step, result["payout_id"])
     if payout is None:
         raise Rejected("unknown_payout", f"payout_id: no prepared payout {result['payout_id']}")
     if payout.state != "PREPARED":
@@ -613,7 +635,9 @@ def on_payout_result(step: Step) -> None:
             payout_id=payout.payout_id,
         )
         raise Rejected(
-            "conflicting_payout_result", f"payout {payout.payout_id} is already {payout.state}"
+            "conflicting_payout_result",
+            f"payout {payout.payout_id} is already {payout.state}",
+            alerts=step.outputs,
         )
     asset = step.context.assets[payout.asset]
     network_fee = amount_of(asset, result["network_fee"]) if result["network_fee"] else ZERO
@@ -843,18 +867,29 @@ def marks_of(record: AccountRecord, command_id: str) -> dict[str, Mark]:
 
 
 def find_mark(step: Step, command_id: str) -> Mark | None:
-    """A command's mark: in the record, or for a credited one also in its sealed pages."""
+    """A command's mark: in the record, or else in one of its pages."""
     record = step.record
     mark = marks_of(record, command_id).get(command_id)
-    if mark is not None or not is_credited_mark(command_id):
-        return mark
-    for number in reversed(range(record.mark_pages)):
-        page = step.context.pages.page(mark_page_key(record.account_id, number))
-        assert page is not None, f"mark page {number} of {record.account_id} is missing"
-        mark = page.credited.get(command_id)
-        if mark is not None:
-            return mark
-    return None
+    if mark is not None or not (record.mark_pages or record.final_pages):
+        return mark  # most records have no pages
+    if is_credited_mark(command_id):
+        keys = [mark_page_key(record.account_id, n) for n in reversed(range(record.mark_pages))]
+        return next((m for page in pages(step, keys) if (m := page.credited.get(command_id))), None)
+    keys = list(record.final_pages)
+    return next((m for page in pages(step, keys) if (m := page.applied.get(command_id))), None)
+
+
+def find_final_payout(step: Step, payout_id: str) -> Payout | None:
+    """A payout no longer in the record: final, in one of its final pages."""
+    keys = list(step.record.final_pages)
+    return next((p for page in pages(step, keys) if (p := page.payouts.get(payout_id))), None)
+
+
+def pages(step: Step, keys: list[str]) -> Iterator[AccountRecord]:
+    for key in keys:
+        page = step.context.pages.page(key)
+        assert page is not None, f"page {key} is missing"  # the worker stops: never guess
+        yield page
 
 
 def seal_oldest_credited_marks(step: Step) -> None:
@@ -872,6 +907,43 @@ def seal_oldest_credited_marks(step: Step) -> None:
     record.mark_pages += 1
 
 
+def seal_oldest_final_items(step: Step) -> None:
+    """Move the record's oldest final request marks and final payouts (neither changes
+    again) to a new final page, deleted once all it holds is past the window. A record
+    whose items are mostly in flight keeps them."""
+    record = step.record
+    marks = [
+        (mark_id, mark)
+        for mark_id, mark in record.applied.items()
+        if mark_id != step.command.command_id and is_final(mark)
+    ][:FINAL_ITEMS_PER_PAGE]
+    payouts = [p for p in record.payouts.values() if p.state != "PREPARED"]
+    payouts = payouts[: FINAL_ITEMS_PER_PAGE - len(marks)]
+    if len(marks) + len(payouts) < FINAL_ITEMS_PER_PAGE // 2:
+        return
+    for mark_id, _ in marks:
+        del record.applied[mark_id]
+    for payout in payouts:
+        del record.payouts[payout.payout_id]
+    key = final_page_key(record.account_id, record.final_pages_made)
+    page = AccountRecord(
+        key,
+        applied_offset=step.command.offset,
+        applied=dict(marks),
+        payouts={p.payout_id: p for p in payouts},
+    )
+    step.context.pages.add_page(page)
+    record.final_pages[key] = max(
+        [mark.at_ms for _, mark in marks] + [p.created_ms for p in payouts]
+    )
+    record.final_pages_made += 1
+
+
+def is_final(mark: Mark) -> bool:
+    """A mark its request's later commands no longer change (an ACCEPTED request's does)."""
+    return mark.result is None or mark.result.get("status") != "ACCEPTED"
+
+
 def window_start(command: Command) -> int:
     """When a command's mark starts its idempotency window: the command's time, or a
     request's `created_at` if later (an upstream clock ahead of ours). A repeat that comes
@@ -885,8 +957,8 @@ def window_start(command: Command) -> int:
 REQUEST_KINDS = frozenset({"DEPOSIT_REQUEST", "WITHDRAWAL_REQUEST", "TRANSFER_REQUEST"})
 
 
-def forget_expired(record: AccountRecord) -> None:
-    """Drop request marks and final payouts older than the idempotency window.
+def forget_expired(step: Step) -> None:
+    """Drop request marks, final payouts and final pages older than the idempotency window.
 
     A final payout's result is not awaited any more, and a repeat of its request (or of
     any request past the window) is rejected as `request_expired`.
@@ -895,9 +967,14 @@ def forget_expired(record: AccountRecord) -> None:
     a request's expiry to stop a late repeat, so a deposit id is never credited twice and a
     credit leg never applied twice, whenever its repeat comes.
     """
+    record = step.record
     horizon = record.newest_ms - IDEMPOTENCY_WINDOW_MS
     if horizon <= 0:
         return
+    for key, newest_ms in list(record.final_pages.items()):
+        if newest_ms < horizon:
+            del record.final_pages[key]
+            step.context.pages.drop_page(key)
     # a request whose payout is still prepared keeps its mark: a repeat re-emits its result
     waiting = {f"request:{p.request_id}" for p in record.payouts.values() if p.state == "PREPARED"}
     for mark_id, mark in list(record.applied.items()):

@@ -10,9 +10,11 @@ cannot roll a record back.
 
 Marks come in two kinds: `applied`, of requests and payout results, forgotten after the
 idempotency window; `credited`, of deposits and transfer-credit legs, kept for ever. So that
-an account with many deposits keeps a record of bounded size (one changelog message), the
-oldest credited marks move to sealed mark pages (`~marks:N:<account>`, records of the same
-partition, written once, before the record that no longer holds them).
+a busy account keeps a record of bounded size (one changelog message), what no longer
+changes moves to pages, records of the same partition written before the record that no
+longer holds their contents: the oldest credited marks to mark pages (`~marks:N:<account>`,
+kept for ever), final request marks and final payouts to final pages (`~final:N:<account>`,
+deleted once all they hold is past the idempotency window).
 
 Control records (`~control:P`) hold the breaker state as seen by partition P.
 """
@@ -28,6 +30,8 @@ import orjson
 ZERO_HASH = "0" * 64
 CONTROL_PREFIX = "~control:"
 MARK_PAGE_PREFIX = "~marks:"
+FINAL_PAGE_PREFIX = "~final:"
+PAGE_PREFIXES = (MARK_PAGE_PREFIX, FINAL_PAGE_PREFIX)
 # command ids whose marks are kept for ever: money moved without a request window
 CREDITED_PREFIXES = ("deposit:", "transfer-credit:")
 
@@ -73,6 +77,8 @@ class AccountRecord:
     newest_ms: int = 0
     credited: dict[str, Mark] = field(default_factory=dict)  # permanent marks, oldest first
     mark_pages: int = 0  # sealed pages of older credited marks: ~marks:0..N-1:<account>
+    final_pages: dict[str, int] = field(default_factory=dict)  # page key -> its newest time
+    final_pages_made: int = 0  # the next final page is ~final:<this>:<account>
 
     def clone(self) -> AccountRecord:
         """A copy safe to change: the nested values are immutable or copied."""
@@ -84,6 +90,7 @@ class AccountRecord:
         copied.reserved = dict(self.reserved)
         copied.applied = dict(self.applied)
         copied.credited = dict(self.credited)
+        copied.final_pages = dict(self.final_pages)
         copied.payouts = dict(self.payouts)
         copied.awaiting = dict(self.awaiting)
         copied.breaker = dict(self.breaker)
@@ -135,9 +142,13 @@ def mark_page_key(account_id: str, number: int) -> str:
     return f"{MARK_PAGE_PREFIX}{number}:{account_id}"
 
 
-def mark_page_owner(key: str) -> str:
-    """The account a mark page belongs to (its records share the account's partition)."""
-    return key[len(MARK_PAGE_PREFIX) :].split(":", 1)[1]
+def final_page_key(account_id: str, number: int) -> str:
+    return f"{FINAL_PAGE_PREFIX}{number}:{account_id}"
+
+
+def page_owner(key: str) -> str:
+    """The account a page belongs to (its records share the account's partition)."""
+    return key.split(":", 2)[2]
 
 
 def is_credited_mark(command_id: str) -> bool:

@@ -21,7 +21,7 @@ from sinks.migrate import migrate
 from sinks.postgres import PostgresSink
 from sinks.rows import STATEMENTS, rows
 from sinks.verify import verify_chains, verify_postgres
-from tests.helpers import produce, produce_many, read_topic, values
+from tests.helpers import produce, produce_many, read_all, read_topic, values
 from tests.http import call
 from tests.ledger_inputs import T0, observation, payout_result, withdrawal
 from tests.streams.test_ledger_worker import wait_for
@@ -118,7 +118,7 @@ def postgres_balances(url: str) -> dict[str, Decimal]:
 
 
 def transactions_on_topic(settings) -> int:
-    entries = values(read_topic(settings, catalogue.LEDGER_ENTRIES, timeout_s=3))
+    entries = values(read_all(settings, catalogue.LEDGER_ENTRIES))
     return len({e["transaction_id"] for e in entries})
 
 
@@ -151,9 +151,7 @@ def test_sink_matches_the_topics_replays_unchanged_and_verifies_the_chain(
         done = conn.execute("SELECT count(*) FROM request_results WHERE status <> 'ACCEPTED'")
         assert done.fetchone()[0] == 20
     assert verify_postgres(url).ok
-    assert verify_chains(
-        "topic", values(read_topic(settings, catalogue.LEDGER_ENTRIES, timeout_s=3))
-    ).ok
+    assert verify_chains("topic", values(read_all(settings, catalogue.LEDGER_ENTRIES))).ok
     before = dump(url)
     assert rebuilt_from_the_audit_trail(worker.api_url) == expected
 

@@ -49,11 +49,14 @@ class PureLedger:
         breaker = {scope: state for scope, (state, _) in control.breaker.items()}
         return Context(ASSETS, breaker, self)
 
-    def page(self, key: str) -> AccountRecord | None:  # sealed mark pages, beside records
+    def page(self, key: str) -> AccountRecord | None:  # records' pages, beside them
         return self.records.get(key)
 
     def add_page(self, page: AccountRecord) -> None:
         self.records[page.account_id] = page
+
+    def drop_page(self, key: str) -> None:
+        del self.records[key]
 
     def submit(self, kind: str, payload: dict[str, Any]) -> list[Output]:
         """Apply one input and every credit leg it causes; returns all outputs."""
@@ -94,6 +97,7 @@ class PureLedger:
             try:
                 produced = apply(self.record(account), command, self.context())
             except Rejected as rejection:
+                self.outputs.extend(rejection.alerts)
                 self.dead_letters.append(rejection.reason)
                 continue
             if kind == "BREAKER_CHANGE":

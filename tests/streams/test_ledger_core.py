@@ -189,6 +189,43 @@ def test_an_account_with_many_deposits_keeps_a_bounded_record_and_credits_each_o
     assert ledger.balance("hot") == deposits
 
 
+def test_an_account_with_many_withdrawals_keeps_a_bounded_record_until_they_expire() -> None:
+    ledger = PureLedger(time_ms=int(T0.timestamp() * 1000))
+    withdrawals = 3_000
+    ledger.submit("CHAIN_OBSERVATION", observation("busy", str(3 * withdrawals + 10), "0xd1"))
+    for n in range(withdrawals):  # 1 each, fee 2
+        ledger.submit("WITHDRAWAL_REQUEST", withdrawal("busy", f"w{n:05d}", "1"))
+        ledger.submit("PAYOUT_RESULT", payout_result("busy", f"po:busy:w{n:05d}", "CONFIRMED"))
+    record = ledger.record("busy")
+    pages = [ledger.records[key] for key in record.final_pages]
+    assert len(pages) >= 2 and len(encode_record(record)) < 500_000
+    assert sum(len(page.applied) for page in [record, *pages]) == 2 * withdrawals
+    assert sum(len(page.payouts) for page in [record, *pages]) == withdrawals
+    assert (ledger.balance("busy"), record.reserved_of("WEI")) == (10, 0)
+
+    # the oldest, sealed the longest: repeats re-emit, a contradicting result is refused
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("busy", "w00000", "1"))
+    ledger.submit("PAYOUT_RESULT", payout_result("busy", "po:busy:w00000", "CONFIRMED"))
+    assert [r["status"] for r in ledger.results("w00000")] == ["ACCEPTED"] + ["COMPLETED"] * 3
+    ledger.submit("PAYOUT_RESULT", payout_result("busy", "po:busy:w00000", "FAILED"))
+    assert ledger.dead_letters == ["conflicting_payout_result"]
+    record = ledger.record("busy")
+    assert (ledger.balance("busy"), record.reserved_of("WEI")) == (10, 0)
+
+    # past the window the pages go; a repeat is then an expired request, never a new payout
+    ledger.time_ms += IDEMPOTENCY_WINDOW_MS + 2 * 3600 * 1000
+    ledger.submit("CHAIN_OBSERVATION", observation("busy", "1", "0xd2"))
+    record = ledger.record("busy")
+    assert record.final_pages == {}
+    assert not [key for key in ledger.records if key.startswith("~final:")]
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("busy", "w00001", "1"))
+    assert ledger.results("w00001")[-1]["reason"] == "request_expired"
+    ledger.time_ms -= IDEMPOTENCY_WINDOW_MS  # a command stamped by a clock running behind
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("busy", "w00002", "1"))
+    assert ledger.results("w00002")[-1]["reason"] == "request_expired"  # by the record's clock
+    assert (ledger.balance("busy"), record.reserved_of("WEI")) == (11, 0)
+
+
 def test_a_record_written_before_credited_marks_were_kept_apart_reads_them_as_credited() -> None:
     old = encode_record(AccountRecord("alice"))
     old = old.replace(
@@ -267,7 +304,24 @@ def test_a_failed_payout_rolls_back_with_its_failure_fee_exactly_once() -> None:
     )
     ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "CONFIRMED", "1"))
     assert ledger.dead_letters == ["conflicting_payout_result"]
+    [alert] = ledger.of_topic(ledger.outputs, catalogue.ALERTS)
+    assert (alert["kind"], alert["severity"]) == ("payout.conflicting_result", "CRITICAL")
     assert (ledger.balance("alice"), ledger.record("alice").reserved_of("WEI")) == (9, 0)
+
+
+def test_a_refused_command_leaves_no_mark_so_its_repeat_applies_later() -> None:
+    ledger = PureLedger()
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "10", "0xd1"))
+    # the executor's report overtook the withdrawal (they reach intake on different topics)
+    early = payout_result("alice", "po:alice:w1", "CONFIRMED", "1")
+    ledger.submit("PAYOUT_RESULT", early)
+    assert ledger.dead_letters == ["unknown_payout"]
+    assert "payout:po:alice:w1:confirmed" not in ledger.record("alice").applied
+    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))
+    ledger.submit("PAYOUT_RESULT", early)  # reported again: now it commits
+    assert [r["status"] for r in ledger.results("w1")] == ["ACCEPTED", "COMPLETED"]
+    record = ledger.record("alice")
+    assert (record.balance("WEI"), record.reserved_of("WEI")) == (5, 0)
 
 
 def test_a_duplicate_request_changes_nothing_and_reemits_its_result() -> None:

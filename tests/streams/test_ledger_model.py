@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from streams import ledger_core
 from streams.ledger_core import check_invariants
 from tests.ledger_inputs import internal_transfer, observation, payout_result, withdrawal
 from tests.streams.pure_ledger import PureLedger
@@ -72,6 +75,36 @@ def run(operations) -> tuple[PureLedger, ReferenceModel]:
     ]
 )
 def test_ledger_equals_reference_model(operations) -> None:
+    check_against_model(operations)
+
+
+TINY_PAGES = {  # pages of one or two items: marks and payouts move every few commands
+    "CREDITED_MARKS_KEPT": 2,
+    "MARKS_PER_PAGE": 1,
+    "FINAL_ITEMS_KEPT": 3,
+    "FINAL_ITEMS_PER_PAGE": 2,
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(operation, max_size=60))
+def test_ledger_with_tiny_pages_equals_reference_model(operations) -> None:
+    """The same, with repeats, results and conflicts finding what moved to pages."""
+    with patch.multiple(ledger_core, **TINY_PAGES):
+        check_against_model(operations)
+
+
+def test_tiny_pages_do_page() -> None:
+    deposits = [("deposit", "a", tx, 5) for tx in range(6)]
+    withdrawals = [("withdraw", "a", rid, 1) for rid in range(4)]
+    results = [("result", "a", rid, rid % 2 == 0, 1) for rid in range(4)]
+    with patch.multiple(ledger_core, **TINY_PAGES):
+        ledger = check_against_model(deposits + withdrawals + results + deposits + withdrawals)
+    assert any(key.startswith("~marks:") for key in ledger.records)
+    assert any(key.startswith("~final:") for key in ledger.records)
+
+
+def check_against_model(operations) -> PureLedger:
     ledger, model = run(operations)
     for acct in ACCOUNTS:
         record = ledger.record(acct)
@@ -84,3 +117,4 @@ def test_ledger_equals_reference_model(operations) -> None:
     assert unexpected == []
     for record in ledger.records.values():
         check_invariants(record)
+    return ledger

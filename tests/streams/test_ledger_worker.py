@@ -9,11 +9,13 @@ from decimal import Decimal
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.records import MARK_PAGE_PREFIX
-from tests.helpers import produce, produce_many, read_topic, values
+from streams.ledger_core import IDEMPOTENCY_WINDOW_MS
+from streams.records import FINAL_PAGE_PREFIX, MARK_PAGE_PREFIX
+from tests.helpers import codec, produce, produce_many, read_topic, values
 from tests.http import call, call_text
-from tests.ledger_inputs import ETH_ADDRESS, observation, payout_result
+from tests.ledger_inputs import ETH_ADDRESS, observation, payout_result, withdrawal
 from topics import catalogue
+from topics.kafka import make_producer
 
 
 def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition"):
@@ -112,24 +114,31 @@ def test_deposit_withdraw_with_fees_and_transfer_through_the_worker(settings, st
     assert processed and float(processed.group(1)) >= 5
 
 
-def changelog_keys(settings, wanted, timeout_s: float = 60.0) -> set[bytes]:
-    """Keys of the accounts table's changelog, read until `wanted(keys)` holds."""
+def changelog(settings, wanted, timeout_s: float = 60.0) -> dict[bytes, bytes | None]:
+    """The accounts table's changelog, key -> latest value (None: deleted), read from the
+    start until `wanted(latest)` holds."""
     consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "test-changelog"})
     name = f"{settings.app_id}-accounts-changelog"
     consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(8)])
-    keys: set[bytes] = set()
+    latest: dict[bytes, bytes | None] = {}
     try:
         wait_for(
             lambda: (
-                keys.update(m.key() for m in consumer.consume(1000, 0.2) if not m.error())
-                or wanted(keys)
+                latest.update(
+                    (m.key(), m.value()) for m in consumer.consume(1000, 0.2) if not m.error()
+                )
+                or wanted(latest)
             ),
             timeout_s,
-            "the changelog's keys",
+            "the changelog",
         )
     finally:
         consumer.close()
-    return keys
+    return latest
+
+
+def pages_of(latest: dict[bytes, bytes | None], prefix: str) -> dict[bytes, bytes | None]:
+    return {key: value for key, value in latest.items() if key.startswith(prefix.encode())}
 
 
 def test_many_deposits_to_one_account_are_each_credited_once_across_a_crash(settings, start_worker):
@@ -144,8 +153,8 @@ def test_many_deposits_to_one_account_are_each_credited_once_across_a_crash(sett
         lambda: balances(worker, "hot").get("WEI", {}).get("balance") == str(deposits),
         what="the deposits",
     )
-    pages = lambda keys: {k for k in keys if k.startswith(MARK_PAGE_PREFIX.encode())}  # noqa: E731
-    assert len(pages(changelog_keys(settings, lambda keys: len(pages(keys)) >= 2))) == 2
+    latest = changelog(settings, lambda latest: len(pages_of(latest, MARK_PAGE_PREFIX)) >= 2)
+    assert len(pages_of(latest, MARK_PAGE_PREFIX)) == 2
     worker.kill()
     worker = start_worker()
     produce_many(settings, catalogue.CHAIN_OBSERVATIONS, items)  # every deposit again
@@ -166,6 +175,60 @@ def test_many_deposits_to_one_account_are_each_credited_once_across_a_crash(sett
     [last] = [entry for entry in entries if entry["cause_id"] == last_cause][:1]
     assert last["sequence"] == deposits + 1
     assert balances(worker, "hot")["WEI"]["balance"] == str(deposits + 1)
+
+
+def test_many_withdrawals_from_one_account_are_paged_then_forgotten_and_never_repeated(
+    settings, start_worker
+):
+    """Final request marks and payouts move to final pages (the record stays one small
+    message); once the account's clock passes their window the pages are deleted
+    (tombstones), and after a SIGKILL a repeat is an expired request, never a payout."""
+    worker = start_worker()
+    count = 600  # 3 marks or payouts each: past the 1,000 a record keeps
+    produce(settings, catalogue.CHAIN_OBSERVATIONS, "busy", observation("busy", "1810", "0xd1"))
+    wait_for(lambda: balances(worker, "busy").get("WEI"), what="the deposit")
+    requests = [("busy", withdrawal("busy", f"w{n:04d}", "1")) for n in range(count)]
+    produce_many(settings, catalogue.WITHDRAWAL_REQUESTS, requests)
+    wait_for(lambda: balances(worker, "busy")["WEI"]["reserved"] == "1800", what="prepared")
+    results = [
+        ("busy", payout_result("busy", f"po:busy:w{n:04d}", "CONFIRMED")) for n in range(count)
+    ]
+    produce_many(settings, catalogue.PAYOUT_RESULTS, results)
+    wait_for(lambda: balances(worker, "busy")["WEI"]["reserved"] == "0", what="committed")
+    latest = changelog(settings, lambda latest: len(pages_of(latest, FINAL_PAGE_PREFIX)) >= 2)
+    assert all(pages_of(latest, FINAL_PAGE_PREFIX).values())
+
+    # a command stamped past the window (as by a clock running ahead): the account's
+    # record sweeps, its final pages are deleted
+    later_ms = int(time.time() * 1000) + IDEMPOTENCY_WINDOW_MS + 2 * 3600 * 1000
+    envelope = {
+        "command_id": "deposit:ethereum:0xlater:0",
+        "kind": "CHAIN_OBSERVATION",
+        "account_id": "busy",
+        "payload": codec.encode(catalogue.CHAIN_OBSERVATIONS, observation("busy", "1", "0xlater")),
+        "source_topic": catalogue.CHAIN_OBSERVATIONS,
+        "source_partition": 0,
+        "source_offset": 0,
+    }
+    producer = make_producer(settings.kafka)
+    producer.produce(
+        settings.topic_prefix + catalogue.LEDGER_COMMANDS,
+        codec.encode(catalogue.LEDGER_COMMANDS, envelope),
+        b"busy",
+        timestamp=later_ms,
+    )
+    assert producer.flush(30) == 0
+    wait_for(lambda: balances(worker, "busy")["WEI"]["balance"] == "11", what="the later one")
+    deleted = lambda latest: (  # noqa: E731
+        len(pages := pages_of(latest, FINAL_PAGE_PREFIX)) >= 2 and not any(pages.values())
+    )
+    assert deleted(changelog(settings, deleted))  # each page's last entry is a tombstone
+
+    worker.kill()
+    worker = start_worker()
+    produce(settings, catalogue.WITHDRAWAL_REQUESTS, "busy", withdrawal("busy", "w0001", "1"))
+    assert final(worker, "w0001", ("REJECTED",))["reason"] == "request_expired"
+    assert balances(worker, "busy")["WEI"] == {"balance": "11", "reserved": "0", "available": "11"}
 
 
 def test_concurrent_withdrawals_never_exceed_available(settings, start_worker):
