@@ -29,8 +29,8 @@ class RequestResults:
             current = self.results.get(request_id)
             if current is not None and current["version"] > result["version"]:
                 return
-            if current is not None and current["status"] != "REJECTED" and result["version"] == 0:
-                return  # an intake rejection never replaces a ledger decision
+            if current is not None and current["status"] != "REJECTED" and late(result):
+                return
             self.results[request_id] = result
             self.results.move_to_end(request_id)
             while len(self.results) > self.capacity:
@@ -39,6 +39,12 @@ class RequestResults:
     def get(self, request_id: str) -> dict[str, Any] | None:
         with self.lock:
             return self.results.get(request_id)
+
+
+def late(result: dict[str, Any]) -> bool:
+    """A rejection that never replaces a decision: the intake's (version 0, of a repeat it
+    could not read), or a repeat's after the window (the request was decided long ago)."""
+    return result["version"] == 0 or result["reason"] == "request_expired"
 
 
 view = RequestResults()
