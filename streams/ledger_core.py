@@ -9,9 +9,12 @@ account) and cross-chain transfers (deposit, 1:1 conversion, payout). No I/O: th
 Guarantees, for any order of duplicates and replays:
 - a command id is applied at most once per record; a duplicate changes nothing and re-emits
   the request's result; the same id with a different payload raises `Rejected` (dead letter);
+  a refused command changes nothing, so its repeat is applied later;
 - every transaction is balanced per asset, and so is every record;
 - no balance goes negative and `reserved <= balance` (asserted on every transition);
-- exactly one of commit or rollback applies to a prepared payout.
+- exactly one of commit or rollback applies to a prepared payout;
+- a record stays small whatever its account's history: what no longer changes moves to
+  pages (`streams.records`), which lookups fall back to.
 """
 
 from __future__ import annotations
