@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -57,7 +57,9 @@ MARKS_PER_PAGE = 1000
 # page (~350 bytes each)
 FINAL_ITEMS_KEPT = 1000
 FINAL_ITEMS_PER_PAGE = 500
+REQUEST_KINDS = frozenset({"DEPOSIT_REQUEST", "WITHDRAWAL_REQUEST", "TRANSFER_REQUEST"})
 ZERO = Decimal(0)
+T = TypeVar("T")
 BREAKER_OPEN = "OPEN"
 BREAKER_SUSPENDED = "SUSPENDED"
 GLOBAL_SCOPE = "global"
@@ -165,7 +167,10 @@ def apply(record: AccountRecord, command: Command, context: Context) -> list[Out
     """Apply one command to `record` (changed in place); return the events to emit."""
     assert command.offset > record.applied_offset, "commands must arrive in log order"
     step = Step(record, command, context)
-    mark = find_mark(step, command.command_id)
+    marks = marks_of(record, command.command_id)
+    mark = marks.get(command.command_id)
+    if mark is None:
+        mark = sealed_mark(step, command.command_id)
     if mark is not None:
         if not same_command(mark, command):
             raise Rejected(
@@ -174,7 +179,6 @@ def apply(record: AccountRecord, command: Command, context: Context) -> list[Out
             )
         reemit_result(step, mark)
     else:
-        marks = marks_of(record, command.command_id)
         marks[command.command_id] = Mark(command_fingerprint(command), window_start(command))
         try:
             HANDLERS[command.kind](step)  # raises Rejected before changing anything else
@@ -434,9 +438,13 @@ def request_expired(step: Step) -> bool:
     """Past the window by the record's clock (its newest command time), the one its marks
     are forgotten by: a repeat whose mark is gone is always expired, even if its own
     command time is older than the newest."""
-    created_at = step.command.payload["created_at"]
     now_ms = max(step.command.time_ms, step.record.newest_ms)
-    return created_at.timestamp() * 1000 < now_ms - IDEMPOTENCY_WINDOW_MS
+    return created_ms(step.command) < now_ms - IDEMPOTENCY_WINDOW_MS
+
+
+def created_ms(command: Command) -> int:
+    """A request command's `created_at`, in epoch ms."""
+    return int(command.payload["created_at"].timestamp() * 1000)
 
 
 # -- deposits ----------------------------------------------------------------------------
@@ -871,28 +879,33 @@ def marks_of(record: AccountRecord, command_id: str) -> dict[str, Mark]:
 
 def find_mark(step: Step, command_id: str) -> Mark | None:
     """A command's mark: in the record, or else in one of its pages."""
+    mark = marks_of(step.record, command_id).get(command_id)
+    return mark if mark is not None else sealed_mark(step, command_id)
+
+
+def sealed_mark(step: Step, command_id: str) -> Mark | None:
+    """A mark moved out of the record to one of its pages (most records have none)."""
     record = step.record
-    mark = marks_of(record, command_id).get(command_id)
-    if mark is not None or not (record.mark_pages or record.final_pages):
-        return mark  # most records have no pages
     if is_credited_mark(command_id):
-        keys = [mark_page_key(record.account_id, n) for n in reversed(range(record.mark_pages))]
-        return next((m for page in pages(step, keys) if (m := page.credited.get(command_id))), None)
-    keys = list(record.final_pages)
-    return next((m for page in pages(step, keys) if (m := page.applied.get(command_id))), None)
+        numbers = reversed(range(record.mark_pages))
+        keys = [mark_page_key(record.account_id, number) for number in numbers]
+        return first_in_pages(step, keys, lambda page: page.credited.get(command_id))
+    return first_in_pages(step, record.final_pages, lambda page: page.applied.get(command_id))
 
 
 def find_final_payout(step: Step, payout_id: str) -> Payout | None:
     """A payout no longer in the record: final, in one of its final pages."""
-    keys = list(step.record.final_pages)
-    return next((p for page in pages(step, keys) if (p := page.payouts.get(payout_id))), None)
+    return first_in_pages(step, step.record.final_pages, lambda page: page.payouts.get(payout_id))
 
 
-def pages(step: Step, keys: list[str]) -> Iterator[AccountRecord]:
+def first_in_pages(step: Step, keys: Iterable[str], find: Callable[[AccountRecord], T]) -> T | None:
     for key in keys:
         page = step.context.pages.page(key)
         assert page is not None, f"page {key} is missing"  # the worker stops: never guess
-        yield page
+        found = find(page)
+        if found is not None:
+            return found
+    return None
 
 
 def seal_oldest_credited_marks(step: Step) -> None:
@@ -951,13 +964,9 @@ def window_start(command: Command) -> int:
     """When a command's mark starts its idempotency window: the command's time, or a
     request's `created_at` if later (an upstream clock ahead of ours). A repeat that comes
     after its mark is forgotten is then always an expired request, never applied again."""
-    created_at = command.payload.get("created_at") if command.kind in REQUEST_KINDS else None
-    if created_at is None:
+    if command.kind not in REQUEST_KINDS:
         return command.time_ms
-    return max(command.time_ms, int(created_at.timestamp() * 1000))
-
-
-REQUEST_KINDS = frozenset({"DEPOSIT_REQUEST", "WITHDRAWAL_REQUEST", "TRANSFER_REQUEST"})
+    return max(command.time_ms, created_ms(command))
 
 
 def forget_expired(step: Step) -> None:
