@@ -657,7 +657,7 @@ def btc_watcher(settings: Settings) -> None:
         blocks = rpc("getblockcount") - start_block + 1
         btc_assets = isolated.data_dir / "assets.toml"
         btc_assets.write_text(
-            '[assets.BTC]\nchain = "bitcoin"\ndecimals = 8\n'
+            '[assets.BTC]\nchain = "bitcoin"\nnetwork = "regtest"\nsegwit = false\ndecimals = 8\n'
             'confirmation_levels_usd = ["100:0", "500:1", "1000:2", "*:3"]\n'
         )
 

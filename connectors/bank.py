@@ -1,17 +1,22 @@
 """The bank connector: camt files and JSON notifications in, bank events out, once each.
 
 Owns what happens to a bank message after it arrives (from the HTTP endpoint, the drop
-directory or the CLI): parse it (`connectors.camt`), publish each notification to
-bank-notifications and each statement to bank-statements keyed by the bank account, and
-publish a fiat deposit (a CONFIRMED chain observation on the `bank` chain) for every
-booked credit whose end-to-end id or remittance text carries a user's bound deposit
-reference (address-bindings with chain `bank`).
+directory or the CLI): parse it (`connectors.camt`), check every event against its bank
+account (`tokengine.bank_events`: a configured account, its currency, amounts at its
+scale, real dates), publish each notification to bank-notifications and each statement
+to bank-statements keyed by the bank account, and publish a fiat deposit (a CONFIRMED
+chain observation on the `bank` chain) for every booked credit whose end-to-end id or
+remittance text carries a user's bound deposit reference (address-bindings with chain
+`bank`, folded by `tokengine.bindings`: malformed or conflicting bindings are ignored).
 
-The same message delivered twice is published once: the connector keeps the message ids
-already on the bank topics (a whole-topic view, so a restart remembers them). Two
-connectors receiving one message at the same instant may both publish it; reconciliation
-and the ledger dedupe by entry reference and deposit id, so that changes nothing.
-A file that cannot be read goes to the dead-letter topic, whole, with the reason.
+A message is refused whole (`CamtError`, nothing published) when any of its events fails a
+check, and dead-lettered with a bounded excerpt (`topics.dead_letters.excerpt`). The same
+message delivered twice is published once: the connector keeps the (topic, bank account,
+message id) triples already on the bank topics (a whole-topic view, so a restart
+remembers them); one message id used by two bank accounts is two messages. Two
+connectors receiving one message at the same instant may both publish it;
+reconciliation and the ledger dedupe by entry reference and deposit id, so that changes
+nothing.
 """
 
 from __future__ import annotations
@@ -23,19 +28,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from connectors.camt import CamtError, notification_from_json, parse_camt
+from tokengine import observations
 from tokengine.assets import AssetCatalogue
+from tokengine.bank_events import check_bank_event
+from tokengine.bindings import Bindings
+from tokengine.fields import FieldError
 from topics import catalogue
 from topics.codec import Codec
-from topics.dead_letters import dead_letter
+from topics.dead_letters import dead_letter, excerpt
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
 
 BANK_CHAIN = "bank"
 REFERENCE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-./]*")
+FLUSH_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -60,25 +70,24 @@ class Submission:
 
 
 class BankState:
-    """What the connector knows from the topics: published message ids, deposit references."""
+    """What the connector knows from the topics: published messages, deposit references."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.published: set[tuple[str, str]] = set()  # (topic, message id)
-        self.references: dict[str, str] = {}  # upper-case deposit reference -> user account
+        self.published: set[tuple[str, str, str]] = set()  # (topic, bank account, message id)
+        self.references = Bindings(BANK_CHAIN, str.upper)  # deposit reference -> user account
 
     def fold(self, topic: str, value: dict[str, Any]) -> None:
         if topic == catalogue.ADDRESS_BINDINGS:
-            if value["chain"] == BANK_CHAIN:
-                self.references[value["address"].upper()] = value["account_id"]
+            self.references.fold(value)
         else:
-            self.published.add((topic, value["message_id"]))
+            self.published.add((topic, value["account_id"], value["message_id"]))
 
     def account_for(self, entry: dict[str, Any]) -> str | None:
         candidates = [entry.get("end_to_end_id") or ""]
         candidates += REFERENCE_TOKEN.findall(entry.get("remittance_info") or "")
         for candidate in candidates:
-            account = self.references.get(candidate.upper())
+            account = self.references.account_for(candidate)
             if account is not None:
                 return account
         return None
@@ -119,55 +128,82 @@ class BankConnector:
         """Publish a camt.053/054 file; raises CamtError (after dead-lettering it)."""
         try:
             message = parse_camt(data)
+            topic = (
+                catalogue.BANK_STATEMENTS
+                if message.kind == "camt.053"
+                else catalogue.BANK_NOTIFICATIONS
+            )
+            submission = Submission(message.kind, findings=message.findings)
+            self._publish(submission, topic, message.events)
         except CamtError as error:
             self.reject(data, source, error)
             raise
-        submission = Submission(message.kind, findings=message.findings)
-        topic = (
-            catalogue.BANK_STATEMENTS
-            if message.kind == "camt.053"
-            else catalogue.BANK_NOTIFICATIONS
-        )
-        self._publish(submission, topic, message.events)
         return submission
 
-    def submit_json(self, body: dict[str, Any], source: str) -> Submission:
-        """Publish one notified entry of the JSON shape; raises CamtError when incomplete."""
+    def submit_json(self, body: object, source: str, data: bytes = b"") -> Submission:
+        """Publish one notified entry of the JSON shape; raises CamtError when it is not one."""
         try:
             notification = notification_from_json(body)
+            submission = Submission("json")
+            self._publish(submission, catalogue.BANK_NOTIFICATIONS, [notification])
         except CamtError as error:
-            self.reject(repr(body).encode(), source, error)
+            self.reject(data, source, error)
             raise
-        submission = Submission("json")
-        self._publish(submission, catalogue.BANK_NOTIFICATIONS, [notification])
         return submission
 
     def _publish(self, submission: Submission, topic: str, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            try:
+                check_bank_event(event, self.assets)
+            except FieldError as error:
+                raise CamtError(error.reason, f"{event['message_id']}: {error}") from None
         self.view.wait_caught_up()
         with self.submit_lock:
-            for event in events:
-                key = (topic, event["message_id"])
-                submission.events.append(event)
-                with self.view.lock:
-                    already = key in self.state.published
-                if already:
-                    submission.duplicates.append(event["message_id"])
-                    continue
-                if topic == catalogue.BANK_NOTIFICATIONS:
-                    submission.deposits += self._publish_deposits(event)
-                self.producer.produce(
-                    self.prefix + topic,
-                    self.codec.encode(topic, event),
-                    event["account_id"].encode(),
-                )
-                with self.view.lock:
-                    self.state.published.add(key)
-                submission.published.append(event["message_id"])
-            if self.producer.flush(30) != 0:
+            planned = [self._planned(topic, event) for event in events]  # all encoded first
+            try:
+                for event, value, deposits in planned:
+                    self._produce(submission, topic, event, value, deposits)
+            except (KafkaException, BufferError) as error:
+                raise CamtError("not_published", f"the broker refused an event: {error}") from None
+            if self.producer.flush(FLUSH_TIMEOUT_S) != 0:
                 raise RuntimeError("bank events not acknowledged by the broker")
 
-    def _publish_deposits(self, notification: dict[str, Any]) -> list[str]:
-        """Credits to a bank account backing an asset, carrying a user's deposit reference."""
+    def _planned(self, topic: str, event: dict[str, Any]) -> tuple:
+        """(event, its value, its deposits as (observation, its value)); value None: a
+        message already published."""
+        with self.view.lock:
+            if (topic, event["account_id"], event["message_id"]) in self.state.published:
+                return event, None, []
+        deposits = self._deposits(event) if topic == catalogue.BANK_NOTIFICATIONS else []
+        try:
+            encoded = [
+                (observation, self.codec.encode(catalogue.CHAIN_OBSERVATIONS, observation))
+                for observation in deposits
+            ]
+            return event, self.codec.encode(topic, event), encoded
+        except ValueError as error:  # e.g. a value the wire cannot carry
+            raise CamtError("invalid_field", f"{event['message_id']}: {error}") from None
+
+    def _produce(self, submission, topic, event, value, deposits) -> None:
+        submission.events.append(event)
+        if value is None:
+            submission.duplicates.append(event["message_id"])
+            return
+        for observation, observed in deposits:
+            self.producer.produce(
+                self.prefix + catalogue.CHAIN_OBSERVATIONS,
+                observed,
+                observation["account_id"].encode(),
+            )
+            submission.deposits.append(observation["deposit_id"])
+        self.producer.produce(self.prefix + topic, value, event["account_id"].encode())
+        with self.view.lock:
+            self.state.published.add((topic, event["account_id"], event["message_id"]))
+        submission.published.append(event["message_id"])
+
+    def _deposits(self, notification: dict[str, Any]) -> list[dict[str, Any]]:
+        """The deposit observations of credits carrying a user's deposit reference (dust
+        below the asset's minimum is not a deposit: it stays unattributed)."""
         asset = self.assets.by_bank_account(notification["account_id"])
         if asset is None:
             return []
@@ -176,6 +212,9 @@ class BankConnector:
         for entry in notification["entries"]:
             if entry["credit_debit_indicator"] != "CRDT":
                 continue
+            if entry["amount"] <= 0 or entry["amount"] < asset.min_deposit:
+                log.info("bank credit %s is below the minimum deposit", entry["entry_reference"])
+                continue
             with self.view.lock:
                 account_id = self.state.account_for(entry)
             if account_id is None:
@@ -183,7 +222,7 @@ class BankConnector:
                 continue
             entry["deposit_account_id"] = account_id  # reconciliation waits for the ledger
             reference = entry["entry_reference"]
-            deposit_id = f"{BANK_CHAIN}:{reference.lower()}:0"
+            deposit_id = observations.deposit_id(asset, reference, 0)
             observation = {
                 "observation_id": f"{deposit_id}:booked",
                 "deposit_id": deposit_id,
@@ -202,28 +241,25 @@ class BankConnector:
                 "status": "CONFIRMED",
                 "observed_at": now,
             }
-            self.producer.produce(
-                self.prefix + catalogue.CHAIN_OBSERVATIONS,
-                self.codec.encode(catalogue.CHAIN_OBSERVATIONS, observation),
-                account_id.encode(),
-            )
-            deposits.append(deposit_id)
+            deposits.append(observation)
         return deposits
 
     def reject(self, data: bytes, source: str, error: CamtError) -> None:
+        """A dead letter of a refused message: its reason and a bounded excerpt."""
+        kept, described = excerpt(data)
         record = dead_letter(
-            source_topic=source,
+            source_topic=source[:200],
             source_partition=-1,
             source_offset=-1,
             key=None,
-            value=data,
+            value=kept,
             reason=error.reason,
-            error=str(error),
+            error=f"{error} ({described})",
             component="bank-connector",
         )
         self.producer.produce(
             self.prefix + catalogue.DEAD_LETTERS,
             self.codec.encode(catalogue.DEAD_LETTERS, record),
-            source.encode(),
+            source[:200].encode(),
         )
-        self.producer.flush(30)
+        self.producer.flush(FLUSH_TIMEOUT_S)

@@ -48,6 +48,10 @@ RPC_WALLET_ERROR = -4
 RPC_METHOD_NOT_FOUND = -32601
 
 
+class NotConcluded(Exception):
+    """Nothing can be concluded about a payout now (asked again after a wait)."""
+
+
 class PayoutNotPossible(Exception):
     """The payout cannot be built (nothing was sent): reported FAILED with this reason."""
 
@@ -60,6 +64,19 @@ def read_payout_key(path: Path) -> Key:
 def network_of(chain: str) -> str:
     """bitcoinlib's network for the node's `getblockchaininfo` chain name."""
     return "bitcoin" if chain == "main" else "testnet"  # regtest uses testnet addresses
+
+
+NODE_CHAINS = {"main": "bitcoin", "test": "testnet", "testnet4": "testnet", "regtest": "regtest"}
+
+
+def check_network(chain: str, assets: list[Asset]) -> None:
+    """The node's chain must be the configured network of every Bitcoin asset."""
+    for asset in assets:
+        if NODE_CHAINS.get(chain) != asset.network:
+            raise RuntimeError(
+                f"the Bitcoin node is on {chain!r}, asset {asset.code} is configured for "
+                f"{asset.network!r}: no payouts until the configuration and the node agree"
+            )
 
 
 class BitcoinPayouts(PayoutExecutor):
@@ -80,6 +97,7 @@ class BitcoinPayouts(PayoutExecutor):
         self.confirmations_required = confirmations_required
         self.network: str | None = None
         self.forkid = False
+        self.spends: dict[str, set[tuple[str, int]]] = {}  # payout id -> outpoints its tx spends
 
     @property
     def address(self) -> str:
@@ -90,10 +108,13 @@ class BitcoinPayouts(PayoutExecutor):
         super().run()
 
     def connect(self) -> None:
-        """Learn the node's chain and signature rules; make it watch the hot wallet."""
+        """Learn the node's chain and signature rules; make it watch the hot wallet. A node
+        of another network than the assets' is a configuration error: nothing is paid."""
         while not self.stopping.is_set():
             try:
-                self.network = network_of(self.rpc("getblockchaininfo")["chain"])
+                chain = self.rpc("getblockchaininfo")["chain"]
+                check_network(chain, self.assets.on_chain(CHAIN))
+                self.network = network_of(chain)
                 self.forkid = any(
                     name in self.rpc("getnetworkinfo")["subversion"] for name in FORKID_NODES
                 )
@@ -130,16 +151,24 @@ class BitcoinPayouts(PayoutExecutor):
         while not self.stopping.is_set():
             try:
                 return self.pay_once(command, asset, known)
-            except RpcUnavailable as error:  # nothing known about the call: ask again
-                log.warning("bitcoin node unavailable (%s); retrying", error)
+            except (RpcUnavailable, NotConcluded) as error:  # nothing known now: ask again
+                log.warning("payout %s: %s; trying again", command["payout_id"], error)
                 self.stopping.wait(RPC_RETRY_S)
                 with self.view.lock:
                     known = self.facts.results.get(command["payout_id"])
         return False
 
     def pay_once(self, command: dict[str, Any], asset: Asset, known: dict[str, Any] | None) -> bool:
-        if known is not None and known.get("raw_transaction"):
+        first = not (known is not None and known.get("raw_transaction"))
+        if not first:
             raw = known["raw_transaction"]
+            if not self.pays(raw, command):  # never send bytes that pay something else
+                log.critical(
+                    "payout %s: its recorded transaction pays something else; "
+                    "not sent (an operator must look)",
+                    command["payout_id"],
+                )
+                return True
         else:
             try:
                 raw = self.build(command, asset)
@@ -156,6 +185,9 @@ class BitcoinPayouts(PayoutExecutor):
                 raise
             except RpcError as error:
                 if error.code != RPC_ALREADY_IN_CHAIN and self.transaction(txid) is None:
+                    if not (first or self.inputs_spent_elsewhere(raw)):
+                        # sent before a restart, maybe relayed: it may still confirm
+                        raise NotConcluded(f"the node refuses {txid}: {error}") from None
                     reason = f"rejected by the node: {error}"
                     self.report(command, "FAILED", tx_hash=txid, raw_transaction=raw, reason=reason)
                     return True
@@ -166,6 +198,23 @@ class BitcoinPayouts(PayoutExecutor):
             command, "CONFIRMED", tx_hash=txid, raw_transaction=raw, network_fee=network_fee
         )
         return True
+
+    def pays(self, raw: str, command: dict[str, Any]) -> bool:
+        """Whether a transaction pays the command's amount to its destination."""
+        amount = satoshi(command["amount"])
+        transaction = Transaction.parse_hex(raw, network=self.network)
+        return any(
+            out.value == amount and out.address == command["destination_address"]
+            for out in transaction.outputs
+        )
+
+    def inputs_spent_elsewhere(self, raw: str) -> bool:
+        """Whether an input of this (unknown to the node) transaction is spent: then it can
+        never confirm, and nothing was paid by it."""
+        for spent in Transaction.parse_hex(raw, network=self.network).inputs:
+            if self.rpc("gettxout", spent.prev_txid.hex(), spent.output_n_int, True) is None:
+                return True
+        return False
 
     def transaction(self, txid: str) -> dict[str, Any] | None:
         """The node's view of a transaction (mempool or chain), None if it never saw it."""
@@ -244,18 +293,35 @@ class BitcoinPayouts(PayoutExecutor):
         ]
         return sorted(coins, key=lambda coin: -coin["satoshi"])
 
+    def accepts_result(self, result: dict[str, Any]) -> bool:
+        """A recorded transaction must parse and have the recorded txid: a restart sends
+        those very bytes again, and their inputs are kept from other payouts."""
+        raw = result.get("raw_transaction")
+        if result["status"] != "SUBMITTED":
+            self.spends.pop(result["payout_id"], None)  # final: its inputs are free or spent
+            return True
+        if not raw:
+            return True
+        try:
+            spent = {
+                (one.prev_txid.hex(), one.output_n_int)
+                for one in Transaction.parse_hex(raw, network=self.network).inputs
+            }
+            if txid_of(raw) != result.get("tx_hash"):
+                return False
+        except Exception:  # bitcoinlib raises several kinds for bytes that do not parse
+            return False
+        self.spends[result["payout_id"]] = spent
+        return True
+
     def outpoints_in_flight(self) -> set[tuple[str, int]]:
         with self.view.lock:
             unfinished = [
-                r["raw_transaction"]
-                for r in self.facts.results.values()
+                payout_id
+                for payout_id, r in self.facts.results.items()
                 if r["status"] == "SUBMITTED" and r.get("raw_transaction")
             ]
-        return {
-            (spent.prev_txid.hex(), spent.output_n_int)
-            for raw in unfinished
-            for spent in Transaction.parse_hex(raw, network=self.network).inputs
-        }
+            return {outpoint for payout_id in unfinished for outpoint in self.spends[payout_id]}
 
     def fee_for(self, inputs: int, outputs: int) -> int:
         size = TX_OVERHEAD_BYTES + inputs * P2PKH_INPUT_BYTES + outputs * P2PKH_OUTPUT_BYTES

@@ -7,7 +7,11 @@ notification in the file into a `BankStatement` / `BankNotification` value.
 
 Real files often fail strict validation: a file that can be read is accepted with its
 validation findings attached; one that cannot (not XML, not camt.053/054, no account, an
-amount that is not a number) raises `CamtError` with the reason.
+amount that is not a number, a date that is not a date) raises `CamtError` with the
+reason. Amounts go through the one amount parser (`tokengine.money`), dates are read as
+ISO 8601 dates, every text is bounded: nothing in a file can become a path, an unbounded
+value or an unexpected exception. Whether the amounts and currencies suit the bank
+account is `tokengine.bank_events`' to say.
 """
 
 from __future__ import annotations
@@ -15,17 +19,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from tokengine import fields
+from tokengine.fields import FieldError
+from tokengine.money import AmountError, parse_amount
+
 XSD_DIR = Path(__file__).with_name("iso20022")
 NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:(camt\.05[34])\.001\.(\d\d)$")
 SUPPORTED_VERSIONS = range(2, 9)
 MAX_FINDINGS = 20
+MAX_ID = 140  # characters of an id or reference (ISO 20022 ids are Max35Text)
+INDICATORS = ("CRDT", "DBIT")
 # The message element under Document, and its per-account report element.
 BODIES = {
     "camt.053": ("BkToCstmrStmt", "Stmt"),
@@ -64,6 +74,8 @@ def parse_camt(data: bytes, now: datetime | None = None) -> CamtMessage:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as error:
         raise CamtError("not_xml", f"not well-formed XML: {error}") from None
+    if root.getroottree().docinfo.doctype:  # entities of its own: never in a bank file
+        raise CamtError("not_allowed", "a document type declaration (DOCTYPE) is not accepted")
     match = NAMESPACE.match(etree.QName(root).namespace or "")
     if etree.QName(root).localname != "Document" or match is None:
         raise CamtError("unknown_message", f"not a camt.053/054 document (root {root.tag!r})")
@@ -77,20 +89,19 @@ def parse_camt(data: bytes, now: datetime | None = None) -> CamtMessage:
     body = reader.child(root, body_name)
     if body is None:
         raise CamtError("unknown_message", f"{version}: no {body_name} element")
-    message_id = reader.text(body, "GrpHdr/MsgId")
-    if not message_id:
-        raise CamtError("missing_field", f"{version}: GrpHdr/MsgId is missing")
+    message_id = _id(reader.text(body, "GrpHdr/MsgId"), f"{version}: GrpHdr/MsgId")
     created_at = _timestamp(reader.text(body, "GrpHdr/CreDtTm")) or now
     reports = reader.children(body, report_name)
     if not reports:
         raise CamtError("missing_field", f"{version}: no {report_name} element")
     events = []
     for index, report in enumerate(reports):
-        report_id = reader.text(report, "Id") or f"{message_id}#{index + 1}"
+        report_id = _id(reader.text(report, "Id") or f"{message_id}#{index + 1}", "Id")
         event_id = message_id if len(reports) == 1 else f"{message_id}#{report_id}"
         account_id = reader.text(report, "Acct/Id/IBAN") or reader.text(report, "Acct/Id/Othr/Id")
         if not account_id:
             raise CamtError("missing_field", f"{report_name} {report_id}: no account id")
+        account_id = _id(account_id.replace(" ", ""), f"{report_name} {report_id}: Acct/Id")
         read = [
             _entry(reader, e, report_id, i) for i, e in enumerate(reader.children(report, "Ntry"))
         ]
@@ -102,7 +113,7 @@ def parse_camt(data: bytes, now: datetime | None = None) -> CamtMessage:
         currency = reader.text(report, "Acct/Ccy") or _first_currency(entries, reader, report)
         event: dict[str, Any] = {
             "message_id": event_id,
-            "account_id": account_id.replace(" ", ""),
+            "account_id": account_id,
             "currency": currency,
             "entries": entries,
             "created_at": _timestamp(reader.text(report, "CreDtTm")) or created_at,
@@ -115,36 +126,39 @@ def parse_camt(data: bytes, now: datetime | None = None) -> CamtMessage:
     return CamtMessage(kind, version, message_id, events, findings)
 
 
-def notification_from_json(body: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """The JSON shape of one notified entry, as a BankNotification value."""
-    required = (
-        "message_id",
-        "account_id",
-        "currency",
-        "credit_debit_indicator",
-        "amount",
-        "bank_reference",
-    )
-    missing = [name for name in required if not body.get(name)]
-    if missing:
-        raise CamtError("missing_field", f"{missing[0]}: required")
-    indicator = str(body["credit_debit_indicator"]).upper()
-    if indicator not in ("CRDT", "DBIT"):
-        raise CamtError("invalid_field", "credit_debit_indicator: must be CRDT or DBIT")
-    entry = {
-        "entry_reference": str(body["bank_reference"]),
-        "end_to_end_id": body.get("end_to_end_id") or None,
-        "credit_debit_indicator": indicator,
-        "amount": _amount(str(body["amount"]), "amount"),
-        "currency": str(body["currency"]),
-        "booking_date": body.get("booking_date"),
-        "value_date": body.get("value_date"),
-        "remittance_info": body.get("remittance_info"),
-    }
+def notification_from_json(body: object, now: datetime | None = None) -> dict[str, Any]:
+    """The JSON shape of one notified entry, as a BankNotification value; any field of the
+    wrong type or grammar is a CamtError naming it."""
+    if not isinstance(body, dict):
+        raise CamtError("invalid_json", "json: must be a JSON object")
+    try:
+        message_id = _id(fields.text(body, "message_id"), "message_id")
+        account_id = _id(fields.text(body, "account_id").replace(" ", ""), "account_id")
+        currency = fields.text(body, "currency", fields.CURRENCY)
+        indicator = fields.text(body, "credit_debit_indicator").upper()
+        if indicator not in INDICATORS:
+            raise FieldError("invalid_field", "credit_debit_indicator", "must be CRDT or DBIT")
+        if body.get("amount") is None:
+            raise FieldError("missing_field", "amount", "is required (a decimal)")
+        amount = parse_amount(body["amount"])
+        entry = {
+            "entry_reference": _id(fields.text(body, "bank_reference"), "bank_reference"),
+            "end_to_end_id": fields.optional_text(body, "end_to_end_id"),
+            "credit_debit_indicator": indicator,
+            "amount": amount,
+            "currency": currency,
+            "booking_date": _json_date(body, "booking_date"),
+            "value_date": _json_date(body, "value_date"),
+            "remittance_info": fields.optional_text(body, "remittance_info"),
+        }
+    except AmountError as error:
+        raise CamtError("invalid_amount", f"amount: {error}") from None
+    except FieldError as error:
+        raise CamtError(error.reason, str(error)) from None
     return {
-        "message_id": str(body["message_id"]),
-        "account_id": str(body["account_id"]).replace(" ", ""),
-        "currency": str(body["currency"]),
+        "message_id": message_id,
+        "account_id": account_id,
+        "currency": currency,
         "entries": [entry],
         "created_at": now or datetime.now(UTC),
         "source_format": "json",
@@ -160,8 +174,11 @@ def _schema(version: str) -> etree.XMLSchema:
 def validation_findings(root: etree._Element, version: str) -> list[str]:
     """Strict XSD findings (empty when valid), kept short enough to travel with the event."""
     schema = _schema(version)
-    if schema.validate(etree.ElementTree(root)):
-        return []
+    try:
+        if schema.validate(etree.ElementTree(root)):
+            return []
+    except etree.Error as error:  # what the validator cannot even read
+        return [f"not validated: {str(error)[:200]}"]
     findings = [f"line {e.line}: {e.message}" for e in schema.error_log]
     if len(findings) > MAX_FINDINGS:
         findings = findings[:MAX_FINDINGS] + [f"... {len(findings) - MAX_FINDINGS} more"]
@@ -190,22 +207,47 @@ class _Reader:
         return found.text.strip() or None
 
 
+def _currency(code: str | None, where: str) -> str:
+    """An amount's currency as written (ISO 4217: three letters; checked against the bank
+    account's by `tokengine.bank_events`), never cut to fit."""
+    if not code or not fields.CURRENCY.fullmatch(code):
+        raise CamtError("invalid_field", f"{where}: Ccy {fields.shown(code)} is not a currency")
+    return code
+
+
+def _json_date(body: dict[str, Any], field: str) -> str | None:
+    value = body.get(field)
+    return None if value is None else fields.iso_date(value, field).isoformat()
+
+
+def _id(text: str | None, where: str) -> str:
+    """An id or reference: present, at most MAX_ID characters, no control characters."""
+    if not text:
+        raise CamtError("missing_field", f"{where} is missing")
+    if len(text) > MAX_ID or not text.isprintable():
+        raise CamtError("invalid_field", f"{where}: not an id ({fields.shown(text)})")
+    return text
+
+
 def _amount(text: str | None, where: str) -> Decimal:
+    """An amount as ISO 20022 writes it (never negative: the indicator gives the sign)."""
     try:
-        value = Decimal((text or "").strip())
-    except InvalidOperation:
-        raise CamtError("invalid_amount", f"{where}: {text!r} is not an amount") from None
-    if not value.is_finite() or value < 0:
-        raise CamtError("invalid_amount", f"{where}: {text!r} is not an amount")
-    return value
+        return parse_amount((text or "").strip())
+    except AmountError as error:
+        raise CamtError("invalid_amount", f"{where}: {error}") from None
 
 
-def _date(reader: _Reader, element, path: str) -> str | None:
-    return (
-        reader.text(element, f"{path}/Dt")
-        or (reader.text(element, f"{path}/DtTm") or "")[:10]
-        or None
-    )
+def _date(reader: _Reader, element, path: str, where: str) -> str | None:
+    """`path/Dt`, or the date of `path/DtTm`, as an ISO date; not a date: CamtError."""
+    text = reader.text(element, f"{path}/Dt")
+    if text is None and (moment := reader.text(element, f"{path}/DtTm")):
+        text = moment[:10]
+    if text is None:
+        return None
+    try:
+        return fields.iso_date(text, f"{where} {path}").isoformat()
+    except FieldError as error:
+        raise CamtError("invalid_date", str(error)) from None
 
 
 def _status(reader: _Reader, entry) -> str:
@@ -220,8 +262,8 @@ def _entry(reader: _Reader, entry, report_id: str, index: int) -> tuple[str, dic
     if amount_element is None:
         raise CamtError("missing_field", f"{where}: no Amt")
     indicator = reader.text(entry, "CdtDbtInd")
-    if indicator not in ("CRDT", "DBIT"):
-        raise CamtError("invalid_field", f"{where}: CdtDbtInd {indicator!r}")
+    if indicator not in INDICATORS:
+        raise CamtError("invalid_field", f"{where}: CdtDbtInd {fields.shown(indicator)}")
     details = reader.children(entry, "NtryDtls/TxDtls")
     end_to_end_ids = [
         e2e
@@ -237,15 +279,16 @@ def _entry(reader: _Reader, entry, report_id: str, index: int) -> tuple[str, dic
         or reader.text(entry, "NtryRef")
         or f"{report_id}:{index + 1}"
     )
+    end_to_end_id = end_to_end_ids[0] if len(end_to_end_ids) == 1 else None
     return _status(reader, entry), {
-        "entry_reference": reference,
-        "end_to_end_id": end_to_end_ids[0] if len(end_to_end_ids) == 1 else None,
+        "entry_reference": _id(reference, f"{where} reference"),
+        "end_to_end_id": None if end_to_end_id is None else _id(end_to_end_id, f"{where} e2e"),
         "credit_debit_indicator": indicator,
         "amount": _amount(amount_element.text, f"{where} Amt"),
-        "currency": amount_element.get("Ccy") or "",
-        "booking_date": _date(reader, entry, "BookgDt"),
-        "value_date": _date(reader, entry, "ValDt"),
-        "remittance_info": " ".join(remittance).strip() or None,
+        "currency": _currency(amount_element.get("Ccy"), where),
+        "booking_date": _date(reader, entry, "BookgDt", where),
+        "value_date": _date(reader, entry, "ValDt", where),
+        "remittance_info": " ".join(remittance).strip()[: fields.MAX_TEXT] or None,
     }
 
 
@@ -270,19 +313,23 @@ def _statement_fields(reader: _Reader, report, report_id: str, created_at: datet
     balances: dict[str, tuple[Decimal, str | None]] = {}
     for balance in reader.children(report, "Bal"):
         code = reader.text(balance, "Tp/CdOrPrtry/Cd") or reader.text(balance, "Tp/CdOrPrtry/Prtry")
-        amount = _amount(reader.text(balance, "Amt"), f"{report_id} balance {code}")
+        where = f"{report_id} balance {code}"
+        amount = _amount(reader.text(balance, "Amt"), where)
         if reader.text(balance, "CdtDbtInd") == "DBIT":
             amount = -amount
-        balances.setdefault(code or "", (amount, _date(reader, balance, "Dt")))
+        balances.setdefault(code or "", (amount, _date(reader, balance, "Dt", where)))
     opening = next((balances[c] for c in OPENING_BALANCE_CODES if c in balances), None)
     closing = next((balances[c] for c in CLOSING_BALANCE_CODES if c in balances), None)
     if closing is None:
         raise CamtError("missing_field", f"statement {report_id}: no closing balance (CLBD)")
-    statement_date = (
-        closing[1]
-        or (reader.text(report, "FrToDt/ToDtTm") or "")[:10]
-        or created_at.date().isoformat()
-    )
+    period_end = reader.text(report, "FrToDt/ToDtTm")
+    statement_date = closing[1] or created_at.date().isoformat()
+    if closing[1] is None and period_end:
+        where = f"statement {report_id} FrToDt/ToDtTm"
+        try:
+            statement_date = fields.iso_date(period_end[:10], where).isoformat()
+        except FieldError as error:
+            raise CamtError("invalid_date", str(error)) from None
     return {
         "statement_id": report_id,
         "statement_date": statement_date,
@@ -292,10 +339,10 @@ def _statement_fields(reader: _Reader, report, report_id: str, created_at: datet
 
 
 def _timestamp(text: str | None) -> datetime | None:
+    """A creation time, leniently: one that is not a time (or out of range) is left out."""
     if not text:
         return None
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return fields.timestamp(text, "CreDtTm")
+    except FieldError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

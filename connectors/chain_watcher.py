@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,11 @@ from confluent_kafka import Producer
 from prometheus_client import Counter, Gauge
 
 from connectors.confirmations import Price, confirmations_required
+from tokengine import observations
 from tokengine.assets import Asset, AssetCatalogue
+from tokengine.bindings import Bindings
 from tokengine.config import Settings
+from tokengine.money import MAX_AMOUNT
 from topics import catalogue
 from topics.codec import Codec
 from topics.kafka import make_producer
@@ -40,10 +43,16 @@ REORG_WINDOW = 64  # block hashes kept to find a fork point
 MAX_BLOCKS_PER_STEP = 500
 POLL_INTERVAL_S = 0.5
 MAX_BACKOFF_S = 30.0
+MAX_PRICE_CLOCK_AHEAD = timedelta(minutes=1)
 
 blocks_processed = Counter("token_engine_watcher_blocks", "Blocks read, per chain.", ["chain"])
 node_errors = Counter(
     "token_engine_watcher_node_errors", "Failed node calls, per chain.", ["chain"]
+)
+transfers_ignored = Counter(
+    "token_engine_watcher_transfers_ignored",
+    "Transfers to deposit addresses not watched (zero value, out of range), per chain.",
+    ["chain", "reason"],
 )
 watcher_head = Gauge("token_engine_watcher_block", "Last block read, per chain.", ["chain"])
 
@@ -92,19 +101,31 @@ class WatcherState:
 
 
 class ChainFacts:
-    """What the watcher reads from topics: deposit addresses and USD prices."""
+    """What the watcher reads from topics: deposit addresses and USD prices.
 
-    def __init__(self, chain: str, normalize: Callable[[str], str]) -> None:
+    Bindings follow `tokengine.bindings` (malformed or conflicting ones are ignored). A
+    price that is not positive, or stamped in the future, is ignored: it would make every
+    deposit need the fewest confirmations (a missing price means the most).
+    """
+
+    def __init__(self, chain: str, normalize: Callable[[str], str], network: str = "") -> None:
         self.chain = chain
-        self.normalize = normalize
-        self.addresses: dict[str, str] = {}  # lower-case address -> account id
+        self.bindings = Bindings(chain, normalize, network or "bitcoin")
+        self.addresses = self.bindings.addresses  # normalised address -> account id
         self.prices: dict[str, Price] = {}
 
     def fold(self, topic: str, value: dict[str, Any]) -> None:
-        if topic == catalogue.ADDRESS_BINDINGS and value["chain"] == self.chain:
-            self.addresses[self.normalize(value["address"])] = value["account_id"]
+        if topic == catalogue.ADDRESS_BINDINGS:
+            self.bindings.fold(value)
         elif topic == catalogue.PRICES:
-            self.prices[value["asset"]] = Price(value["usd_price"], value["as_of"])
+            price = value["usd_price"]
+            ahead = value["as_of"] - datetime.now(UTC)
+            if price > 0 and ahead < MAX_PRICE_CLOCK_AHEAD:
+                self.prices[value["asset"]] = Price(price, value["as_of"])
+            else:
+                log.warning(
+                    "price of %s ignored: %s as of %s", value["asset"], price, value["as_of"]
+                )
 
 
 @dataclass(frozen=True)
@@ -128,7 +149,8 @@ class WatcherWiring:
         state_file: str,
         start_block: int = 0,
     ) -> WatcherWiring:
-        assert settings.kafka, "chain watchers need a broker"
+        if not settings.kafka:
+            raise ValueError("chain watchers need a broker (TOKENGINE_KAFKA)")
         return cls(
             settings.kafka,
             settings.topic_prefix,
@@ -150,7 +172,8 @@ class ChainWatcher:
         self.assets = {a.code: a for a in wiring.assets.assets.values() if a.chain == self.chain}
         self.state_path = wiring.state_path
         self.state = WatcherState.load(wiring.state_path, wiring.start_block)
-        self.facts = ChainFacts(self.chain, self.normalize_address)
+        network = next((a.network for a in self.assets.values() if a.network), "")
+        self.facts = ChainFacts(self.chain, self.normalize_address, network)
         self.view = TopicView(
             wiring.bootstrap,
             wiring.prefix,
@@ -191,7 +214,7 @@ class ChainWatcher:
                 try:
                     progressed = self.step()
                     backoff = 1.0
-                except (OSError, ValueError) as error:  # node down, timeouts, bad answers
+                except Exception as error:  # node down, timeouts, answers we cannot read
                     node_errors.labels(self.chain).inc()
                     log.warning("%s node: %s; retrying in %.0f s", self.chain, error, backoff)
                     self.stopping.wait(backoff)
@@ -246,7 +269,17 @@ class ChainWatcher:
         self.state.last_block = fork  # rescanned: a transaction mined again is found again
 
     def track(self, asset: Asset, tx_hash, index, number, block_hash, sender, to, units) -> None:
-        deposit_id = f"{self.chain}:{tx_hash.lower()}:{index}"
+        """Watch a transfer to a bound address. Zero-value transfers (address-poisoning spam)
+        are not watched; dust below the minimum is published and refused by intake (a dead
+        letter records it); an amount beyond what the wire carries is logged, not watched."""
+        deposit_id = observations.deposit_id(asset, tx_hash, index)
+        if units <= 0 or units >= MAX_AMOUNT.scaleb(asset.decimals):
+            transfers_ignored.labels(self.chain, "zero" if units <= 0 else "out_of_range").inc()
+            if units > 0:
+                log.error(
+                    "%s: transfer %s of %s units is beyond range", self.chain, deposit_id, units
+                )
+            return
         amount = Decimal(units).scaleb(-asset.decimals)
         self.state.tracked[deposit_id] = Tracked(
             deposit_id,

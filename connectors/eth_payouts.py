@@ -6,22 +6,28 @@ network fee (ETH payouts; an ERC20 payout's gas is paid in ETH, not in the token
 reports none) or FAILED with the reason. The loop, the breaker and the reports are
 `connectors.payout_executor`'s.
 
-Never pays twice: the nonce of a payout is recorded (with the transaction hash) before
-sending, so after a crash the executor looks the payout's transaction up on the chain and
-waits for it; only if the node never saw it does it sign again with the same nonce, and
-one nonce can be mined once. The signing key comes from configuration (a keystore file)
-and is never logged.
+Never pays twice: a payout's nonce, hash and signed bytes are recorded (SUBMITTED) before
+they are sent, so after a crash the executor looks the transaction up and, if the node
+never saw it, sends the very same bytes again: a payout that recorded its bytes is never
+signed twice, and one nonce can be mined once. FAILED is reported only when nothing can
+have been paid: the transaction could not be built, it reverted, it was refused before it
+ever left the executor, or another transaction took its nonce. A node that cannot be
+reached, or refuses bytes it may have had before, concludes nothing: the payout is taken
+up again after a wait. Recorded results that name no transaction are ignored
+(`accepts_result`). The signing key comes from configuration (a keystore file) and is
+never logged.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from decimal import Decimal
 from typing import Any
 
 from eth_account import Account
 from web3 import Web3
-from web3.exceptions import TimeExhausted, TransactionNotFound
+from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
 
 from connectors.ethereum import CHAIN
 from connectors.payout_executor import ExecutorWiring, PayoutExecutor
@@ -39,7 +45,17 @@ ERC20_TRANSFER_ABI = [
     }
 ]
 RECEIPT_POLL_S = 30.0
+RPC_RETRY_S = 2.0
 NATIVE_GAS = 21_000
+TX_HASH = re.compile(r"0x[0-9a-f]{64}")
+NEVER_MINED = object()  # a payout transaction whose nonce another transaction took
+
+
+class NotConcluded(Exception):
+    """Nothing can be concluded about a payout now (asked again after a wait)."""
+
+
+UNREACHABLE = (OSError, NotConcluded)  # requests' errors (refused, timeouts) are OSErrors
 
 
 class EthereumPayouts(PayoutExecutor):
@@ -55,47 +71,127 @@ class EthereumPayouts(PayoutExecutor):
     def address(self) -> str:
         return self.account.address
 
+    def accepts_result(self, result: dict[str, Any]) -> bool:
+        """A SUBMITTED result must name a transaction (hash, nonce) and, when it records the
+        signed bytes, bytes of that hash: a restart sends those very bytes again."""
+        if result["status"] != "SUBMITTED":
+            return True
+        tx_hash, nonce, raw = (
+            result.get("tx_hash"),
+            result.get("nonce"),
+            result.get("raw_transaction"),
+        )
+        if not (isinstance(tx_hash, str) and TX_HASH.fullmatch(tx_hash)):
+            return False
+        if isinstance(nonce, bool) or not isinstance(nonce, int) or nonce < 0:
+            return False
+        if raw is None:
+            return True
+        try:
+            return Web3.keccak(hexstr=raw).to_0x_hex() == tx_hash
+        except (ValueError, TypeError):
+            return False
+
     # -- one payout ----------------------------------------------------------------------
 
     def pay(self, command: dict[str, Any], asset: Asset, known: dict[str, Any] | None) -> bool:
-        try:
-            if known is not None and known.get("nonce") is not None:
-                tx_hash, nonce = known["tx_hash"], known["nonce"]
-                if not self.on_chain(tx_hash):  # it never reached the node: same nonce again
-                    signed = self.sign(command, asset, nonce)
-                    tx_hash = signed.hash.to_0x_hex()
-                    self.report(command, "SUBMITTED", tx_hash=tx_hash, nonce=nonce)
-                    self.w3.eth.send_raw_transaction(signed.raw_transaction)
-                    self.sent += 1
-            else:
-                nonce = self.allocate_nonce()
+        """Pay once; while the node cannot be reached, or refuses what it may have had
+        before, nothing is concluded (asked again after a wait)."""
+        while not self.stopping.is_set():
+            try:
+                return self.pay_once(command, asset, known)
+            except UNREACHABLE as error:
+                log.warning("payout %s: %s; trying again", command["payout_id"], error)
+                self.next_nonce = None  # ask the node again
+                self.stopping.wait(RPC_RETRY_S)
+                with self.view.lock:
+                    known = self.facts.results.get(command["payout_id"])
+        return False
+
+    def pay_once(self, command: dict[str, Any], asset: Asset, known: dict[str, Any] | None):
+        if known is not None and known.get("raw_transaction"):
+            nonce, tx_hash, raw = known["nonce"], known["tx_hash"], known["raw_transaction"]
+            first = False  # sent before a restart, maybe: only these bytes, ever
+        else:
+            resigned = known is not None and known.get("nonce") is not None
+            nonce = known["nonce"] if resigned else self.allocate_nonce()
+            try:
                 signed = self.sign(command, asset, nonce)
-                tx_hash = signed.hash.to_0x_hex()
-                self.report(command, "SUBMITTED", tx_hash=tx_hash, nonce=nonce)
-                self.w3.eth.send_raw_transaction(signed.raw_transaction)
-                self.sent += 1
-            receipt = self.wait_for_receipt(tx_hash)
-        except (ValueError, OSError) as error:  # refused by the node: nothing was paid
-            self.next_nonce = None  # ask the node again
-            self.report(command, "FAILED", reason=f"rejected by the node: {error}")
-            return True
+            except (ValueError, TypeError) as error:  # cannot be built: nothing was sent
+                self.next_nonce = None
+                self.report(command, "FAILED", reason=f"not payable: {error}")
+                return True
+            tx_hash, raw = signed.hash.to_0x_hex(), signed.raw_transaction.to_0x_hex()
+            first = not resigned
+            self.report(command, "SUBMITTED", tx_hash=tx_hash, nonce=nonce, raw_transaction=raw)
+        if not self.on_chain(tx_hash) and not self.broadcast(command, raw, tx_hash, nonce, first):
+            return True  # refused, reported FAILED: nothing was paid
+        receipt = self.wait_for_receipt(command, raw, tx_hash, nonce)
+        if receipt is NEVER_MINED:
+            return True  # reported FAILED
         if receipt is None:
-            return False  # stopping: the next run finds the transaction by its recorded nonce
+            return False  # stopping: the next run finds the transaction by what it recorded
         if receipt["status"] != 1:
             self.report(command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason="reverted")
             return True
         fee_wei = receipt["gasUsed"] * receipt["effectiveGasPrice"]
-        network_fee = Decimal(fee_wei).scaleb(-18) if not asset.contract else None
+        network_fee = Decimal(fee_wei).scaleb(-18) if asset.is_native else None
         self.report(command, "CONFIRMED", tx_hash=tx_hash, nonce=nonce, network_fee=network_fee)
         return True
 
-    def wait_for_receipt(self, tx_hash: str) -> Any:
-        """The mined receipt; None when stopping first (a slow chain is waited for)."""
+    def broadcast(self, command, raw: str, tx_hash: str, nonce: int, first: bool) -> bool:
+        """Send the signed bytes; False once FAILED is reported (only when nothing can have
+        been paid: bytes that never left this executor, or a nonce another transaction
+        took); NotConcluded when the node refuses bytes it may have had before."""
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+            self.sent += 1
+            return True
+        except Web3RPCError as error:  # the node answered no
+            if self.on_chain(tx_hash):
+                return True  # it had it already
+            if self.nonce_taken(nonce):
+                reason = (
+                    f"nonce {nonce} was taken by another transaction; this one can never be mined"
+                )
+            elif first:
+                reason = f"rejected by the node: {error}"
+            else:
+                log.critical(
+                    "payout %s: the node refuses its transaction (%s)", command["payout_id"], error
+                )
+                raise NotConcluded(
+                    f"the node refuses a transaction it may have had: {error}"
+                ) from None
+            self.next_nonce = None  # the nonce stays free for the next payout
+            self.report(command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=reason)
+            return False
+
+    def nonce_taken(self, nonce: int) -> bool:
+        """Whether a mined transaction of the hot wallet has this nonce."""
+        return self.w3.eth.get_transaction_count(self.address, "latest") > nonce
+
+    def wait_for_receipt(self, command, raw: str, tx_hash: str, nonce: int) -> Any:
+        """The mined receipt; None when stopping first; NEVER_MINED once FAILED is reported
+        because another transaction took the nonce. A transaction the node dropped is sent
+        again (the same bytes)."""
         while not self.stopping.is_set():
             try:
                 return self.w3.eth.wait_for_transaction_receipt(tx_hash, RECEIPT_POLL_S)
             except TimeExhausted:
                 log.warning("payout transaction %s not mined yet; still waiting", tx_hash)
+            if self.on_chain(tx_hash):
+                continue
+            if self.nonce_taken(nonce):
+                reason = (
+                    f"nonce {nonce} was taken by another transaction; this one can never be mined"
+                )
+                self.report(command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=reason)
+                return NEVER_MINED
+            try:
+                self.w3.eth.send_raw_transaction(raw)
+            except Web3RPCError as error:
+                log.error("payout transaction %s not accepted again: %s", tx_hash, error)
         return None
 
     def allocate_nonce(self) -> int:

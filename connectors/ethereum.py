@@ -26,8 +26,12 @@ class EthereumWatcher(ChainWatcher):
     def __init__(self, wiring: WatcherWiring, rpc_url: str) -> None:
         super().__init__(wiring)
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
-        self.native = next((a for a in self.assets.values() if not a.contract), None)
-        self.tokens = {a.contract.lower(): a for a in self.assets.values() if a.contract}
+        self.native = next((a for a in self.assets.values() if a.is_native), None)
+        self.tokens = {
+            a.contract.lower(): a
+            for a in self.assets.values()
+            if a.token_standard == "erc20" and a.contract
+        }
 
     @staticmethod
     def normalize_address(address: str) -> str:
@@ -76,6 +80,8 @@ class EthereumWatcher(ChainWatcher):
                 }
             )
             for entry in logs:
+                if len(entry["topics"]) != 3 or len(bytes(entry["data"])) != 32:
+                    continue  # not an ERC20 Transfer(from, to, value) (e.g. ERC721's)
                 to = "0x" + entry["topics"][2].hex()[-40:]
                 if to.lower() not in self.facts.addresses:
                     continue

@@ -9,10 +9,13 @@ Owns the HTTP call and turning its answer into a `BankBalance` value. The API is
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+
+from tokengine import fields
+from tokengine.fields import FieldError, load_json
+from tokengine.money import AmountError, parse_amount
 
 TIMEOUT_S = 10.0
 
@@ -22,21 +25,28 @@ class IntradayError(RuntimeError):
 
 
 def fetch_balance(base_url: str, account_id: str) -> dict[str, Any]:
-    """The bank's current balance of an account, as a BankBalance value."""
+    """The bank's current balance of an account, as a BankBalance value; an answer that
+    is not one (unreachable, malformed, an amount or time out of range) is an
+    IntradayError, never a balance."""
     url = f"{base_url.rstrip('/')}/accounts/{account_id}/balance"
     try:
         response = httpx.get(url, timeout=TIMEOUT_S)
         response.raise_for_status()
-        body = response.json()
-        balance = Decimal(str(body["balance"]))
-    except (httpx.HTTPError, ValueError, KeyError, InvalidOperation) as error:
+        body = load_json(response.content, decimals=True)
+        if not isinstance(body, dict):
+            raise FieldError("invalid_json", "json", "the answer is not a JSON object")
+        balance = parse_amount(body.get("balance"), signed=True)
+        as_of = body.get("as_of")
+        when = fields.timestamp(as_of, "as_of") if as_of else datetime.now(UTC)
+        currency = body.get("currency", "")
+        if not isinstance(currency, str):
+            raise FieldError("invalid_field", "currency", "must be a string")
+    except (httpx.HTTPError, FieldError, AmountError) as error:
         raise IntradayError(f"{url}: {error}") from error
-    as_of = body.get("as_of")
-    when = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
     return {
         "account_id": account_id,
-        "currency": body.get("currency", ""),
+        "currency": currency,
         "balance": balance,
-        "as_of": when if when.tzinfo else when.replace(tzinfo=UTC),
+        "as_of": when,
         "source": "intraday-api",
     }

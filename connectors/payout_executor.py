@@ -5,22 +5,32 @@ the breaker is OPEN (globally or for the asset: nothing is submitted), and repor
 payout-results. A report is acknowledged by the broker before the executor goes on, so
 SUBMITTED (with what a restart needs to find or resend the same transaction) exists before
 anything reaches a chain. How a payout is paid is the chain's (`pay`).
+
+No command or result stops the executor: an undecodable command is logged and skipped; a
+command it cannot pay as given (an asset not configured or not of its chain, an amount
+that is not positive and exact, a destination its chain would not take) is reported
+FAILED with the reason, so the ledger releases the reservation; a result a chain cannot
+use (`accepts_result`) is ignored, never trusted.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
+from tokengine.addresses import address_problem
 from tokengine.assets import Asset, AssetCatalogue
 from tokengine.config import Settings
+from tokengine.money import AmountError, quantize_exact
 from topics import catalogue
 from topics.codec import Codec, DecodeError
+from topics.dead_letters import dead_letter_of_message
 from topics.kafka import make_consumer, make_producer
 from topics.view import TopicView
 
@@ -43,7 +53,8 @@ class ExecutorWiring:
     def from_settings(
         cls, settings: Settings, group_id: str, codec: Codec, assets: AssetCatalogue
     ) -> ExecutorWiring:
-        assert settings.kafka, "payout executors need a broker"
+        if not settings.kafka:
+            raise ValueError("payout executors need a broker (TOKENGINE_KAFKA)")
         return cls(
             settings.kafka,
             group_id,
@@ -61,9 +72,13 @@ class PayoutFacts:
 
     results: dict[str, dict[str, Any]]
     breakers: dict[str, str]
+    accepts: Callable[[dict[str, Any]], bool] = lambda _result: True
 
     def fold(self, topic: str, value: dict[str, Any]) -> None:
         if topic == catalogue.PAYOUT_RESULTS:
+            if not self.accepts(value):
+                log.warning("payout result of %s ignored: unusable", value["payout_id"])
+                return
             current = self.results.get(value["payout_id"])
             if current is None or current["status"] == "SUBMITTED":
                 self.results[value["payout_id"]] = value
@@ -80,7 +95,7 @@ class PayoutExecutor:
         self.producer = wiring.producer
         self.consumer = wiring.consumer
         self.assets = wiring.assets
-        self.facts = PayoutFacts({}, {})
+        self.facts = PayoutFacts({}, {}, self.accepts_result)
         self.view = TopicView(
             wiring.bootstrap,
             wiring.prefix,
@@ -106,6 +121,7 @@ class PayoutExecutor:
                     command = self.codec.decode(catalogue.PAYOUT_COMMANDS, message.value())
                 except DecodeError as error:
                     log.warning("undecodable payout command: %s", error)
+                    self.dead_letter(message, error)
                     self.consumer.commit(message, asynchronous=False)
                     continue
                 if command["chain"] == self.chain and not self.execute(command):
@@ -118,9 +134,52 @@ class PayoutExecutor:
     def stop(self) -> None:
         self.stopping.set()
 
+    def dead_letter(self, message: Any, error: DecodeError) -> None:
+        letter = dead_letter_of_message(
+            message, catalogue.PAYOUT_COMMANDS, error.reason, str(error), f"{self.chain}-payouts"
+        )
+        self.producer.produce(
+            self.prefix + catalogue.DEAD_LETTERS,
+            self.codec.encode(catalogue.DEAD_LETTERS, letter),
+            catalogue.PAYOUT_COMMANDS.encode(),
+        )
+        self.producer.flush(30)
+
+    def accepts_result(self, result: dict[str, Any]) -> bool:
+        """Whether a payout result is one this chain's executor can act on (a restart
+        resends what a SUBMITTED result recorded)."""
+        return True
+
+    def command_problem(self, command: dict[str, Any]) -> str | None:
+        """Why a payout command cannot be paid as given (None: it can)."""
+        asset = self.assets.get(command["asset"])
+        if asset is None or asset.chain != self.chain:
+            return f"asset {command['asset']!r} is not a configured {self.chain} asset"
+        if asset.payouts_unavailable:
+            return asset.payouts_unavailable
+        try:
+            amount = quantize_exact(command["amount"], asset.decimals)
+        except AmountError as error:
+            return f"amount: {error}"
+        if amount <= 0:
+            return f"amount: {amount} is not positive"
+        problem = address_problem(asset, command["destination_address"])
+        return None if problem is None else f"destination_address: {problem}"
+
     def execute(self, command: dict[str, Any]) -> bool:
         """True once the payout is final (now or before); False when stopping first."""
         self.view.wait_caught_up()
+        with self.view.lock:
+            known = self.facts.results.get(command["payout_id"])
+        if known is not None and known["status"] in ("CONFIRMED", "FAILED"):
+            return True  # done before a restart: never again
+        problem = self.command_problem(command)
+        if problem is not None:
+            if known is None:  # nothing was sent for it
+                self.report(command, "FAILED", reason=f"invalid_command: {problem}")
+            else:
+                log.critical("payout %s: %s, after SUBMITTED", command["payout_id"], problem)
+            return True
         asset = self.assets[command["asset"]]
         self.holding = command["payout_id"]
         self.wait_while_breaker_open(asset)

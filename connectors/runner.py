@@ -37,7 +37,8 @@ def payout_key(settings: Settings) -> bytes | None:
 
 
 def build_connectors(settings: Settings) -> list:
-    assert settings.kafka and (settings.eth_rpc or settings.btc_rpc)
+    if not (settings.kafka and (settings.eth_rpc or settings.btc_rpc)):
+        raise ValueError("the connectors need TOKENGINE_KAFKA and a chain node")
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
     assets = load_assets(settings.assets_file)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

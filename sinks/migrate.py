@@ -28,7 +28,8 @@ def migrations() -> list[tuple[int, str, str]]:
         version = int(path.name.split("_", 1)[0])
         found.append((version, path.stem, path.read_text()))
     versions = [version for version, _, _ in found]
-    assert versions == sorted(set(versions)), "migration versions must be unique"
+    if versions != sorted(set(versions)):
+        raise RuntimeError("migration versions must be unique and in order")
     return found
 
 

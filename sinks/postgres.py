@@ -6,9 +6,10 @@ assignment the consumer starts from the offsets stored there, never from Kafka's
 rows are idempotent upserts besides, so even a replay from offset 0 changes nothing.
 
 Faults: Postgres unreachable -> the batch is retried with backoff (the consumer paused,
-so it stays in its group) and nothing is skipped; a row that violates a constraint ->
-the batch is replayed event by event under savepoints, the offending event goes to the
-dead-letter topic with the database's reason, and the sink goes on.
+so it stays in its group) and nothing is skipped; an event whose rows Postgres refuses
+(a constraint, a value it cannot store: `IntegrityError`, `DataError`) or that cannot be
+mapped to rows at all -> the batch is replayed event by event under savepoints, the
+offending event goes to the dead-letter topic with the reason, and the sink goes on.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ POLL_TIMEOUT_S = 0.1
 MAX_BACKOFF_S = 10.0
 
 
+class UnmappableEvent(ValueError):
+    """An event whose rows cannot be built (a field missing or of the wrong kind)."""
+
+
+# what one event's rows can be refused for: dead-lettered, the sink goes on
+REFUSED_ROWS = (psycopg.IntegrityError, psycopg.DataError, UnmappableEvent)
+
+
 @dataclass(frozen=True)
 class Event:
     topic: str  # catalogue name
@@ -54,7 +63,8 @@ class Event:
 
 class PostgresSink:
     def __init__(self, settings: Settings) -> None:
-        assert settings.kafka and settings.database_url
+        if not (settings.kafka and settings.database_url):
+            raise ValueError("the Postgres sink needs TOKENGINE_KAFKA and TOKENGINE_DATABASE_URL")
         self.settings = settings
         self.group = f"{settings.app_id}-sink"
         self.codec = make_codec(settings.schema_registry, settings.topic_prefix)
@@ -180,8 +190,8 @@ class PostgresSink:
                 self.apply(conn, [e for e in events if e.value is not None])
                 letters = [(e, e.error) for e in events if e.value is None]
                 self.finish(conn, events, letters)
-        except psycopg.IntegrityError as error:
-            log.warning("batch refused (%s); applying event by event", error.diag.message_primary)
+        except REFUSED_ROWS as error:
+            log.warning("batch refused (%s); applying event by event", str(error)[:200])
             with conn.transaction():
                 letters = []
                 for event in events:
@@ -191,14 +201,18 @@ class PostgresSink:
                     try:
                         with conn.transaction():  # a savepoint per event
                             self.apply(conn, [event])
-                    except psycopg.IntegrityError as refused:
-                        letters.append((event, f"constraint_violation: {refused}"))
+                    except REFUSED_ROWS as refused:
+                        letters.append((event, f"{refused_reason(refused)}: {refused}"))
                 self.finish(conn, events, letters)
 
     def apply(self, conn: psycopg.Connection, events: list[Event]) -> None:
         grouped: dict[str, list[tuple]] = defaultdict(list)
         for event in events:
-            for statement, params in rows(event.topic, event.value, self.currencies):
+            try:
+                mapped = list(rows(event.topic, event.value, self.currencies))
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise UnmappableEvent(f"{type(error).__name__}: {error}") from error
+            for statement, params in mapped:
                 grouped[statement].append(params)
         with conn.cursor() as cursor:
             for statement in STATEMENTS:  # dependency order
@@ -249,6 +263,12 @@ class PostgresSink:
             self.codec.encode(catalogue.DEAD_LETTERS, letter),
             event.topic.encode(),
         )
+
+
+def refused_reason(error: Exception) -> str:
+    if isinstance(error, psycopg.IntegrityError):
+        return "constraint_violation"
+    return "invalid_value" if isinstance(error, psycopg.DataError) else "unmappable_event"
 
 
 def run_sink(settings: Settings) -> None:

@@ -3,11 +3,14 @@
 Owns the request-intake endpoints (`POST /api/v1/deposits|withdrawals|transfers`), which
 validate like the CLI and produce one request event, plus `GET /api/v1/health`,
 `GET /api/v1/stats` and `GET /metrics`. Errors answer with a machine-readable reason.
+`202 SUBMITTED` is answered only once the broker has acknowledged the request (a crash
+after it loses nothing the client was told was accepted); 503 when it did not.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 from typing import Any
 
 from faust import web
@@ -18,10 +21,14 @@ from streams.intake_process import intake_ready
 from streams.ledger import accounts
 from streams.ledger_core import user_balances
 from streams.request_view import view as request_results
-from tokengine.requests import RequestError, build_request
+from tokengine.fields import FieldError, load_json
+from tokengine.requests import build_request
 from topics import catalogue
 from topics.jsonable import jsonable
 
+log = logging.getLogger(__name__)
+
+ACKNOWLEDGEMENT_TIMEOUT_S = 30.0
 REQUEST_TOPICS = {
     "deposit": catalogue.DEPOSIT_REQUESTS,
     "withdrawal": catalogue.WITHDRAWAL_REQUESTS,
@@ -38,14 +45,20 @@ def error_body(reason: str, message: str, field: str | None = None) -> dict[str,
 
 async def submit_request(view: web.View, request: web.Request, kind: str) -> web.Response:
     try:
-        data = json.loads(await request.text())
-        record = build_request(kind, data, assets())
-    except json.JSONDecodeError as error:
-        return view.json(error_body("invalid_json", f"invalid JSON: {error}"), status=400)
-    except RequestError as error:
+        record = build_request(kind, load_json(await request.read()), assets())
+    except FieldError as error:
         return view.json(error_body(error.reason, str(error), error.field), status=400)
     value = codec.encode(REQUEST_TOPICS[kind], record)
-    await raw_topic(REQUEST_TOPICS[kind]).send(key=record["account_id"].encode(), value=value)
+    try:
+        delivery = await raw_topic(REQUEST_TOPICS[kind]).send(
+            key=record["account_id"].encode(), value=value
+        )
+        # the broker has it (shielded: a timeout must not cancel Faust's own future)
+        await asyncio.wait_for(asyncio.shield(delivery), ACKNOWLEDGEMENT_TIMEOUT_S)
+    except Exception as error:  # the client may send the same request (same id) again
+        log.warning("request %s not acknowledged by the broker: %s", record["request_id"], error)
+        message = "the request was not acknowledged by the broker; send it again"
+        return view.json(error_body("unavailable", message), status=503)
     return view.json({"request_id": record["request_id"], "status": "SUBMITTED"}, status=202)
 
 
@@ -67,15 +80,23 @@ class Transfers(web.View):
         return await submit_request(self, request, "transfer")
 
 
+def request_status(view: web.View, request_id: str, account_id: str | None) -> web.Response:
+    result = request_results.get(request_id, account_id)
+    if result is None:
+        return view.json(error_body("not_found", f"no result for request {request_id}"), status=404)
+    return view.json(jsonable(result))
+
+
 @app.page("/api/v1/requests/{request_id}")
 class RequestStatus(web.View):
     async def get(self, request: web.Request, request_id: str) -> web.Response:
-        result = request_results.get(request_id)
-        if result is None:
-            return self.json(
-                error_body("not_found", f"no result for request {request_id}"), status=404
-            )
-        return self.json(jsonable(result))
+        return request_status(self, request_id, None)
+
+
+@app.page("/api/v1/accounts/{account_id}/requests/{request_id}")
+class AccountRequestStatus(web.View):
+    async def get(self, request: web.Request, account_id: str, request_id: str) -> web.Response:
+        return request_status(self, request_id, account_id)
 
 
 @app.page("/api/v1/accounts/{account_id}/balances")

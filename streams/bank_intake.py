@@ -9,9 +9,7 @@ and every `TOKENGINE_INTRADAY_INTERVAL_S` (leader only) for the intraday balance
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from decimal import Decimal
 from typing import Any
 
 import mode
@@ -22,6 +20,8 @@ from connectors.bank_inbox import sweep
 from connectors.camt import CamtError
 from connectors.intraday import IntradayError, fetch_balance
 from streams.app import app, assets, codec, settings
+from tokengine.bank_events import check_bank_event
+from tokengine.fields import FieldError, load_json
 from topics import catalogue
 from topics.kafka import make_producer
 
@@ -54,14 +54,14 @@ async def in_thread(function, *args):
 async def submit_body(request: web.Request, source: str) -> Submission:
     """An XML camt file or the JSON shape of one notified entry; raises CamtError."""
     data = await request.read()
-    if data.lstrip()[:1] == b"{":
+    if data.lstrip()[:1] in (b"{", b"["):
         try:
-            body = json.loads(data, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            problem = CamtError("invalid_json", f"invalid JSON: {error}")
+            body = load_json(data, decimals=True)
+        except FieldError as error:
+            problem = CamtError(error.reason, str(error))
             await in_thread(connector.reject, data, source, problem)
             raise problem from None
-        return await in_thread(connector.submit_json, body, source)
+        return await in_thread(connector.submit_json, body, source, data)
     return await in_thread(connector.submit_xml, data, source)
 
 
@@ -81,7 +81,14 @@ class BankCamt(web.View):
 
 @app.timer(INBOX_SWEEP_S)
 async def sweep_bank_inbox() -> None:
-    for name, outcome in await in_thread(sweep, settings.bank_inbox, connector):
+    """Never raises: a timer that raises stops the worker (each file's failure is its
+    own inside `sweep`; the directory itself failing is logged and tried again)."""
+    try:
+        outcomes = await in_thread(sweep, settings.bank_inbox, connector)
+    except Exception:
+        log.exception("bank inbox: %s could not be swept; trying again", settings.bank_inbox)
+        return
+    for name, outcome in outcomes:
         log.info("bank inbox: %s: %s", name, outcome)
 
 
@@ -90,6 +97,10 @@ def publish_intraday_balance(account_id: str) -> dict[str, Any]:
     if settings.bank_api is None:
         raise IntradayError("no intraday bank API configured (TOKENGINE_BANK_API)")
     balance = fetch_balance(settings.bank_api, account_id)
+    try:  # what the connector checks of every bank event: the account's currency and scale
+        check_bank_event(balance, assets())
+    except FieldError as error:
+        raise IntradayError(f"the bank's balance of {account_id}: {error}") from None
     connector.producer.produce(
         settings.topic_prefix + catalogue.BANK_BALANCES,
         codec.encode(catalogue.BANK_BALANCES, balance),

@@ -59,7 +59,8 @@ class CommandFeed:
 
     async def read(self, max_messages: int, timeout_s: float) -> list[Message]:
         """Up to `max_messages` commands, waiting at most `timeout_s` for them (hold `lock`)."""
-        assert self.consumer is not None, "read before the first assignment"
+        if self.consumer is None:
+            raise RuntimeError("read before the first assignment")
         self.reading = self.thread.submit(consume_available, self.consumer, max_messages, timeout_s)
         messages = await asyncio.wrap_future(self.reading)
         good = []

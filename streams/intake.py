@@ -30,10 +30,13 @@ from confluent_kafka import KafkaException, TopicPartition
 from streams import metrics
 from streams.app import assets, codec
 from streams.records import control_key
-from tokengine.assets import AssetCatalogue, UnknownAsset
-from tokengine.money import AmountError, from_wire
+from tokengine import fields, ids
+from tokengine.assets import AssetCatalogue
+from tokengine.fields import FieldError
+from tokengine.observations import creditable, observed_asset
 from tokengine.requests import RequestError, revalidate
 from topics import catalogue
+from topics.breaker import scope_problem
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
 from topics.holes import HoleGuard
@@ -43,6 +46,7 @@ from topics.kafka import (
     make_consumer,
     make_producer,
 )
+from topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -106,53 +110,82 @@ def _request_command(source: Source, record: dict[str, Any], assets: AssetCatalo
         revalidate(request_kind, record, assets)
     except RequestError as error:
         raise Rejected(error.reason, str(error), record) from None
-    return command(source, command_kind, f"request:{record['request_id']}", record["account_id"])
-
-
-def _check_amount(record: dict[str, Any], field: str, assets: AssetCatalogue) -> None:
-    try:
-        from_wire(record[field], assets[record["asset"]].decimals)
-    except UnknownAsset:
-        raise Rejected("unknown_asset", f"asset: unknown asset {record['asset']!r}") from None
-    except AmountError as error:
-        raise Rejected("invalid_amount", f"{field}: {error}") from None
+    command_id = ids.request_command(record["request_id"])
+    return command(source, command_kind, command_id, record["account_id"])
 
 
 def _observation_command(source: Source, record: dict[str, Any], assets: AssetCatalogue):
-    _check_amount(record, "amount", assets)
+    try:
+        if record["status"] == "CONFIRMED":
+            creditable(record, assets)  # zero, dust and bad amounts are never credited
+        else:
+            observed_asset(record, assets)
+            fields.account_id(record["account_id"])
+    except FieldError as error:
+        raise Rejected(error.reason, str(error)) from None
     if record["status"] == "SEEN":
         return None  # not creditable yet; the watcher republishes as confirmations grow
-    suffix = "" if record["status"] == "CONFIRMED" else f":removed:{record['block_hash']}"
-    command_id = f"deposit:{record['deposit_id']}{suffix}"
+    command_id = ids.deposit_command(record["deposit_id"], record["status"], record["block_hash"])
     return command(source, "CHAIN_OBSERVATION", command_id, record["account_id"])
 
 
 def _payout_command(source: Source, record: dict[str, Any]) -> dict[str, Any] | None:
     if record["status"] == "SUBMITTED":
         return None  # informational; only CONFIRMED or FAILED change the ledger
-    command_id = f"payout:{record['payout_id']}:{record['status'].lower()}"
+    try:
+        fields.account_id(record["account_id"])
+    except FieldError as error:
+        raise Rejected(error.reason, str(error)) from None
+    fee = record["network_fee"]
+    if fee is not None and fee < 0:
+        raise Rejected("invalid_amount", f"network_fee: must not be negative ({fee})")
+    command_id = ids.payout_result_command(record["payout_id"], record["status"])
     return command(source, "PAYOUT_RESULT", command_id, record["account_id"])
 
 
-def _breaker_command(source: Source, codec: Codec) -> list[Output]:
+def _breaker_command(source: Source, record: dict[str, Any], codec: Codec, assets) -> list:
     """Breaker-state partition p (every change is on each) goes to ledger-commands p."""
+    problem = scope_problem(record["scope"], assets.assets)
+    if problem:
+        raise Rejected("invalid_field", f"scope: {problem}")
     key = control_key(source.partition)
-    envelope = command(source, "BREAKER_CHANGE", f"breaker:{source.offset}", key)
+    envelope = command(source, "BREAKER_CHANGE", ids.breaker_command(source.offset), key)
     value = codec.encode(catalogue.LEDGER_COMMANDS, envelope)
     return [Output(catalogue.LEDGER_COMMANDS, key, value, source.partition)]
 
 
 def _transfer_credit(source: Source, record: dict[str, Any]) -> list[Output]:
-    """A credit leg is already a ledger command; it only joins the receiving account's order."""
-    return [Output(catalogue.LEDGER_COMMANDS, record["account_id"], source.value, source.partition)]
+    """A credit leg is already a ledger command; it only joins the receiving account's order
+    (the ledger checks it again against its payload: `ledger_core.check_command`)."""
+    account = record["account_id"]
+    try:
+        fields.account_id(account)
+    except FieldError as error:
+        raise Rejected(error.reason, str(error)) from None
+    if record["kind"] != "TRANSFER_CREDIT" or not record["command_id"].startswith(
+        ids.TRANSFER_CREDIT_PREFIX
+    ):
+        raise Rejected("invalid_field", f"kind: {record['kind']} is not a transfer credit")
+    if partition_for(account, catalogue.ACCOUNT_PARTITIONS) != source.partition:
+        raise Rejected("wrong_partition", f"account_id: {account!r} is not of this partition")
+    return [Output(catalogue.LEDGER_COMMANDS, account, source.value, source.partition)]
 
 
 def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -> list[Output]:
-    """Everything intake writes for one input message (pure: no I/O)."""
+    """Everything intake writes for one input message (pure: no I/O). An input it cannot
+    route is dead-lettered with its reason, whatever went wrong: intake never stops on one."""
+    try:
+        return _route(source, codec, assets, now)
+    except Exception as error:  # a defect shown by one input: keep it, go on
+        log.exception("intake: %s[%d]@%d not routed", source.topic, source.partition, source.offset)
+        return [_dead_letter(source, codec, "internal_error", f"{type(error).__name__}: {error}")]
+
+
+def _route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -> list[Output]:
     try:
         record = codec.decode(source.topic, source.value)
         if source.topic == catalogue.BREAKER_STATE:
-            return _breaker_command(source, codec)
+            return _breaker_command(source, record, codec, assets)
         if source.topic == catalogue.TRANSFER_CREDITS:
             return _transfer_credit(source, record)
         if source.topic in REQUEST_KINDS:
@@ -280,8 +313,8 @@ class IntakeLoop:
         if handled:
             # commit only once every output of the batch is acknowledged (at-least-once);
             # without waiting for the commit: a lost one re-sends commands the ledger ignores
-            remaining = self.producer.flush(30)
-            assert remaining == 0, "intake: outputs not acknowledged; not committing"
+            if self.producer.flush(30) != 0:  # the loop stops; the process is started again
+                raise RuntimeError("intake: outputs not acknowledged; not committing")
             self.consumer.commit(offsets=self.holes.positions(), asynchronous=True)
             metrics.events_processed.labels(COMPONENT).inc(handled)
         return handled

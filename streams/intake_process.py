@@ -151,7 +151,6 @@ class IntakeSupervisor:
 
     def relay_reports(self, child: subprocess.Popen) -> None:
         relay = CounterRelay()
-        assert child.stdout is not None
         for line in child.stdout:  # until the child exits
             try:
                 reported = json.loads(line)

@@ -8,7 +8,7 @@ the whole ledger on every worker), per asset:
 - the fee account above the asset's configured `fee_floor`.
 A violation emits an `invariant.violated` alert and trips the breaker (OPEN), once per
 finding. Per-record invariants (`reserved <= balance`, reservations == open payouts) are
-asserted by `streams.ledger_core` on every transition and stop the worker instead.
+checked by `streams.ledger_core` on every transition and stop the worker instead.
 """
 
 from __future__ import annotations

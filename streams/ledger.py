@@ -63,12 +63,11 @@ from streams.records import (
     control_key,
     decode_record,
     encode_record,
-    page_owner,
+    record_partition,
 )
 from topics import catalogue
 from topics.codec import DecodeError
 from topics.dead_letters import dead_letter_of_message
-from topics.partitioning import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +88,6 @@ class AccountRecordCodec(codecs.Codec):
 
 
 codecs.register("account_record", AccountRecordCodec())
-
-
-def record_partition(key: str) -> int:
-    if key.startswith(CONTROL_PREFIX):
-        return int(key[len(CONTROL_PREFIX) :])
-    if key.startswith(PAGE_PREFIXES):
-        return record_partition(page_owner(key))  # beside its owner's record
-    return partition_for(key, catalogue.ACCOUNT_PARTITIONS)
 
 
 def write_order(key: str) -> int:
@@ -296,7 +287,9 @@ class Batch:
     def handle(self, message: Message) -> None:
         offset = message.offset()
         try:
-            command = decode_command(codec, message.value(), offset, message.timestamp()[1])
+            command = decode_command(
+                codec, message.value(), offset, message.timestamp()[1], message.partition()
+            )
         except DecodeError as error:
             self.dead_letter(message, error.reason, str(error))
             return

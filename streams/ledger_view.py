@@ -37,10 +37,14 @@ WIRE_CONTEXT = Context(prec=38)  # and precision 38
 def bank_reference(transaction: dict[str, Any]) -> str:
     """The reference a bank statement carries for this ledger transaction.
 
-    Bank deposits are `deposit:bank:<entry reference>:0`; payouts are `payout:<id>:...`,
-    and a bank payout's end-to-end id is the payout id.
+    Bank deposits are `deposit:bank:<bank account>:<entry reference>:0`
+    (`tokengine.observations.deposit_id`); payouts are `payout:<id>:...`, and a bank
+    payout's end-to-end id is the payout id.
     """
-    parts = transaction["cause_id"].split(":")
+    cause = transaction["cause_id"]
+    if cause.startswith("deposit:bank:") and cause.count(":") >= 4:
+        return cause.split(":", 3)[3].rsplit(":", 1)[0]  # a reference may hold ':'
+    parts = cause.split(":")
     if parts[0] == "deposit" and len(parts) >= 3:
         return parts[2]
     if parts[0] == "payout" and len(parts) >= 2:

@@ -51,7 +51,9 @@ from streams.reconciliation_core import (
     match_statement,
     threshold_level,
 )
-from tokengine.assets import Asset
+from tokengine.assets import BANK_ACCOUNT, Asset
+from tokengine.bank_events import check_bank_event
+from tokengine.fields import FieldError, iso_date
 from topics import catalogue
 from topics.breaker import breaker_alert, breaker_record
 from topics.codec import DecodeError
@@ -210,7 +212,14 @@ async def reconcile(stream: faust.StreamT) -> None:
     producer = OutputProducer(linger_ms=0)  # one event at a time: latency over batching
     async for event in stream.events():
         outputs = Outputs(producer)
-        record = await handle(event, outputs)
+        try:
+            record = await handle(event, outputs)
+        except Exception as error:  # a defect shown by one event: keep it, go on
+            log.exception("reconciliation: event at offset %s not handled", event.message.offset)
+            topic = catalogue.short_name(event.message.topic, settings.topic_prefix)
+            reason = f"{type(error).__name__}: {error}"
+            dead_letter_event(event, topic, outputs, "internal_error", reason)
+            record = None
         await producer.flush()
         if record is not None:
             bank_accounts[record.account_id] = record
@@ -225,10 +234,10 @@ async def handle(event: EventT, outputs: Outputs) -> BankAccountRecord | None:
     except DecodeError as error:
         dead_letter_event(event, topic, outputs, error.reason, str(error))
         return None
-    asset = assets().by_bank_account(value["account_id"])
-    if asset is None:
-        reason = "unknown_bank_account"
-        dead_letter_event(event, topic, outputs, reason, f"account_id: {value['account_id']}")
+    try:  # the connector's checks: a configured account, its currency, its scale, dates
+        asset = check_bank_event(value, assets())
+    except FieldError as error:
+        dead_letter_event(event, topic, outputs, error.reason, str(error))
         return None
     record = bank_accounts.get(value["account_id"]) or BankAccountRecord(value["account_id"])
     if topic == catalogue.BANK_NOTIFICATIONS:
@@ -453,11 +462,21 @@ def conclude(record: BankAccountRecord, asset: Asset, check: Check, outputs: Out
         outputs.breaker(breaker_record(scope, "CLOSED", check.level, reason, COMPONENT))
 
 
+def report_base(account_id: str, statement_date: str) -> Path:
+    """`reports/safeguarding/<account>/<date>` under the data directory; the date is read
+    as a date and the account must be one path component, so no input picks the path."""
+    day = iso_date(statement_date, "statement_date").isoformat()
+    if not BANK_ACCOUNT.fullmatch(account_id):
+        raise ValueError(f"account id {account_id!r} cannot name a report directory")
+    reports = (settings.data_dir / "reports" / "safeguarding").resolve()
+    directory = reports / account_id
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / day
+
+
 def write_safeguarding_report(asset: Asset, statement, check: Check, matching, now) -> Path:
     """The regulator's daily safeguarding report for one account, as CSV and JSON."""
-    directory = settings.data_dir / "reports" / "safeguarding" / check.account_id
-    directory.mkdir(parents=True, exist_ok=True)
-    base = directory / statement["statement_date"]
+    base = report_base(check.account_id, statement["statement_date"])
     summary = {
         "account_id": check.account_id,
         "asset": asset.code,

@@ -11,7 +11,6 @@ whole-topic reconciliation view, so every worker answers the same.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from streams.bank_intake import (
     submit_body,
 )
 from streams.reconciliation import state, state_view
+from tokengine.fields import FieldError, load_json
 from topics import catalogue
 from topics.jsonable import jsonable
 
@@ -182,9 +182,10 @@ class DiscrepancyStatus(web.View):
 
     async def post(self, request: web.Request, discrepancy_id: str) -> web.Response:
         try:
-            status = json.loads(await request.text())["status"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            status = None
+            body = load_json(await request.read())
+        except FieldError as error:
+            return self.json({"error": error.reason, "message": str(error)}, status=400)
+        status = body.get("status") if isinstance(body, dict) else None
         if status not in DISCREPANCY_STATUSES:
             message = f"status: one of {', '.join(DISCREPANCY_STATUSES)}"
             return self.json({"error": "invalid_field", "message": message}, status=400)

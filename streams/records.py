@@ -27,13 +27,17 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from tokengine import ids
+from topics.catalogue import ACCOUNT_PARTITIONS
+from topics.partitioning import partition_for
+
 ZERO_HASH = "0" * 64
 CONTROL_PREFIX = "~control:"
 MARK_PAGE_PREFIX = "~marks:"
 FINAL_PAGE_PREFIX = "~final:"
 PAGE_PREFIXES = (MARK_PAGE_PREFIX, FINAL_PAGE_PREFIX)
 # command ids whose marks are kept for ever: money moved without a request window
-CREDITED_PREFIXES = ("deposit:", "transfer-credit:")
+CREDITED_PREFIXES = (ids.DEPOSIT_PREFIX, ids.TRANSFER_CREDIT_PREFIX)
 
 
 # Marks and payouts are named tuples: immutable like a frozen dataclass, and made and
@@ -79,6 +83,8 @@ class AccountRecord:
     mark_pages: int = 0  # sealed pages of older credited marks: ~marks:0..N-1:<account>
     final_pages: dict[str, int] = field(default_factory=dict)  # page key -> its newest time
     final_pages_made: int = 0  # the next final page is ~final:<this>:<account>
+    # transient (never written): the record's encoded size when the ledger last measured it
+    measured_bytes: int = field(default=0, compare=False)
 
     def clone(self) -> AccountRecord:
         """A copy safe to change: the nested values are immutable or copied."""
@@ -146,6 +152,19 @@ def final_page_key(account_id: str, number: int) -> str:
     return f"{FINAL_PAGE_PREFIX}{number}:{account_id}"
 
 
+def record_partition(key: str) -> int:
+    """The accounts-table partition of a record key (the ledger-commands partition of its
+    account): a control record's own number, a page beside its owner's record; -1 for a
+    key of neither form that looks internal (a command naming one is refused)."""
+    if key.startswith(CONTROL_PREFIX):
+        number = key[len(CONTROL_PREFIX) :]
+        return int(number) if number.isdigit() and number.isascii() else -1
+    if key.startswith(PAGE_PREFIXES):
+        parts = key.split(":", 2)
+        return record_partition(parts[2]) if len(parts) == 3 and parts[2] else -1
+    return partition_for(key, ACCOUNT_PARTITIONS)
+
+
 def page_owner(key: str) -> str:
     """The account a page belongs to (its records share the account's partition)."""
     return key.split(":", 2)[2]
@@ -162,7 +181,8 @@ def _decimals(values: dict[str, Decimal]) -> dict[str, str]:
     return {k: str(v) for k, v in values.items()}
 
 
-RECORD_FIELDS = [f.name for f in fields(AccountRecord)]
+TRANSIENT_FIELDS = ("measured_bytes",)
+RECORD_FIELDS = [f.name for f in fields(AccountRecord) if f.name not in TRANSIENT_FIELDS]
 
 
 def encode_record(record: AccountRecord) -> bytes:

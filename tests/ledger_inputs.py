@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tokengine.assets import load_assets
+from tokengine.observations import deposit_id
 
 ASSETS_FILE = Path(__file__).parent / "fixtures" / "assets.toml"
 ASSETS = load_assets(ASSETS_FILE)
@@ -27,7 +28,7 @@ def observation(
     chain = ASSETS[asset].chain
     return {
         "observation_id": f"{chain}:{tx}:{index}:{block_hash}",
-        "deposit_id": f"{chain}:{tx}:{index}",
+        "deposit_id": deposit_id(ASSETS[asset], tx, index),
         "chain": chain,
         "asset": asset,
         "tx_hash": tx,
@@ -96,11 +97,11 @@ def cross_chain(account: str, request_id: str, amount: str, tx: str) -> dict:
         "request_id": request_id,
         "account_id": account,
         "kind": "CROSS_CHAIN",
-        "asset": "USDT",
+        "asset": "xUSD",
         "amount": Decimal(amount),
         "to_account_id": None,
-        "destination_asset": "xUSD",
-        "destination_address": IBAN,
+        "destination_asset": "USDT",
+        "destination_address": ETH_ADDRESS,
         "deposit_tx_hash": tx,
         "deposit_output_index": 0,
         "created_at": T0,

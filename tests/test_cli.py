@@ -24,6 +24,15 @@ def cli(settings: Settings, *args: str, timeout_s: float = 60) -> subprocess.Com
     )
 
 
+def refused_in_one_line(settings: Settings, cases: list[tuple[list[str], str]]) -> None:
+    """Each command exits 2 with one line of error naming its field."""
+    for args, field in cases:
+        result = cli(settings, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and field in lines[0], (args, result.stderr)
+
+
 def test_submit_then_tail_shows_the_decoded_request(settings: Settings) -> None:
     request = {
         "account_id": "alice",
@@ -86,10 +95,53 @@ def test_bad_input_is_one_line_naming_the_field_exit_2_nothing_produced(settings
         (["submit", "deposit", "--json", "@/nonexistent.json"], "--json"),
         (["tail", "no-such-topic"], "TOPIC"),
     ]
-    for args, field in cases:
-        result = cli(settings, *args)
-        assert result.returncode == 2, (args, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and field in lines[0], (args, result.stderr)
+    refused_in_one_line(settings, cases)
     assert read_topic(settings, "withdrawal-requests", timeout_s=2) == []
     assert read_topic(settings, "deposit-requests", timeout_s=1) == []
+
+
+def test_hostile_cli_input_is_one_line_exit_2_and_nothing_produced(settings) -> None:
+    cases = [
+        (["price", "ETH", "0"], "USD_PRICE"),  # every deposit would need the fewest confirmations
+        (["price", "ETH", "--", "-5"], "USD_PRICE"),
+        (["price", "ETH", "NaN"], "USD_PRICE"),  # a traceback
+        (["price", "ETH", "1e400"], "USD_PRICE"),
+        (["price", "DOGE", "1"], "ASSET"),
+        (["bind", "--chain", "bank", "--address", "", "--account", "mallory"], "--address"),
+        (["bind", "--chain", "ethereum", "--address", "0x1", "--account", "a"], "--address"),
+        (
+            ["bind", "--chain", "ethereum", "--address", ETH_ADDRESS, "--account", "clearing:ETH"],
+            "--account",
+        ),
+        (
+            [
+                "submit",
+                "withdrawal",
+                "--json",
+                json.dumps(
+                    {
+                        "account_id": "a",
+                        "asset": "ETH",
+                        "amount": "1e400",
+                        "destination_address": ETH_ADDRESS,
+                    }
+                ),
+            ],
+            "amount",
+        ),
+        (["submit", "withdrawal", "--json", "[" * 100_000], "--json"),
+    ]
+    refused_in_one_line(settings, cases)
+    for topic in ("prices", "address-bindings", "withdrawal-requests"):
+        assert read_topic(settings, topic, timeout_s=1) == []
+
+
+def test_bind_refuses_to_move_a_bound_address_to_another_account(settings) -> None:
+    first = cli(settings, "bind", "--chain", "bank", "--address", "TKE-ALICE", "--account", "alice")
+    assert first.returncode == 0, first.stderr
+    again = cli(settings, "bind", "--chain", "bank", "--address", "tke-alice", "--account", "alice")
+    assert again.returncode == 0, again.stderr  # the same binding again changes nothing
+    moved = cli(settings, "bind", "--chain", "bank", "--address", "TKE-ALICE", "--account", "eve")
+    assert moved.returncode == 2 and "already bound" in moved.stderr
+    bindings = read_topic(settings, "address-bindings", timeout_s=2)
+    assert {b["value"]["account_id"] for b in bindings} == {"alice"}

@@ -8,19 +8,23 @@ Bad arguments print one line naming the field and exit with code 2, producing no
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from tokengine.assets import load_assets
+from tokengine import fields
+from tokengine.addresses import binding_problem
+from tokengine.assets import AssetConfigError, load_assets
 from tokengine.config import Settings
+from tokengine.fields import FieldError, load_json
+from tokengine.money import AmountError, parse_amount
 from tokengine.requests import KINDS, RequestError, build_request
 from topics import catalogue
 
 USAGE_ERROR = 2
+MAX_JSON_FILE_BYTES = 1024 * 1024
 REQUEST_TOPICS = {
     "deposit": catalogue.DEPOSIT_REQUESTS,
     "withdrawal": catalogue.WITHDRAWAL_REQUESTS,
@@ -36,7 +40,10 @@ def fail(message: str) -> NoReturn:
 def settings_or_fail(need_kafka: bool = True) -> Settings:
     try:
         settings = Settings.from_env()
-    except ValueError as error:
+        load_assets(settings.assets_file)  # a configuration that contradicts itself: no start
+    except AssetConfigError as error:
+        fail(f"{settings.assets_file}: {error}")
+    except (ValueError, OSError) as error:
         fail(str(error))
     if need_kafka and not settings.kafka:
         fail("TOKENGINE_KAFKA: not set (the bootstrap servers of the engine's broker)")
@@ -91,16 +98,20 @@ def topics_list() -> None:
 
 
 def read_json_argument(text: str) -> object:
+    document: str | bytes = text
     if text.startswith("@"):
         path = Path(text[1:])
         try:
-            text = path.read_text()
+            with path.open("rb") as handle:
+                document = handle.read(MAX_JSON_FILE_BYTES + 1)
         except OSError as error:
             fail(f"--json: cannot read {path}: {error.strerror}")
+        if len(document) > MAX_JSON_FILE_BYTES:
+            fail(f"--json: {path} is larger than {MAX_JSON_FILE_BYTES} bytes")
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        fail(f"--json: invalid JSON ({error.msg} at line {error.lineno} column {error.colno})")
+        return load_json(document)
+    except FieldError as error:
+        fail(f"--json: {str(error).removeprefix('json: ')}")
 
 
 @main.command(context_settings={"ignore_unknown_options": False})
@@ -318,13 +329,35 @@ def connectors() -> None:
 @click.option("--address", required=True, help="Deposit address (or bank deposit reference).")
 @click.option("--account", required=True, help="The user account it belongs to.")
 def bind(chain: str, address: str, account: str) -> None:
-    """Bind a deposit address (or a bank reference) to a user account."""
+    """Bind a deposit address (or a bank reference) to a user account.
+
+    An address valid for its chain and network only; one already bound to another account
+    is refused (consumers keep the first binding: see tokengine/bindings.py).
+    """
     from datetime import UTC, datetime
 
+    from tokengine.bindings import Bindings
     from topics.codec import make_codec
     from topics.kafka import make_producer
+    from topics.tail import read_to_end
 
     settings = settings_or_fail()
+    try:
+        fields.account_id(account, "--account")
+    except FieldError as error:
+        fail(str(error))
+    assets = load_assets(settings.assets_file)
+    network = next((a.network for a in assets.on_chain("bitcoin")), "bitcoin")
+    problem = binding_problem(chain, address, network)
+    if problem:
+        fail(f"--address: {problem}")
+    normalize = {"ethereum": str.lower, "bank": str.upper}.get(chain, str)
+    bindings = Bindings(chain, normalize, network)
+    for value in read_to_end(settings, catalogue.ADDRESS_BINDINGS):
+        bindings.fold(value)
+    bound = bindings.account_for(address)
+    if bound is not None and bound != account:
+        fail(f"--address: {chain}:{address} is already bound to another account ({bound})")
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
     producer = make_producer(settings.kafka)
     binding = {
@@ -347,18 +380,21 @@ def bind(chain: str, address: str, account: str) -> None:
 @click.argument("asset")
 @click.argument("usd_price")
 def price(asset: str, usd_price: str) -> None:
-    """Publish an asset's USD price (confirmation levels use it)."""
+    """Publish an asset's USD price (confirmation levels use it): a positive decimal."""
     from datetime import UTC, datetime
-    from decimal import Decimal, InvalidOperation
 
     from topics.codec import make_codec
     from topics.kafka import make_producer
 
     settings = settings_or_fail()
+    if asset not in load_assets(settings.assets_file):
+        fail(f"ASSET: unknown asset {asset!r}")
     try:
-        value = Decimal(usd_price)
-    except InvalidOperation:
-        fail(f"usd_price: {usd_price!r} is not a decimal number")
+        value = parse_amount(usd_price)
+    except AmountError as error:
+        fail(f"USD_PRICE: {error}")
+    if value <= 0:
+        fail("USD_PRICE: must be positive (a price of 0 would need the fewest confirmations)")
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
     producer = make_producer(settings.kafka)
     record = {"asset": asset, "usd_price": value, "as_of": datetime.now(UTC)}

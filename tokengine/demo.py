@@ -52,6 +52,8 @@ BTC_ASSET = """
 [assets.BTC]
 unit = "BTC"
 chain = "bitcoin"
+network = "regtest"
+segwit = false
 decimals = 8
 fee_fixed = "0.0001"
 min_withdrawal = "0.0005"
@@ -81,6 +83,7 @@ confirmation_levels_usd = {LEVELS}
 [assets.TOK]
 unit = "USD"
 chain = "ethereum"
+token_standard = "erc20"
 contract = "{token_address}"
 decimals = 6
 fee_fixed = "1"
@@ -622,12 +625,20 @@ class Demo:
         self.wait(self.suspended, "the suspension")
         # every ledger partition has the change before the next request (one per partition)
         self.wait(lambda: self.breaker_commands_seen() >= seen + 8, "the suspension in the ledger")
-        self.withdraw("demo-w3", "alice", "xAED", "50.00", "GB82WEST12345698765432")
-        refused = self.result("demo-w3")
+        # nothing pays xAED out (no bank payout connector): a withdrawal is refused at once
+        body = {
+            "request_id": "demo-w3",
+            "account_id": "alice",
+            "asset": "xAED",
+            "amount": "50.00",
+            "destination_address": "GB82WEST12345698765432",
+        }
+        status, refused = self.api("POST", "/api/v1/withdrawals", body)
         self.report.check(
-            "Minor logged, Significant suspends xAED payouts",
-            levels == ["MINOR", "SIGNIFICANT"] and refused["reason"] == "payouts_suspended",
-            f"withdrawal refused: {refused['reason']}",
+            "Minor logged, Significant suspends xAED in every ledger partition",
+            levels == ["MINOR", "SIGNIFICANT"]
+            and (status, refused.get("error")) == (400, "payouts_unavailable"),
+            f"health lists asset:xAED; a xAED withdrawal is refused: {refused.get('error')}",
         )
         before = self.breaker_commands_seen()
         critical = self.intraday(Decimal("9000.00"))  # the ledger exceeds the bank

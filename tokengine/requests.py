@@ -1,52 +1,39 @@
 """Request events: building them from client JSON and validating them.
 
 One module owns what a valid deposit, withdrawal or transfer request is, so the CLI,
-the HTTP API and the intake stage agree. A problem is a `RequestError` with a
+the HTTP API and the intake stage agree (the fields' grammars: `tokengine.fields`,
+`tokengine.money`, `tokengine.addresses`). A problem is a `RequestError` with a
 machine-readable reason and the field it concerns; nothing is produced for it.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tokengine import fields
+from tokengine.addresses import address_problem
 from tokengine.assets import Asset, AssetCatalogue
-from tokengine.money import AmountError, parse_amount, quantize_exact
+from tokengine.fields import TX_HASH, FieldError
+from tokengine.money import AmountError, parse_amount, quantize_exact, scale_unit
 
 KINDS = ("deposit", "withdrawal", "transfer")
-ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-TX_HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-IBAN_PATTERN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")
-
-
-class RequestError(ValueError):
-    def __init__(self, reason: str, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.reason = reason
-        self.field = field
-
-
-def _text(data: dict[str, Any], field: str, pattern: re.Pattern[str] | None = None) -> str:
-    value = data.get(field)
-    if not isinstance(value, str) or not value:
-        raise RequestError("missing_field", field, "is required (a non-empty string)")
-    if pattern is not None and not pattern.match(value):
-        raise RequestError("invalid_field", field, f"has an invalid format: {value!r}")
-    return value
+MAX_CLOCK_AHEAD = timedelta(minutes=5)
+RequestError = FieldError  # a refused request: reason, field, message
 
 
 def _asset(data: dict[str, Any], field: str, assets: AssetCatalogue) -> Asset:
-    code = _text(data, field)
-    if code not in assets:
+    code = fields.text(data, field, fields.ASSET_CODE)
+    asset = assets.get(code)
+    if asset is None:
         raise RequestError("unknown_asset", field, f"unknown asset {code!r}")
-    return assets[code]
+    return asset
 
 
-def _amount(data: dict[str, Any], field: str, asset: Asset, minimum: Decimal) -> Decimal:
+def amount_field(data: dict[str, Any], field: str, asset: Asset, minimum: Decimal) -> Decimal:
+    """A positive amount of `asset`, exact at its scale, at least `minimum`."""
     if field not in data:
         raise RequestError("missing_field", field, "is required (a decimal string)")
     try:
@@ -62,105 +49,79 @@ def _amount(data: dict[str, Any], field: str, asset: Asset, minimum: Decimal) ->
     return amount
 
 
-def _index(data: dict[str, Any], field: str) -> int:
-    value = data.get(field, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RequestError("invalid_field", field, "must be a non-negative integer")
-    return value
-
-
-def iban_is_valid(iban: str) -> bool:
-    if not IBAN_PATTERN.match(iban):
-        return False
-    rearranged = iban[4:] + iban[:4]
-    digits = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(digits) % 97 == 1
-
-
-def address_is_valid(chain: str, address: str) -> bool:
-    if chain == "ethereum":
-        from eth_utils import is_address
-
-        return is_address(address)
-    if chain == "bitcoin":
-        from bitcoinlib.keys import Address
-
-        try:
-            Address.parse(address)
-        except Exception:  # bitcoinlib raises several kinds for a bad address
-            return False
-        return True
-    if chain == "bank":
-        return iban_is_valid(address)
-    return False
-
-
 def _created_at(data: dict[str, Any]) -> datetime:
     value = data.get("created_at")
+    now = datetime.now(UTC)
     if value is None:
-        return datetime.now(UTC)
-    if isinstance(value, datetime):
-        return value
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise RequestError("invalid_field", "created_at", "must be an ISO 8601 time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return now
+    created = fields.timestamp(value, "created_at")
+    if created > now + MAX_CLOCK_AHEAD:  # the ledger refuses it too, by its own time
+        raise RequestError("invalid_field", "created_at", "is more than 5 minutes in the future")
+    return created
 
 
-def _common(data: dict[str, Any]) -> dict[str, Any]:
-    request_id = data.get("request_id") or f"req-{uuid.uuid4()}"
-    if not isinstance(request_id, str) or not REQUEST_ID_PATTERN.match(request_id):
-        raise RequestError("invalid_field", "request_id", f"has an invalid format: {request_id!r}")
+def _common(data: dict[str, Any], new_id: bool) -> dict[str, Any]:
+    request_id = data.get("request_id")
     return {
-        "request_id": request_id,
-        "account_id": _text(data, "account_id", ACCOUNT_ID_PATTERN),
+        "request_id": f"req-{uuid.uuid4()}"
+        if new_id and request_id in (None, "")
+        else fields.request_id(request_id),
+        "account_id": fields.account_id(data.get("account_id")),
         "created_at": _created_at(data),
     }
 
 
-def deposit_request(data: dict[str, Any], assets: AssetCatalogue) -> dict[str, Any]:
-    record = _common(data)
-    asset = _asset(data, "asset", assets)
+def _accepting_deposits(asset: Asset, field: str) -> Asset:
     if not asset.deposits_enabled:
-        raise RequestError("deposits_disabled", "asset", f"{asset.code} does not accept deposits")
+        raise RequestError("deposits_disabled", field, f"{asset.code} does not accept deposits")
+    if asset.deposits_unavailable:
+        raise RequestError("deposits_unavailable", field, asset.deposits_unavailable)
+    return asset
+
+
+def deposit_request(data: dict[str, Any], assets: AssetCatalogue, new_id: bool) -> dict:
+    record = _common(data, new_id)
+    asset = _accepting_deposits(_asset(data, "asset", assets), "asset")
     record.update(
         asset=asset.code,
-        amount=_amount(data, "amount", asset, asset.min_deposit),
+        amount=amount_field(data, "amount", asset, asset.min_deposit),
         chain=asset.chain,
-        tx_hash=_text(data, "tx_hash", TX_HASH_PATTERN),
-        output_index=_index(data, "output_index"),
+        tx_hash=fields.text(data, "tx_hash", TX_HASH),
+        output_index=fields.count(data, "output_index"),
     )
     return record
 
 
-def _payout_asset(data: dict[str, Any], field: str, assets: AssetCatalogue) -> Asset:
+def payout_asset(data: dict[str, Any], field: str, assets: AssetCatalogue) -> Asset:
     asset = _asset(data, field, assets)
     if not asset.payouts_enabled:
         raise RequestError("payouts_disabled", field, f"{asset.code} does not allow payouts")
+    if asset.payouts_unavailable:
+        raise RequestError("payouts_unavailable", field, asset.payouts_unavailable)
     return asset
 
 
 def _destination(data: dict[str, Any], field: str, asset: Asset) -> str:
-    address = _text(data, field)
-    if not address_is_valid(asset.chain, address):
-        raise RequestError("invalid_address", field, f"not a valid {asset.chain} address")
+    address = fields.text(data, field)
+    problem = address_problem(asset, address)
+    if problem:
+        raise RequestError("invalid_address", field, f"{problem} ({asset.code} on {asset.chain})")
     return address
 
 
-def withdrawal_request(data: dict[str, Any], assets: AssetCatalogue) -> dict[str, Any]:
-    record = _common(data)
-    asset = _payout_asset(data, "asset", assets)
+def withdrawal_request(data: dict[str, Any], assets: AssetCatalogue, new_id: bool) -> dict:
+    record = _common(data, new_id)
+    asset = payout_asset(data, "asset", assets)
     record.update(
         asset=asset.code,
-        amount=_amount(data, "amount", asset, asset.min_withdrawal),
+        amount=amount_field(data, "amount", asset, asset.min_withdrawal),
         destination_address=_destination(data, "destination_address", asset),
     )
     return record
 
 
-def transfer_request(data: dict[str, Any], assets: AssetCatalogue) -> dict[str, Any]:
-    record = _common(data)
+def transfer_request(data: dict[str, Any], assets: AssetCatalogue, new_id: bool) -> dict:
+    record = _common(data, new_id)
     kind = data.get("kind", "INTERNAL" if "to_account_id" in data else "CROSS_CHAIN")
     if kind not in ("INTERNAL", "CROSS_CHAIN"):
         raise RequestError("invalid_field", "kind", "must be INTERNAL or CROSS_CHAIN")
@@ -176,20 +137,19 @@ def transfer_request(data: dict[str, Any], assets: AssetCatalogue) -> dict[str, 
     )
     record.update(blank, kind=kind, asset=asset.code)
     if kind == "INTERNAL":
-        record["amount"] = _amount(data, "amount", asset, scale_minimum(asset))
-        record["to_account_id"] = _text(data, "to_account_id", ACCOUNT_ID_PATTERN)
+        record["amount"] = amount_field(data, "amount", asset, scale_unit(asset.decimals))
+        record["to_account_id"] = fields.account_id(data.get("to_account_id"), "to_account_id")
         if record["to_account_id"] == record["account_id"]:
             raise RequestError("invalid_field", "to_account_id", "must differ from account_id")
         return record
-    if not asset.deposits_enabled:
-        raise RequestError("deposits_disabled", "asset", f"{asset.code} does not accept deposits")
-    destination = _payout_asset(data, "destination_asset", assets)
+    _accepting_deposits(asset, "asset")
+    destination = payout_asset(data, "destination_asset", assets)
     if destination.chain == asset.chain:
         raise RequestError("invalid_field", "destination_asset", "must be on another chain")
     if destination.unit != asset.unit:
         raise RequestError("invalid_field", "destination_asset", f"must be a {asset.unit} asset")
     minimum = max(asset.min_deposit, destination.min_withdrawal)
-    amount = _amount(data, "amount", asset, minimum)
+    amount = amount_field(data, "amount", asset, minimum)
     try:
         quantize_exact(amount, destination.decimals)
     except AmountError as error:
@@ -200,14 +160,10 @@ def transfer_request(data: dict[str, Any], assets: AssetCatalogue) -> dict[str, 
         amount=amount,
         destination_asset=destination.code,
         destination_address=_destination(data, "destination_address", destination),
-        deposit_tx_hash=_text(data, "deposit_tx_hash", TX_HASH_PATTERN),
-        deposit_output_index=_index(data, "deposit_output_index"),
+        deposit_tx_hash=fields.text(data, "deposit_tx_hash", TX_HASH),
+        deposit_output_index=fields.count(data, "deposit_output_index"),
     )
     return record
-
-
-def scale_minimum(asset: Asset) -> Decimal:
-    return Decimal(1).scaleb(-asset.decimals)
 
 
 BUILDERS = {
@@ -217,15 +173,19 @@ BUILDERS = {
 }
 
 
-def build_request(kind: str, data: object, assets: AssetCatalogue) -> dict[str, Any]:
-    """A validated request record of `kind` from client JSON, ready to encode."""
+def build_request(
+    kind: str, data: object, assets: AssetCatalogue, new_id: bool = True
+) -> dict[str, Any]:
+    """A validated request record of `kind` from client JSON, ready to encode (a request
+    without a `request_id` gets a new one, when `new_id`)."""
     if kind not in BUILDERS:
         raise RequestError("unknown_kind", "kind", f"must be one of {', '.join(KINDS)}")
     if not isinstance(data, dict):
         raise RequestError("invalid_json", "json", "must be a JSON object")
-    return BUILDERS[kind](data, assets)
+    return BUILDERS[kind](data, assets, new_id)
 
 
 def revalidate(kind: str, record: dict[str, Any], assets: AssetCatalogue) -> dict[str, Any]:
-    """Validate a decoded request event (from any producer) with the same rules."""
-    return build_request(kind, dict(record), assets)
+    """Validate a decoded request event (from any producer) with the same rules; its
+    `request_id` is its own (never made up here)."""
+    return build_request(kind, dict(record), assets, new_id=False)

@@ -7,6 +7,7 @@ that want the current state read partition 0 to its end (every change is there t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,19 @@ from topics import catalogue
 from topics.codec import Codec, DecodeError
 
 READ_TIMEOUT_S = 10.0
+GLOBAL_SCOPE = "global"
+ASSET_SCOPE_PREFIX = "asset:"
+
+
+def scope_problem(scope: object, asset_codes: Iterable[str]) -> str | None:
+    """Why `scope` names no breaker scope ('global' or 'asset:<configured code>')."""
+    if scope == GLOBAL_SCOPE:
+        return None
+    asset_scope = isinstance(scope, str) and scope.startswith(ASSET_SCOPE_PREFIX)
+    if asset_scope and scope.removeprefix(ASSET_SCOPE_PREFIX) in set(asset_codes):
+        return None
+    shown = repr(scope)[:60]
+    return f"must be 'global' or 'asset:<a configured asset>', not {shown}"
 
 
 def breaker_record(scope: str, state: str, level: str, reason: str, actor: str) -> dict[str, Any]:

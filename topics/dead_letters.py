@@ -1,13 +1,32 @@
-"""Dead letters: what a consumer could not decode or validate, kept whole with its reason.
+"""Dead letters: what a consumer could not decode or validate, kept with its reason.
 
 Every consumer calls `dead_letter(...)` instead of raising, so its partition keeps moving;
-the original bytes and the source topic/partition/offset travel with the reason.
+a Kafka record's bytes (bounded by the broker) and its source topic/partition/offset travel
+with the reason. Input from outside Kafka (a file, an HTTP body) travels only as
+`excerpt(...)`: its size, digest and, when it looks like the text format expected, its
+first bytes; never arbitrary file contents.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
+
+MAX_EXCERPT_BYTES = 1024
+TEXT_STARTS = (b"<", b"{", b"[")  # XML or JSON: what a bank file or body may be
+
+
+def excerpt(data: bytes) -> tuple[bytes, str]:
+    """(bytes to keep, a description) of input that could not be used."""
+    digest = hashlib.sha256(data).hexdigest()
+    described = f"{len(data)} bytes, sha256 {digest}"
+    if data.lstrip()[:1] not in TEXT_STARTS:
+        return b"", f"{described}; not XML or JSON: no excerpt kept"
+    kept = data[:MAX_EXCERPT_BYTES]
+    if len(kept) < len(data):
+        described += f"; first {len(kept)} bytes kept"
+    return kept, described
 
 
 def dead_letter(

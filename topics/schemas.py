@@ -45,7 +45,8 @@ class SchemaStore:
         self.by_fingerprint: dict[bytes, Schema] = {}
         for path in sorted(directory.glob("*.avsc")):
             schema = make_schema(json.loads(path.read_text()))
-            assert schema.name == path.stem, f"{path.name} declares {schema.name}"
+            if schema.name != path.stem:
+                raise ValueError(f"{path.name} declares {schema.name}")
             self.current[schema.name] = schema
             self.by_fingerprint[schema.fingerprint] = schema
 

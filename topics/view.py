@@ -7,7 +7,8 @@ everything that was on the topics when it was called, for read-your-writes answe
 A view fetches each partition at most every `OFF_PATH_FETCH_WAIT_MAX_MS` (tansu holds an
 empty fetch that long; a busy partition waits that long between fetches), so it lags by
 at most about that. `folded` lets an owner skip, undecoded, records it already folded
-another way (the ledger view: the worker's own entries).
+another way (the ledger view: the worker's own entries). A record that cannot be decoded,
+or whose fold raises, is logged and skipped: no record stops a view.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class TopicView:
         self.stopping = threading.Event()
         self.positions: dict[tuple[str, int], int] = {}
         self.progress = threading.Condition()
+        self.unfolded = 0  # records whose fold raised (logged, skipped)
         self.thread = threading.Thread(target=self._run, name=f"view-{name}", daemon=True)
 
     def start(self) -> TopicView:
@@ -127,7 +129,17 @@ class TopicView:
                         except DecodeError as error:
                             log.warning("view %s: undecodable record: %s", self.name, error)
                             continue
-                        self.fold(topic, value)
+                        try:
+                            self.fold(topic, value)
+                        except Exception:  # one record must not stop the view for good
+                            self.unfolded += 1
+                            log.exception(
+                                "view %s: record at %s[%d]@%d not folded",
+                                self.name,
+                                topic,
+                                message.partition(),
+                                message.offset(),
+                            )
                 with self.progress:
                     for tp in holes.positions():
                         self.positions[(tp.topic, tp.partition)] = tp.offset

@@ -33,6 +33,8 @@ codec = SingleObjectCodec()
 BTC_ASSET = """
 [assets.BTC]
 chain = "bitcoin"
+network = "regtest"
+segwit = false
 decimals = 8
 fee_fixed = "0.0001"
 min_withdrawal = "0.0005"
@@ -233,13 +235,23 @@ def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, btc_setting
         # 1 - 0.25 - 0.0001 fee; the network fee is the operator's (a correction it pays)
         assert Decimal(balances(worker, "gina")["BTC"]["balance"]) == Decimal("0.7499")
 
-        # a destination of another network cannot be paid: FAILED, nothing sent, rolled back
+        # a destination of another network is refused at validation (it used to fail only
+        # at payout, with a failure fee); a command naming one anyway is never paid
         body = {**body, "request_id": "btc-main", "destination_address": MAINNET_ADDRESS}
-        assert call("POST", f"{worker.api_url}/api/v1/withdrawals", body)[0] == 202
-        failed = final(worker, "btc-main")
-        assert failed["status"] == "FAILED", failed
-        [result] = results_of(settings, "po:gina:btc-main")
-        assert result["reason"].startswith("invalid_destination")
+        status, answer = call("POST", f"{worker.api_url}/api/v1/withdrawals", body)
+        assert (status, answer["error"], answer["field"]) == (
+            400,
+            "invalid_address",
+            "destination_address",
+        )
+        produce(
+            settings,
+            catalogue.PAYOUT_COMMANDS,
+            "manual",
+            payout_command("po:manual:main", "0.01", MAINNET_ADDRESS),
+        )
+        [result] = results_of(settings, "po:manual:main")
+        assert result["status"] == "FAILED" and "regtest network" in result["reason"]
         assert Decimal(balances(worker, "gina")["BTC"]["balance"]) == Decimal("0.7499")
         assert executor.sent == 1
     finally:
@@ -248,6 +260,20 @@ def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, btc_setting
 
     # after a crash: a recorded, never-sent payout is sent once, with the recorded bytes;
     # a recorded and sent one is only waited for; the breaker holds a third
+    # a SUBMITTED result whose transaction does not parse made every later payout crash
+    # the executor (its inputs are kept from other payouts): it is ignored
+    garbage = {
+        "payout_id": "po:manual:garbage",
+        "account_id": "manual",
+        "status": "SUBMITTED",
+        "tx_hash": "00" * 32,
+        "network_fee": None,
+        "reason": None,
+        "reported_at": datetime.now(UTC),
+        "nonce": None,
+        "raw_transaction": "not a transaction",
+    }
+    produce(settings, catalogue.PAYOUT_RESULTS, "manual", garbage)
     again = btc_executor(settings, url, hot_wallet, "btc-payouts-b")  # every command again
     thread = threading.Thread(target=again.run, daemon=True)
     thread.start()

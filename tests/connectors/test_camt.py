@@ -120,7 +120,7 @@ def test_entries_not_booked_are_left_out_and_said_so() -> None:
             camt054("04").replace(b"<Acct><Id><Othr><Id>ACC 42</Id></Othr></Id></Acct>", b""),
             "missing_field",
         ),
-        (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', "unknown_message"),
+        (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', "not_allowed"),
     ],
 )
 def test_unreadable_input_is_refused_with_a_reason(data: bytes, reason: str) -> None:

@@ -69,6 +69,7 @@ confirmation_levels_usd = {LEVELS}
 
 [assets.TOK]
 chain = "ethereum"
+token_standard = "erc20"
 contract = "{token.address}"
 decimals = 6
 fee_fixed = "1"
@@ -297,11 +298,35 @@ def test_payouts_are_paid_once_with_the_network_fee(chain, start_worker):
         ),
         what="the recorded payout sent once",
     )
+    # the node refuses a payout the hot wallet cannot cover (Web3RPCError, not a
+    # ValueError): it killed the executor, and every connector with it, on every restart;
+    # now it is FAILED (its nonce unused: nothing paid) and the next payout goes out
+    produce(settings, catalogue.PAYOUT_COMMANDS, "manual", b"\x00 not a payout command")
+    too_big = {**command, "payout_id": "po:manual:2", "amount": Decimal("1000000")}
+    after = {**command, "payout_id": "po:manual:3", "amount": Decimal("0.02")}
+    produce(settings, catalogue.PAYOUT_COMMANDS, "manual", too_big)
+    produce(settings, catalogue.PAYOUT_COMMANDS, "manual", after)
+
+    def outcome(payout_id: str):
+        for r in values(read_topic(settings, catalogue.PAYOUT_RESULTS, timeout_s=1)):
+            if r["payout_id"] == payout_id and r["status"] in ("CONFIRMED", "FAILED"):
+                return r
+        return None
+
+    wait_for(lambda: outcome("po:manual:3"), what="the payout after a refused one")
+    assert outcome("po:manual:2")["status"] == "FAILED"
+    assert "rejected by the node" in outcome("po:manual:2")["reason"]
+    assert outcome("po:manual:3")["status"] == "CONFIRMED" and thread.is_alive()
     again.stop()
     thread.join(10)
-    assert w3.eth.get_balance(destination) == 26 * 10**16  # 0.25 + 0.01, nothing twice
+    assert w3.eth.get_balance(destination) == 28 * 10**16  # 0.25 + 0.01 + 0.02, none twice
     assert token.functions.balanceOf(destination).call() == 40 * 10**6
-    assert again.sent == 1
+    assert again.sent == 2
+    letters = values(read_topic(settings, catalogue.DEAD_LETTERS, timeout_s=3))
+    executors = [
+        (d["component"], d["reason"]) for d in letters if d["component"].endswith("payouts")
+    ]
+    assert executors == [("ethereum-payouts", "undecodable")]  # the ledger's: unknown payouts
 
 
 def observation_of(account: str, asset: str, amount: str, tx: str) -> dict:

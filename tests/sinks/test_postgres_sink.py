@@ -229,6 +229,55 @@ def test_a_constraint_violation_goes_to_dead_letters_and_the_sink_goes_on(settin
     assert "accounts_balance_check" in letter["error"]
 
 
+def test_a_value_postgres_cannot_store_goes_to_dead_letters_and_the_sink_goes_on(
+    settings, services
+):
+    # only IntegrityError was dead-lettered: a DataError (a date Postgres refuses, a NUL
+    # byte in a text) stopped the sink for good
+    url = new_database(services.database_url)
+    settings = settings.with_overrides(database_url=url)
+    snapshot = {
+        "snapshot_id": "GB33:2026-02-30",
+        "account_id": "GB33BUKB20201555555555",
+        "asset": "xUSD",
+        "snapshot_date": "2026-02-30",
+        "statement_message_id": "M-1",
+        "opening_balance": Decimal(0),
+        "closing_balance": Decimal(0),
+        "ledger_balance": Decimal(0),
+        "difference": Decimal(0),
+        "level": "OK",
+        "entries_matched": 0,
+        "entries_unmatched": 0,
+        "replaces": None,
+        "report_path": None,
+        "created_at": T0,
+    }
+    produce(settings, catalogue.EOD_SNAPSHOTS, snapshot["account_id"], snapshot)
+    update = {
+        "account_id": "nul",
+        "asset": "WEI",
+        "balance": Decimal(5),
+        "reserved": Decimal(0),
+        "available": Decimal(5),
+        "version": 1,
+        "cause_id": "request:\x00",
+        "updated_at": T0,
+    }
+    produce(settings, catalogue.BALANCE_UPDATES, "nul", update)
+    produce(
+        settings, catalogue.BALANCE_UPDATES, "pos", {**update, "account_id": "pos", "cause_id": "x"}
+    )
+    sink = SinkThread(settings)
+    wait_for(lambda: postgres_balances(url) == {"pos": Decimal(5)}, what="the good row")
+    letters = values(read_topic(settings, catalogue.DEAD_LETTERS, until_count=2))
+    sink.stop()
+    assert sorted(letter["source_topic"] for letter in letters) == sorted(
+        [catalogue.EOD_SNAPSHOTS, catalogue.BALANCE_UPDATES]
+    )
+    assert {letter["reason"] for letter in letters} == {"invalid_value"}
+
+
 @pytest.mark.parametrize("reported_after_s", [-3600, 3600])
 def test_a_payout_row_is_the_same_whichever_topic_the_sink_reads_first(
     services, reported_after_s: int

@@ -13,21 +13,21 @@ from typing import Any
 
 from streams.ledger_core import Command, Context, Output, Rejected, apply, release_held_payouts
 from streams.records import AccountRecord, control_key
-from tests.ledger_inputs import ASSETS
+from tests.ledger_inputs import ASSETS, T0
+from tokengine import ids
 from topics import catalogue
 from topics.codec import SingleObjectCodec
 
 codec = SingleObjectCodec()
 TOPIC_OF = catalogue.COMMAND_PAYLOAD_TOPICS
 COMMAND_ID = {
-    "DEPOSIT_REQUEST": lambda p: f"request:{p['request_id']}",
-    "WITHDRAWAL_REQUEST": lambda p: f"request:{p['request_id']}",
-    "TRANSFER_REQUEST": lambda p: f"request:{p['request_id']}",
-    "CHAIN_OBSERVATION": lambda p: (
-        f"deposit:{p['deposit_id']}"
-        + ("" if p["status"] == "CONFIRMED" else f":removed:{p['block_hash']}")
+    "DEPOSIT_REQUEST": lambda p: ids.request_command(p["request_id"]),
+    "WITHDRAWAL_REQUEST": lambda p: ids.request_command(p["request_id"]),
+    "TRANSFER_REQUEST": lambda p: ids.request_command(p["request_id"]),
+    "CHAIN_OBSERVATION": lambda p: ids.deposit_command(
+        p["deposit_id"], p["status"], p["block_hash"]
     ),
-    "PAYOUT_RESULT": lambda p: f"payout:{p['payout_id']}:{p['status'].lower()}",
+    "PAYOUT_RESULT": lambda p: ids.payout_result_command(p["payout_id"], p["status"]),
 }
 
 
@@ -38,7 +38,7 @@ class PureLedger:
     dead_letters: list[str] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)  # as applied, in log order
     offset: int = 0
-    time_ms: int = 1_795_000_000_000
+    time_ms: int = int(T0.timestamp() * 1000)  # the inputs' created_at
     breaker_offset: int = 0
 
     def record(self, key: str) -> AccountRecord:
@@ -73,9 +73,9 @@ class PureLedger:
                 )
             )
             command_id = (
-                f"transfer-credit:{decoded['request_id']}"
+                ids.transfer_credit(decoded["account_id"], decoded["request_id"])
                 if kind == "TRANSFER_CREDIT"
-                else f"breaker:{self.breaker_offset}"
+                else ids.breaker_command(self.breaker_offset)
                 if kind == "BREAKER_CHANGE"
                 else COMMAND_ID[kind](decoded)
             )

@@ -11,6 +11,7 @@ from streams.ledger_core import (
     CREDITED_MARKS_KEPT,
     FINGERPRINT_V2,
     IDEMPOTENCY_WINDOW_MS,
+    LedgerInvariantError,
     check_invariants,
     command_fingerprint_v1,
 )
@@ -108,7 +109,7 @@ def test_a_record_that_breaks_an_invariant_stops_the_ledger(
     ledger: dict, reserved: dict, payouts: dict, message: str
 ) -> None:
     record = AccountRecord("a", ledger=ledger, reserved=reserved, payouts=payouts)
-    with pytest.raises(AssertionError, match=message):
+    with pytest.raises(LedgerInvariantError, match=message):
         check_invariants(record)
     fine = AccountRecord("a", ledger={"operator:WEI:assets": Decimal(3), "user:a:WEI": Decimal(-3)})
     check_invariants(fine)
@@ -129,8 +130,12 @@ def test_marks_are_forgotten_after_the_window_but_no_repeat_ever_applies_twice()
     ledger = PureLedger(time_ms=int(T0.timestamp() * 1000))  # requests are made at T0
     ledger.submit("CHAIN_OBSERVATION", observation("alice", "20", "0xd1"))
     ledger.submit("TRANSFER_REQUEST", internal_transfer("alice", "t1", "2", "bob"))
-    # stamped a year ahead of the ledger's clock (an upstream clock, a careless producer)
-    ahead = {**withdrawal("alice", "w1", "3"), "created_at": T0 + timedelta(days=365)}
+    # a year ahead of the ledger's clock (a careless producer): refused, its mark's window
+    # would start a year late; a few minutes ahead (a client's clock): its window starts then
+    far = {**withdrawal("alice", "w0", "3"), "created_at": T0 + timedelta(days=365)}
+    ledger.submit("WITHDRAWAL_REQUEST", far)
+    assert ledger.results("w0")[-1]["reason"] == "created_in_the_future"
+    ahead = {**withdrawal("alice", "w1", "3"), "created_at": T0 + timedelta(minutes=4)}
     ledger.submit("WITHDRAWAL_REQUEST", ahead)
     ledger.submit("PAYOUT_RESULT", payout_result("alice", "po:alice:w1", "CONFIRMED", "1"))
     ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w2", "4"))  # stays prepared
@@ -139,10 +144,13 @@ def test_marks_are_forgotten_after_the_window_but_no_repeat_ever_applies_twice()
         ledger.submit("CHAIN_OBSERVATION", observation(account, "1", f"0x{account}"))
     alice, bob = ledger.record("alice"), ledger.record("bob")
     assert "request:t1" not in alice.applied  # an ordinary request, past its window
+    assert "request:w1" not in alice.applied  # its window started 4 minutes late: past too
     assert "po:alice:w1" not in alice.payouts  # a final payout, past the window
-    assert {"request:w1", "request:w2"} <= set(alice.applied)
+    assert "request:w2" in alice.applied
     assert "po:alice:w2" in alice.payouts  # prepared: its result may come however late
-    assert "deposit:ethereum:0xd1:0" in alice.credited and "transfer-credit:t1" in bob.credited
+    assert (
+        "deposit:ethereum:0xd1:0" in alice.credited and "transfer-credit:alice:t1" in bob.credited
+    )
     balances = [(r.balance("WEI"), r.reserved_of("WEI")) for r in (alice, bob)]
     assert balances == [(Decimal(20 - 2 - 3 - 2 + 1), Decimal(6)), (Decimal(3), Decimal(0))]
 
@@ -154,7 +162,8 @@ def test_marks_are_forgotten_after_the_window_but_no_repeat_ever_applies_twice()
     again = [(r.balance("WEI"), r.reserved_of("WEI")) for r in (alice, bob)]
     assert again == balances
     assert ledger.results("t1")[-1]["reason"] == "request_expired"  # its mark is gone
-    assert [r["status"] for r in ledger.results("w1")] == ["ACCEPTED", "COMPLETED", "COMPLETED"]
+    assert [r["status"] for r in ledger.results("w1")] == ["ACCEPTED", "COMPLETED", "REJECTED"]
+    assert ledger.results("w1")[-1]["reason"] == "request_expired"  # never paid twice
     assert [r["status"] for r in ledger.results("w2")] == ["ACCEPTED", "ACCEPTED"]
     assert ledger.dead_letters == []
 
@@ -381,22 +390,22 @@ def test_internal_transfer_goes_through_clearing_and_credits_once() -> None:
 
 def test_cross_chain_transfer_converts_one_to_one_and_pays_out() -> None:
     ledger = PureLedger()
-    ledger.submit("TRANSFER_REQUEST", cross_chain("alice", "x1", "100", "0xusdt"))
+    ledger.submit("TRANSFER_REQUEST", cross_chain("alice", "x1", "100", "bnk-ref-1"))
     assert ledger.results("x1")[-1]["status"] == "ACCEPTED"
-    out = ledger.submit("CHAIN_OBSERVATION", observation("alice", "100", "0xusdt", asset="USDT"))
+    out = ledger.submit("CHAIN_OBSERVATION", observation("alice", "100", "bnk-ref-1", asset="xUSD"))
     [command] = ledger.of_topic(out, catalogue.PAYOUT_COMMANDS)
     assert (command["asset"], command["amount"], command["fee"]) == (
-        "xUSD",
-        Decimal("99.50"),
-        Decimal("0.50"),
+        "USDT",
+        Decimal("98.9"),  # 100 less the USDT fee: 1 + 0.1%
+        Decimal("1.1"),
     )
     record = ledger.record("alice")
-    assert (record.balance("USDT"), record.balance("xUSD"), record.reserved_of("xUSD")) == (
+    assert (record.balance("xUSD"), record.balance("USDT"), record.reserved_of("USDT")) == (
         0,
         100,
         100,
     )
     ledger.submit("PAYOUT_RESULT", payout_result("alice", command["payout_id"], "CONFIRMED"))
     assert ledger.results("x1")[-1]["status"] == "COMPLETED"
-    assert ledger.record("alice").balance("xUSD") == 0
-    assert -ledger.ledger_total("operator:xUSD:fees") == Decimal("0.50")
+    assert ledger.record("alice").balance("USDT") == 0
+    assert -ledger.ledger_total("operator:USDT:fees") == Decimal("1.1")

@@ -16,10 +16,10 @@ codec = SingleObjectCodec()
 
 def transaction(account: str, sequence: int, asset: str, amount: Decimal) -> dict:
     return {
-        "transaction_id": f"deposit:bank:REF{sequence}:0:deposit",
+        "transaction_id": f"deposit:bank:gb33bukb20201555555555:REF{sequence}:0:deposit",
         "account_id": account,
         "kind": "deposit",
-        "cause_id": f"deposit:bank:REF{sequence}:0",
+        "cause_id": f"deposit:bank:gb33bukb20201555555555:REF{sequence}:0",
         "asset": asset,
         "postings": [
             {"ledger_account": f"operator:{asset}:assets", "direction": "DEBIT", "amount": amount},

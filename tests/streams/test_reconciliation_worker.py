@@ -96,9 +96,28 @@ def test_levels_drive_suspension_and_the_breaker(settings, start_worker, bank):
         catalogue.LEDGER_COMMANDS,
         until=lambda rs: sum(r["value"]["kind"] == "BREAKER_CHANGE" for r in rs) >= 8,
     )
-    withdraw(worker, "w-suspended", "alice", "xUSD", "100.00", IBAN)
-    refused = final(worker, "w-suspended")
+    # nothing pays xUSD out directly (no bank payout connector): what takes it out is a
+    # cross-chain transfer into USDT, paid on chain; the suspension of xUSD refuses it
+    transfer = {
+        "request_id": "x-suspended",
+        "account_id": "alice",
+        "kind": "CROSS_CHAIN",
+        "asset": "xUSD",
+        "amount": "100.00",
+        "destination_asset": "USDT",
+        "destination_address": ETH_ADDRESS,
+        "deposit_tx_hash": "BNK-1",  # alice's bank deposit above
+    }
+    status, answer = call("POST", f"{worker.api_url}/api/v1/transfers", transfer)
+    assert status == 202, answer
+    refused = final(worker, "x-suspended")
     assert (refused["status"], refused["reason"]) == ("REJECTED", "payouts_suspended")
+    status, answer = call(
+        "POST",
+        f"{worker.api_url}/api/v1/withdrawals",
+        {"account_id": "alice", "asset": "xUSD", "amount": "5.00", "destination_address": IBAN},
+    )
+    assert (status, answer["error"]) == (400, "payouts_unavailable")
     assert health(worker)[0] == 200 and health(worker)[1]["status"] == "WARNING"
 
     # the bank loses 100.00: the ledger exceeds the bank -> CRITICAL, breaker open, 503
@@ -229,23 +248,41 @@ def post_xml(url: str, data: bytes) -> dict:
         return json.loads(response.read())
 
 
+CHF_ASSET = """
+[assets.xCHF]
+unit = "CHF"
+chain = "bank"
+bank_account = "CH0309000000250090342"
+currency = "CHF"
+decimals = 2
+"""
+
+
 def test_drop_directory_publishes_each_file_once_and_rejects_garbage(settings, start_worker):
-    worker = start_worker()
+    assets = settings.data_dir / "assets.toml"
+    assets.parent.mkdir(parents=True, exist_ok=True)
+    assets.write_text(settings.assets_file.read_text() + CHF_ASSET)
+    worker = start_worker(settings=settings.with_overrides(assets_file=assets))
     inbox = settings.data_dir / "worker-0" / "bank-inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     sample = (SAMPLES / "viafintech_054_valid_example.xml").read_bytes()
-    (inbox / "a.xml").write_bytes(sample)
+    written = inbox / "a.xml.part"  # the convention: write under another name, then rename
+    written.write_bytes(sample)
+    written.rename(inbox / "a.xml")
     wait_for(lambda: (inbox / "processed" / "a.xml").exists(), what="a.xml processed")
     (inbox / "again.xml").write_bytes(sample)
     (inbox / "broken.xml").write_bytes(b"<Document>")
+    (inbox / "elsewhere.xml").write_bytes(sample.replace(b"CH0309000000250090342", b"CH93"))
     wait_for(lambda: (inbox / "rejected" / "broken.xml").exists(), what="broken.xml rejected")
     wait_for(lambda: (inbox / "processed" / "again.xml").exists(), what="again.xml processed")
+    wait_for(lambda: (inbox / "rejected" / "elsewhere.xml").exists(), what="elsewhere rejected")
     assert "not_xml" in (inbox / "rejected" / "broken.xml.error.txt").read_text()
+    # a bank account not configured is refused at once, not "published" then dead-lettered
+    assert "unknown_bank_account" in (inbox / "rejected" / "elsewhere.xml.error.txt").read_text()
     [notification] = values(read_topic(settings, catalogue.BANK_NOTIFICATIONS, until_count=1))
     assert len(notification["entries"]) == 4
-    assert read_topic(settings, catalogue.BANK_NOTIFICATIONS, timeout_s=2) != []
     assert len(read_topic(settings, catalogue.BANK_NOTIFICATIONS, timeout_s=2)) == 1
     letters = values(read_topic(settings, catalogue.DEAD_LETTERS, until_count=2))
     reasons = {letter["reason"] for letter in letters}
-    assert "not_xml" in reasons and "unknown_bank_account" in reasons  # CH account: no asset
+    assert reasons == {"not_xml", "unknown_bank_account"}
     assert worker.process.alive()
