@@ -28,11 +28,11 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from core.config import Settings
 from tests.conftest import ASSETS_FILE, Worker
 from tests.helpers import TopicReader
 from tests.ledger_inputs import observation
 from tests.processes import descendants
-from tokengine.config import Settings
 from tokengine.services import EmbeddedServices, free_port
 from topics import catalogue
 from topics.admin import create_topics
@@ -177,10 +177,12 @@ def code_alone() -> float:
     any framework around this code can reach on one core."""
     from datetime import UTC, datetime
 
+    from core.assets import load_assets
     from streams.intake import Source, route
-    from streams.ledger_core import Context, apply, decode_command
-    from streams.records import AccountRecord, encode_record
-    from tokengine.assets import load_assets
+    from streams.ledger.apply import apply
+    from streams.ledger.commands import decode_command
+    from streams.ledger.records import AccountRecord, encode_record
+    from streams.ledger.step import Context
 
     assets = load_assets(ASSETS_FILE)
     context = Context(assets, {})
@@ -597,7 +599,7 @@ def eth_watcher(settings: Settings) -> None:
 
     from connectors.chain_watcher import WatcherWiring
     from connectors.ethereum import EthereumWatcher
-    from tokengine.assets import load_assets
+    from core.assets import load_assets
     from tokengine.services import start_anvil
 
     isolated = isolated_settings(settings, "eth")
@@ -637,7 +639,7 @@ def btc_watcher(settings: Settings) -> None:
 
     from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
     from connectors.chain_watcher import WatcherWiring
-    from tokengine.assets import load_assets
+    from core.assets import load_assets
     from tokengine.services import start_bitcoind
 
     isolated = isolated_settings(settings, "btc")

@@ -14,7 +14,7 @@ import time
 
 import faust
 
-from tokengine.config import Settings
+from core.config import Settings
 
 KIND = sys.argv[1] if len(sys.argv) > 1 else "null"
 settings = Settings.from_env()

@@ -30,12 +30,13 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from connectors.camt import CamtError, notification_from_json, parse_camt
-from tokengine import observations
-from tokengine.assets import AssetCatalogue
-from tokengine.bank_events import check_bank_event
-from tokengine.bindings import Bindings
-from tokengine.fields import FieldError
+from core import observations
+from core.assets import AssetCatalogue
+from core.bank_events import check_bank_event
+from core.bindings import Bindings
+from core.camt import CamtError, notification_from_json, parse_camt
+from core.fields import FieldError
+from core.reasons import Reason
 from topics import catalogue
 from topics.codec import Codec
 from topics.dead_letters import dead_letter, excerpt
@@ -164,7 +165,9 @@ class BankConnector:
                 for event, value, deposits in planned:
                     self._produce(submission, topic, event, value, deposits)
             except (KafkaException, BufferError) as error:
-                raise CamtError("not_published", f"the broker refused an event: {error}") from None
+                raise CamtError(
+                    Reason.NOT_PUBLISHED, f"the broker refused an event: {error}"
+                ) from None
             if self.producer.flush(FLUSH_TIMEOUT_S) != 0:
                 raise RuntimeError("bank events not acknowledged by the broker")
 
@@ -182,7 +185,7 @@ class BankConnector:
             ]
             return event, self.codec.encode(topic, event), encoded
         except ValueError as error:  # e.g. a value the wire cannot carry
-            raise CamtError("invalid_field", f"{event['message_id']}: {error}") from None
+            raise CamtError(Reason.INVALID_FIELD, f"{event['message_id']}: {error}") from None
 
     def _produce(self, submission, topic, event, value, deposits) -> None:
         submission.events.append(event)

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 from connectors.bank import BankConnector, Submission
-from connectors.camt import CamtError
-from tokengine.fields import FieldError, load_json
+from core.camt import CamtError
+from core.fields import FieldError, load_json
+from core.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def handle(directory: Path, claimed: Path, connector: BankConnector) -> str:
         return f"rejected: {error.reason}"
     except Exception as error:  # never stop the sweep on one file
         log.exception("bank inbox: %s not handled", claimed.name)
-        problem = CamtError("internal_error", f"{type(error).__name__}: {error}")
+        problem = CamtError(Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}")
         with contextlib.suppress(Exception):
             connector.reject(b"", source, problem)
         reject(directory, claimed, problem)
@@ -107,13 +108,13 @@ def read_regular_file(path: Path) -> bytes:
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:  # a symbolic link (ELOOP), a vanished file
-        raise CamtError("not_a_regular_file", f"{path.name}: {error.strerror}") from None
+        raise CamtError(Reason.NOT_A_REGULAR_FILE, f"{path.name}: {error.strerror}") from None
     with os.fdopen(descriptor, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise CamtError("not_a_regular_file", f"{path.name}: not a regular file")
+            raise CamtError(Reason.NOT_A_REGULAR_FILE, f"{path.name}: not a regular file")
         data = handle.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
-        raise CamtError("too_large", f"{path.name}: larger than {MAX_FILE_BYTES} bytes")
+        raise CamtError(Reason.TOO_LARGE, f"{path.name}: larger than {MAX_FILE_BYTES} bytes")
     return data
 
 

@@ -31,7 +31,8 @@ from bitcoinlib.transactions import Transaction
 
 from connectors.bitcoin import CHAIN, BitcoinRpc, RpcError, RpcUnavailable
 from connectors.payout_executor import ExecutorWiring, PayoutExecutor
-from tokengine.assets import Asset
+from core.assets import Asset
+from core.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,11 @@ class NotConcluded(Exception):
 
 
 class PayoutNotPossible(Exception):
-    """The payout cannot be built (nothing was sent): reported FAILED with this reason."""
+    """The payout cannot be built (nothing was sent): reported FAILED with `reason`."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 def read_payout_key(path: Path) -> Key:
@@ -173,7 +178,7 @@ class BitcoinPayouts(PayoutExecutor):
             try:
                 raw = self.build(command, asset)
             except PayoutNotPossible as error:
-                self.report(command, "FAILED", reason=str(error))
+                self.report(command, "FAILED", reason=error.reason, detail=error)
                 return True
             self.report(command, "SUBMITTED", tx_hash=txid_of(raw), raw_transaction=raw)
         txid = txid_of(raw)
@@ -185,11 +190,19 @@ class BitcoinPayouts(PayoutExecutor):
                 raise
             except RpcError as error:
                 if error.code != RPC_ALREADY_IN_CHAIN and self.transaction(txid) is None:
-                    if not (first or self.inputs_spent_elsewhere(raw)):
+                    spent = not first and self.inputs_spent_elsewhere(raw)
+                    if not (first or spent):
                         # sent before a restart, maybe relayed: it may still confirm
                         raise NotConcluded(f"the node refuses {txid}: {error}") from None
-                    reason = f"rejected by the node: {error}"
-                    self.report(command, "FAILED", tx_hash=txid, raw_transaction=raw, reason=reason)
+                    reason = Reason.INPUTS_SPENT if spent else Reason.REJECTED_BY_NODE
+                    self.report(
+                        command,
+                        "FAILED",
+                        tx_hash=txid,
+                        raw_transaction=raw,
+                        reason=reason,
+                        detail=error,
+                    )
                     return True
         if not self.wait_confirmed(txid, raw):
             return False
@@ -248,7 +261,9 @@ class BitcoinPayouts(PayoutExecutor):
         """The signed transaction (hex) paying the command, change back to the hot wallet."""
         amount = int(command["amount"].scaleb(8))
         if Decimal(amount).scaleb(-8) != command["amount"] or amount <= 0:
-            raise PayoutNotPossible(f"invalid_amount: {command['amount']} is not whole satoshi")
+            raise PayoutNotPossible(
+                Reason.INVALID_AMOUNT, f"{command['amount']} is not whole satoshi"
+            )
         coins = self.spendable_coins()
         chosen: list[dict[str, Any]] = []
         total = 0
@@ -260,8 +275,9 @@ class BitcoinPayouts(PayoutExecutor):
         fee = self.fee_for(len(chosen), 2)
         if total < amount + fee:
             raise PayoutNotPossible(
-                f"hot_wallet_insufficient: {Decimal(total).scaleb(-8)} BTC spendable, "
-                f"{Decimal(amount + fee).scaleb(-8)} BTC needed"
+                Reason.HOT_WALLET_INSUFFICIENT,
+                f"{Decimal(total).scaleb(-8)} BTC spendable, "
+                f"{Decimal(amount + fee).scaleb(-8)} BTC needed",
             )
         transaction = Transaction(network=self.network, witness_type="legacy")
         for coin in chosen:
@@ -276,7 +292,7 @@ class BitcoinPayouts(PayoutExecutor):
         try:
             transaction.add_output(amount, address=command["destination_address"])
         except Exception as error:  # bitcoinlib raises several kinds for a bad address
-            raise PayoutNotPossible(f"invalid_destination: {error}") from error
+            raise PayoutNotPossible(Reason.INVALID_ADDRESS, str(error)) from error
         change = total - amount - fee
         if change >= DUST_SATOSHI:
             transaction.add_output(change, address=self.address)

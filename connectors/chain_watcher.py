@@ -27,11 +27,11 @@ from confluent_kafka import Producer
 from prometheus_client import Counter, Gauge
 
 from connectors.confirmations import Price, confirmations_required
-from tokengine import observations
-from tokengine.assets import Asset, AssetCatalogue
-from tokengine.bindings import Bindings
-from tokengine.config import Settings
-from tokengine.money import MAX_AMOUNT
+from core import observations
+from core.assets import Asset, AssetCatalogue
+from core.bindings import Bindings
+from core.config import Settings
+from core.money import MAX_AMOUNT
 from topics import catalogue
 from topics.codec import Codec
 from topics.kafka import make_producer

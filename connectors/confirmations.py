@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from tokengine.assets import Asset
+from core.assets import Asset
 
 MAX_PRICE_AGE = timedelta(minutes=10)
 

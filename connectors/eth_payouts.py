@@ -31,7 +31,8 @@ from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
 
 from connectors.ethereum import CHAIN
 from connectors.payout_executor import ExecutorWiring, PayoutExecutor
-from tokengine.assets import Asset
+from core.assets import Asset
+from core.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class EthereumPayouts(PayoutExecutor):
                 signed = self.sign(command, asset, nonce)
             except (ValueError, TypeError) as error:  # cannot be built: nothing was sent
                 self.next_nonce = None
-                self.report(command, "FAILED", reason=f"not payable: {error}")
+                self.report(command, "FAILED", reason=Reason.NOT_PAYABLE, detail=error)
                 return True
             tx_hash, raw = signed.hash.to_0x_hex(), signed.raw_transaction.to_0x_hex()
             first = not resigned
@@ -132,7 +133,7 @@ class EthereumPayouts(PayoutExecutor):
         if receipt is None:
             return False  # stopping: the next run finds the transaction by what it recorded
         if receipt["status"] != 1:
-            self.report(command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason="reverted")
+            self.report(command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=Reason.REVERTED)
             return True
         fee_wei = receipt["gasUsed"] * receipt["effectiveGasPrice"]
         network_fee = Decimal(fee_wei).scaleb(-18) if asset.is_native else None
@@ -150,12 +151,10 @@ class EthereumPayouts(PayoutExecutor):
         except Web3RPCError as error:  # the node answered no
             if self.on_chain(tx_hash):
                 return True  # it had it already
-            if self.nonce_taken(nonce):
-                reason = (
-                    f"nonce {nonce} was taken by another transaction; this one can never be mined"
-                )
+            if self.nonce_taken(nonce):  # by another transaction: this one can never be mined
+                reason = Reason.NONCE_TAKEN
             elif first:
-                reason = f"rejected by the node: {error}"
+                reason = Reason.REJECTED_BY_NODE
             else:
                 log.critical(
                     "payout %s: the node refuses its transaction (%s)", command["payout_id"], error
@@ -164,7 +163,9 @@ class EthereumPayouts(PayoutExecutor):
                     f"the node refuses a transaction it may have had: {error}"
                 ) from None
             self.next_nonce = None  # the nonce stays free for the next payout
-            self.report(command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=reason)
+            self.report(
+                command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=reason, detail=error
+            )
             return False
 
     def nonce_taken(self, nonce: int) -> bool:
@@ -182,11 +183,10 @@ class EthereumPayouts(PayoutExecutor):
                 log.warning("payout transaction %s not mined yet; still waiting", tx_hash)
             if self.on_chain(tx_hash):
                 continue
-            if self.nonce_taken(nonce):
-                reason = (
-                    f"nonce {nonce} was taken by another transaction; this one can never be mined"
+            if self.nonce_taken(nonce):  # by another transaction: this one can never be mined
+                self.report(
+                    command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=Reason.NONCE_TAKEN
                 )
-                self.report(command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=reason)
                 return NEVER_MINED
             try:
                 self.w3.eth.send_raw_transaction(raw)

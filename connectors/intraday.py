@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 
-from tokengine import fields
-from tokengine.fields import FieldError, load_json
-from tokengine.money import AmountError, parse_amount
+from core import fields
+from core.fields import FieldError, load_json
+from core.money import AmountError, parse_amount
+from core.reasons import Reason
 
 TIMEOUT_S = 10.0
 
@@ -34,13 +35,13 @@ def fetch_balance(base_url: str, account_id: str) -> dict[str, Any]:
         response.raise_for_status()
         body = load_json(response.content, decimals=True)
         if not isinstance(body, dict):
-            raise FieldError("invalid_json", "json", "the answer is not a JSON object")
+            raise FieldError(Reason.INVALID_JSON, "json", "the answer is not a JSON object")
         balance = parse_amount(body.get("balance"), signed=True)
         as_of = body.get("as_of")
         when = fields.timestamp(as_of, "as_of") if as_of else datetime.now(UTC)
         currency = body.get("currency", "")
         if not isinstance(currency, str):
-            raise FieldError("invalid_field", "currency", "must be a string")
+            raise FieldError(Reason.INVALID_FIELD, "currency", "must be a string")
     except (httpx.HTTPError, FieldError, AmountError) as error:
         raise IntradayError(f"{url}: {error}") from error
     return {

@@ -24,10 +24,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from tokengine.addresses import address_problem
-from tokengine.assets import Asset, AssetCatalogue
-from tokengine.config import Settings
-from tokengine.money import AmountError, quantize_exact
+from core.addresses import address_problem
+from core.assets import Asset, AssetCatalogue
+from core.config import Settings
+from core.money import AmountError, quantize_exact
+from core.reasons import Reason
 from topics import catalogue
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
@@ -35,6 +36,8 @@ from topics.kafka import make_consumer, make_producer
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
+
+MAX_DETAIL = 500  # characters of what the node said, kept with a FAILED result
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ class PayoutExecutor:
         problem = self.command_problem(command)
         if problem is not None:
             if known is None:  # nothing was sent for it
-                self.report(command, "FAILED", reason=f"invalid_command: {problem}")
+                self.report(command, "FAILED", reason=Reason.INVALID_COMMAND, detail=problem)
             else:
                 log.critical("payout %s: %s, after SUBMITTED", command["payout_id"], problem)
             return True
@@ -213,6 +216,9 @@ class PayoutExecutor:
             self.consumer.resume(self.consumer.assignment())
 
     def report(self, command: dict[str, Any], status: str, **fields: Any) -> None:
+        """Publish a result (acknowledged before the executor goes on); a FAILED one has
+        a `reason` (a `Reason`) and may have a `detail` for people."""
+        detail = fields.get("detail")
         result = {
             "payout_id": command["payout_id"],
             "account_id": command["account_id"],
@@ -220,6 +226,7 @@ class PayoutExecutor:
             "tx_hash": fields.get("tx_hash"),
             "network_fee": fields.get("network_fee"),
             "reason": fields.get("reason"),
+            "detail": None if detail is None else str(detail)[:MAX_DETAIL],
             "reported_at": datetime.now(UTC),
             "nonce": fields.get("nonce"),
             "raw_transaction": fields.get("raw_transaction"),

@@ -22,8 +22,8 @@ from connectors.chain_watcher import WatcherWiring
 from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
 from connectors.payout_executor import ExecutorWiring
-from tokengine.assets import load_assets
-from tokengine.config import Settings
+from core.assets import load_assets
+from core.config import Settings
 from topics.codec import make_codec
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,10 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from core.assets import load_assets
+from core.config import Settings
+from core.reasons import Reason
 from sinks.rows import REFRESH_EMI_ACCOUNTS, REFRESHING_TOPICS, STATEMENTS, TOPICS, rows
-from tokengine.assets import load_assets
-from tokengine.config import Settings
 from topics import catalogue
 from topics.codec import DecodeError, make_codec
 from topics.dead_letters import dead_letter
@@ -267,8 +268,8 @@ class PostgresSink:
 
 def refused_reason(error: Exception) -> str:
     if isinstance(error, psycopg.IntegrityError):
-        return "constraint_violation"
-    return "invalid_value" if isinstance(error, psycopg.DataError) else "unmappable_event"
+        return Reason.CONSTRAINT_VIOLATION
+    return Reason.INVALID_VALUE if isinstance(error, psycopg.DataError) else Reason.UNMAPPABLE_EVENT
 
 
 def run_sink(settings: Settings) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import psycopg
 
-from streams.records import ZERO_HASH, user_account
-from topics.ledger_hash import transaction_hash
+from core.accounts import user_account
+from topics.ledger_hash import ZERO_HASH, transaction_hash
 
 
 @dataclass

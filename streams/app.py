@@ -1,8 +1,10 @@
-"""The Faust application: one per worker process, configured from `Settings`.
+"""The worker's application object: settings, assets, codec and the Faust app, made once.
 
-Owns the Faust settings that matter on tansu and on real Kafka (group-join timeouts,
-partitions, processing guarantee) and the helpers that name topics through the catalogue.
-Agents and views register themselves on `app` when their modules are imported.
+`Engine(settings)` owns what every component of a worker shares; components are built
+from it and register their agents, tables, timers, services and views on `engine.app`
+(nothing is wired when a module is imported: `tokengine.worker` composes a worker, a test
+can compose part of one). The Faust settings that matter on tansu and on real Kafka
+(group-join timeouts, partitions, processing guarantee) are `create_app`'s.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ import mode
 from faust.serializers import codecs
 
 import streams.transport  # noqa: F401  (registers the tokengine:// transport)
-from tokengine.assets import AssetCatalogue, load_assets
-from tokengine.config import Settings
+from core.assets import AssetCatalogue, load_assets
+from core.config import Settings
 from topics import catalogue
 from topics.codec import Codec, make_codec
 from topics.view import Fold, Folded, TopicView
-
-settings = Settings.from_env()
 
 
 class Utf8Codec(codecs.Codec):
@@ -36,7 +36,7 @@ codecs.register("utf8", Utf8Codec())
 
 def create_app(settings: Settings) -> faust.App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=f"tokengine://{settings.kafka or '127.0.0.1:9092'}",  # see streams.transport
         store="memory://",
@@ -60,53 +60,68 @@ def create_app(settings: Settings) -> faust.App:
         web_in_thread=False,
         datadir=str(settings.data_dir / "faust"),
     )
+    streams.transport.prepare(app)
+    return app
 
 
-app = create_app(settings)
-codec: Codec = make_codec(settings.schema_registry, settings.topic_prefix)
+class Engine:
+    """One worker's shared parts: what every component is built from."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.assets: AssetCatalogue = load_assets(settings.assets_file)
+        self.codec: Codec = make_codec(settings.schema_registry, settings.topic_prefix)
+        self.app = create_app(settings)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.kafka or "127.0.0.1:9092"
+
+    def topic_name(self, name: str) -> str:
+        return catalogue.spec(name).full_name(self.settings.topic_prefix)
+
+    def raw_topic(self, *names: str) -> faust.TopicT:
+        """Catalogue topics as raw bytes: values are decoded by `codec`, not by Faust."""
+        return self.app.topic(
+            *(self.topic_name(name) for name in names),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=catalogue.spec(names[0]).partitions,
+            internal=False,
+        )
+
+    def serve_view(
+        self,
+        topics: list[str],
+        fold: Fold,
+        name: str,
+        partitions: dict[str, int] | None = None,
+        folded: Folded | None = None,
+    ) -> TopicView:
+        """A whole-topic view (see `topics.view`) that runs for the worker's lifetime."""
+        view = TopicView(
+            self.settings.kafka or "",
+            self.settings.topic_prefix,
+            self.codec,
+            topics,
+            fold,
+            name,
+            partitions,
+            folded,
+        )
+        self.app.service(ViewService(view))  # an instance: Faust starts it with the app
+        return view
 
 
-def assets() -> AssetCatalogue:
-    return load_assets(settings.assets_file)
+class ViewService(mode.Service):
+    """Runs a `TopicView`'s thread with the worker."""
 
-
-def topic_name(name: str) -> str:
-    return catalogue.spec(name).full_name(settings.topic_prefix)
-
-
-def raw_topic(name: str) -> faust.TopicT:
-    """A catalogue topic as raw bytes: values are decoded by `codec`, not by Faust."""
-    spec = catalogue.spec(name)
-    return app.topic(
-        spec.full_name(settings.topic_prefix),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=spec.partitions,
-        internal=False,
-    )
-
-
-class _ViewService(mode.Service):
-    view: TopicView
+    def __init__(self, view: TopicView) -> None:
+        super().__init__()
+        self.view = view
 
     async def on_start(self) -> None:
         self.view.start()
 
     async def on_stop(self) -> None:
         await self.loop.run_in_executor(None, self.view.stop)
-
-
-def serve_view(
-    topics: list[str],
-    fold: Fold,
-    name: str,
-    partitions: dict[str, int] | None = None,
-    folded: Folded | None = None,
-) -> TopicView:
-    """A whole-topic view (see `topics.view`) that runs for the worker's lifetime."""
-    view = TopicView(
-        settings.kafka or "", settings.topic_prefix, codec, topics, fold, name, partitions, folded
-    )
-    service_name = f"View_{name.replace('-', '_')}"
-    app.service(type(service_name, (_ViewService,), {"view": view, "__module__": __name__}))
-    return view

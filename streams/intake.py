@@ -27,22 +27,24 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
+from core import fields, ids
+from core.assets import AssetCatalogue, load_assets
+from core.breaker import scope_problem
+from core.config import Settings
+from core.fields import FieldError
+from core.observations import creditable, observed_asset
+from core.reasons import Reason
+from core.requests import RequestError, revalidate
 from streams import metrics
-from streams.app import assets, codec
-from streams.records import control_key
-from tokengine import fields, ids
-from tokengine.assets import AssetCatalogue
-from tokengine.fields import FieldError
-from tokengine.observations import creditable, observed_asset
-from tokengine.requests import RequestError, revalidate
+from streams.ledger.records import control_key
 from topics import catalogue
-from topics.breaker import scope_problem
-from topics.codec import Codec, DecodeError
+from topics.codec import Codec, DecodeError, make_codec
 from topics.dead_letters import dead_letter_of_message
 from topics.holes import HoleGuard
 from topics.kafka import (
     FLUSHED_BATCH_LINGER_MS,
     consume_available,
+    flush,
     make_consumer,
     make_producer,
 )
@@ -138,7 +140,7 @@ def _payout_command(source: Source, record: dict[str, Any]) -> dict[str, Any] | 
         raise Rejected(error.reason, str(error)) from None
     fee = record["network_fee"]
     if fee is not None and fee < 0:
-        raise Rejected("invalid_amount", f"network_fee: must not be negative ({fee})")
+        raise Rejected(Reason.INVALID_AMOUNT, f"network_fee: must not be negative ({fee})")
     command_id = ids.payout_result_command(record["payout_id"], record["status"])
     return command(source, "PAYOUT_RESULT", command_id, record["account_id"])
 
@@ -147,7 +149,7 @@ def _breaker_command(source: Source, record: dict[str, Any], codec: Codec, asset
     """Breaker-state partition p (every change is on each) goes to ledger-commands p."""
     problem = scope_problem(record["scope"], assets.assets)
     if problem:
-        raise Rejected("invalid_field", f"scope: {problem}")
+        raise Rejected(Reason.INVALID_FIELD, f"scope: {problem}")
     key = control_key(source.partition)
     envelope = command(source, "BREAKER_CHANGE", ids.breaker_command(source.offset), key)
     value = codec.encode(catalogue.LEDGER_COMMANDS, envelope)
@@ -165,9 +167,9 @@ def _transfer_credit(source: Source, record: dict[str, Any]) -> list[Output]:
     if record["kind"] != "TRANSFER_CREDIT" or not record["command_id"].startswith(
         ids.TRANSFER_CREDIT_PREFIX
     ):
-        raise Rejected("invalid_field", f"kind: {record['kind']} is not a transfer credit")
+        raise Rejected(Reason.INVALID_FIELD, f"kind: {record['kind']} is not a transfer credit")
     if partition_for(account, catalogue.ACCOUNT_PARTITIONS) != source.partition:
-        raise Rejected("wrong_partition", f"account_id: {account!r} is not of this partition")
+        raise Rejected(Reason.WRONG_PARTITION, f"account_id: {account!r} is not of this partition")
     return [Output(catalogue.LEDGER_COMMANDS, account, source.value, source.partition)]
 
 
@@ -178,7 +180,9 @@ def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -
         return _route(source, codec, assets, now)
     except Exception as error:  # a defect shown by one input: keep it, go on
         log.exception("intake: %s[%d]@%d not routed", source.topic, source.partition, source.offset)
-        return [_dead_letter(source, codec, "internal_error", f"{type(error).__name__}: {error}")]
+        return [
+            _dead_letter(source, codec, Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+        ]
 
 
 def _route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -> list[Output]:
@@ -238,8 +242,12 @@ def _rejection(topic: str, request: dict, reason: str, codec: Codec, now: dateti
 class IntakeLoop:
     """The consume -> route -> produce -> commit loop, run in its own thread."""
 
-    def __init__(self, bootstrap: str, group_id: str, prefix: str) -> None:
-        self.prefix = prefix
+    def __init__(self, settings: Settings) -> None:
+        bootstrap = settings.kafka or "127.0.0.1:9092"
+        group_id = f"{settings.app_id}-intake"
+        self.prefix = settings.topic_prefix
+        self.assets = load_assets(settings.assets_file)
+        self.codec = make_codec(settings.schema_registry, settings.topic_prefix)
         self.consumer = make_consumer(
             bootstrap, group_id, **{"partition.assignment.strategy": "range"}
         )
@@ -248,7 +256,7 @@ class IntakeLoop:
         self.stopping = threading.Event()
         self.assigned = threading.Event()
         self.consumer.subscribe(
-            [catalogue.spec(name).full_name(prefix) for name in INPUT_TOPICS],
+            [catalogue.spec(name).full_name(self.prefix) for name in INPUT_TOPICS],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
         )
@@ -295,7 +303,6 @@ class IntakeLoop:
         messages = consume_available(self.consumer, MAX_BATCH_MESSAGES, POLL_TIMEOUT_S)
         handled = 0
         now = datetime.now(UTC)
-        catalogue_assets = assets()
         for message in self.holes.contiguous(messages):
             source = Source(
                 catalogue.short_name(message.topic(), self.prefix),
@@ -304,7 +311,7 @@ class IntakeLoop:
                 message.key(),
                 message.value(),
             )
-            for output in route(source, codec, catalogue_assets, now):
+            for output in route(source, self.codec, self.assets, now):
                 extra = {} if output.partition is None else {"partition": output.partition}
                 self.producer.produce(
                     self.prefix + output.topic, output.value, output.key.encode(), **extra
@@ -313,8 +320,7 @@ class IntakeLoop:
         if handled:
             # commit only once every output of the batch is acknowledged (at-least-once);
             # without waiting for the commit: a lost one re-sends commands the ledger ignores
-            if self.producer.flush(30) != 0:  # the loop stops; the process is started again
-                raise RuntimeError("intake: outputs not acknowledged; not committing")
+            flush(self.producer, "intake's outputs (not committing)")  # raises: loop stops
             self.consumer.commit(offsets=self.holes.positions(), asynchronous=True)
             metrics.events_processed.labels(COMPONENT).inc(handled)
         return handled

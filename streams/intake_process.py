@@ -26,14 +26,15 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import IO, ClassVar
+from typing import IO
 
 import mode
 from mode.utils.logging import level_number
 from prometheus_client import Counter
 
+from core.config import Settings
 from streams import metrics
-from streams.app import app, settings
+from streams.app import Engine
 from streams.gc_tuning import quieter_collector
 from streams.intake import IntakeLoop
 
@@ -83,15 +84,15 @@ def stop_at_end_of_input(runner: IntakeLoop) -> None:
 
 
 def child_main() -> None:
+    """The intake process: settings from the environment, no Faust app."""
+    settings = Settings.from_env()
     logging.basicConfig(
         level=level_number(settings.log_level),
         format="[%(asctime)s] intake process %(levelname)s: %(message)s",
     )
     out = sys.stdout
     sys.stdout = sys.stderr  # stdout carries reports only
-    runner = IntakeLoop(
-        settings.kafka or "127.0.0.1:9092", f"{settings.app_id}-intake", settings.topic_prefix
-    )
+    runner = IntakeLoop(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stopping.set())
     threading.Thread(target=stop_at_end_of_input, args=(runner,), daemon=True).start()
@@ -173,15 +174,12 @@ class IntakeSupervisor:
             child.kill()
 
 
-@app.service
-class Intake(mode.Service):
+class IntakeService(mode.Service):
     """Supervises the intake process for the lifetime of the Faust worker."""
 
-    instance: ClassVar[Intake | None] = None
     supervisor: IntakeSupervisor | None = None
 
     async def on_start(self) -> None:
-        Intake.instance = self
         self.supervisor = IntakeSupervisor()
         self.supervisor.thread.start()
 
@@ -194,8 +192,16 @@ class Intake(mode.Service):
         return self.supervisor is not None and self.supervisor.ready.is_set()
 
 
-def intake_ready() -> bool:
-    return Intake.instance is not None and Intake.instance.ready
+class Intake:
+    """The worker's intake process, run and supervised for the worker's lifetime."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.service = IntakeService()
+        engine.app.service(self.service)  # an instance: Faust starts it with the app
+
+    @property
+    def ready(self) -> bool:
+        return self.service.ready
 
 
 if __name__ == "__main__":

@@ -23,13 +23,14 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from streams.app import assets, serve_view
-from streams.reconciliation_core import Movement
-from streams.records import operator_assets
+from core.accounts import operator_assets
+from streams.app import Engine
+from streams.ledger.batch import SEQUENCE_HEADER
+from streams.reconciliation.core import Movement
 from topics import catalogue
+from topics.view import TopicView
 
 ZERO = Decimal(0)
-SEQUENCE_HEADER = "sequence"  # on ledger-entries records: the transaction's chain sequence
 WIRE_QUANTUM = Decimal(1).scaleb(-18)  # amounts on the wire have scale 18 (LedgerTransaction)
 WIRE_CONTEXT = Context(prec=38)  # and precision 38
 
@@ -38,7 +39,7 @@ def bank_reference(transaction: dict[str, Any]) -> str:
     """The reference a bank statement carries for this ledger transaction.
 
     Bank deposits are `deposit:bank:<bank account>:<entry reference>:0`
-    (`tokengine.observations.deposit_id`); payouts are `payout:<id>:...`, and a bank
+    (`core.observations.deposit_id`); payouts are `payout:<id>:...`, and a bank
     payout's end-to-end id is the payout id.
     """
     cause = transaction["cause_id"]
@@ -53,7 +54,8 @@ def bank_reference(transaction: dict[str, Any]) -> str:
 
 
 class LedgerNets:
-    def __init__(self) -> None:
+    def __init__(self, bank_backed: frozenset[str] = frozenset()) -> None:
+        self.bank_backed = bank_backed  # assets held at a bank: their movements are kept
         self.nets: dict[str, Decimal] = defaultdict(Decimal)  # ledger account -> debits - credits
         self.sequences: dict[str, int] = {}  # account id -> highest sequence counted
         self.bank_movements: dict[str, list[Movement]] = defaultdict(list)  # asset ->
@@ -71,7 +73,7 @@ class LedgerNets:
         for posting in transaction["postings"]:
             sign = 1 if posting["direction"] == "DEBIT" else -1
             self.nets[posting["ledger_account"]] += sign * posting["amount"]
-            if posting["ledger_account"] == operator and asset in bank_backed_assets():
+            if posting["ledger_account"] == operator and asset in self.bank_backed:
                 self.bank_references[asset].add(bank_reference(transaction).lower())
                 self.bank_movements[asset].append(
                     Movement(
@@ -113,17 +115,20 @@ class LedgerNets:
         return self.nets.get(operator_assets(asset), ZERO)
 
 
-def bank_backed_assets() -> frozenset[str]:
-    return assets().bank_backed
+class LedgerView:
+    """The whole ledger's nets, folded on a worker (`LedgerNets` behind a `TopicView`)."""
 
+    def __init__(self, engine: Engine) -> None:
+        self.nets = LedgerNets(engine.assets.bank_backed)
+        self.view: TopicView = engine.serve_view(
+            [catalogue.LEDGER_ENTRIES], self.nets.add, "ledger-view", folded=self.nets.counted
+        )
 
-def count_emitted(transaction: dict[str, Any]) -> None:
-    """Count a transaction this worker's ledger emits (then it is skipped when read back)."""
-    with ledger_topic_view.lock:
-        ledger_nets.add_emitted(transaction)
+    @property
+    def lock(self):
+        return self.view.lock
 
-
-ledger_nets = LedgerNets()
-ledger_topic_view = serve_view(
-    [catalogue.LEDGER_ENTRIES], ledger_nets.add, "ledger-view", folded=ledger_nets.counted
-)
+    def count_emitted(self, transaction: dict[str, Any]) -> None:
+        """Count a transaction this worker's ledger emits (then skipped when read back)."""
+        with self.view.lock:
+            self.nets.add_emitted(transaction)

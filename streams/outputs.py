@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.app import settings
 from topics.kafka import FLUSHED_BATCH_LINGER_MS, make_producer
 
 FLUSH_TIMEOUT_S = 30.0
@@ -19,10 +18,11 @@ POLL_EVERY = 256  # produce calls between two polls of delivery reports
 class OutputProducer:
     """Produces to catalogue topics; `flush` raises unless every output was acknowledged."""
 
-    def __init__(self, linger_ms: int = FLUSHED_BATCH_LINGER_MS) -> None:
+    def __init__(self, bootstrap: str, prefix: str, linger_ms: int = FLUSHED_BATCH_LINGER_MS):
+        self.prefix = prefix
         # delivery reports of failures only: a callback per acknowledged message is not free
         self.producer = make_producer(
-            settings.kafka or "127.0.0.1:9092",
+            bootstrap,
             **{
                 "linger.ms": linger_ms,
                 "delivery.report.only.error": True,
@@ -41,7 +41,7 @@ class OutputProducer:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Produce to a catalogue topic (its name gets the deployment's prefix)."""
-        self.produce_to(settings.topic_prefix + topic, key, value, partition, headers)
+        self.produce_to(self.prefix + topic, key, value, partition, headers)
 
     def produce_to(
         self,

@@ -19,7 +19,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from streams.app import serve_view
+from core.reasons import Reason
+from streams.app import Engine
 from topics import catalogue
 
 MAX_REQUESTS_KEPT = 1_000_000
@@ -66,12 +67,16 @@ class RequestResults:
 def late(result: dict[str, Any]) -> bool:
     """A rejection that never replaces a decision: the intake's (version 0, of a repeat it
     could not read), or a repeat's after the window (the request was decided long ago)."""
-    return result["version"] == 0 or result["reason"] == "request_expired"
+    return result["version"] == 0 or result["reason"] == Reason.REQUEST_EXPIRED
 
 
-view = RequestResults()
+class RequestView:
+    """`RequestResults` folded from request-results for the worker's lifetime."""
 
-
-results_view = serve_view(
-    [catalogue.REQUEST_RESULTS], lambda _topic, result: view.add(result), "request-view"
-)
+    def __init__(self, engine: Engine) -> None:
+        self.results = RequestResults()
+        self.view = engine.serve_view(
+            [catalogue.REQUEST_RESULTS],
+            lambda _topic, result: self.results.add(result),
+            "request-view",
+        )

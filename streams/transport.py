@@ -10,9 +10,10 @@ notifications for reconciliation, its leader topic, and changelogs while recover
 After a rebalance Faust recovers the tables, seeks every stream partition to its committed
 offset, then starts fetching. Components that must act on a new assignment only once its
 tables are recovered (the ledger's command feed starts at the recovered watermarks)
-register an `ON_READY` hook: it runs there, before anything is fetched. A topic in
-`NOT_FETCHED` is assigned (and its tables recovered) but never fetched by Faust: its
-partitions stay paused from the assignment on (the ledger reads its commands itself).
+add a hook to the app's `on_ready` list (`prepare`): it runs there, before anything is
+fetched. A topic in the app's `not_fetched` set is assigned (and its tables recovered)
+but never fetched by Faust: its partitions stay paused from the assignment on (the
+ledger reads its commands itself).
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ from faust.types import TP
 from topics.kafka import OFF_PATH_FETCH_WAIT_MAX_MS
 
 OnReady = Callable[[Any, Iterable[TP]], Awaitable[None]]  # (Faust consumer, assignment)
-ON_READY: list[OnReady] = []
-NOT_FETCHED: set[str] = set()  # topics (full names) Faust assigns but never fetches
+
+
+def prepare(app: Any) -> None:
+    """Give an app the hooks this transport reads: `on_ready` (run after each recovery,
+    before fetching) and `not_fetched` (topics, full names, Faust assigns but never fetches)."""
+    app.on_ready: list[OnReady] = []
+    app.not_fetched: set[str] = set()
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -43,18 +49,18 @@ class Consumer(driver.Consumer):
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _set_active_tps(self, tps: set[TP]) -> set[TP]:  # what Faust fetches, at assignment
-        return super()._set_active_tps({tp for tp in tps if tp.topic not in NOT_FETCHED})
+        return super()._set_active_tps({tp for tp in tps if tp.topic not in self.app.not_fetched})
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:  # after recovery, after a pause
-        super().resume_partitions({tp for tp in tps if tp.topic not in NOT_FETCHED})
+        super().resume_partitions({tp for tp in tps if tp.topic not in self.app.not_fetched})
 
     def verify_event_path(self, now: float, tp: TP) -> None:
-        if tp.topic not in NOT_FETCHED:  # else "stream has not started processing" each minute
+        if tp.topic not in self.app.not_fetched:  # else "stream has not started" each minute
             super().verify_event_path(now, tp)
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
-        for on_ready in ON_READY:
+        for on_ready in self.app.on_ready:
             await on_ready(self, self.assignment())
 
 

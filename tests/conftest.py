@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tokengine.config import Settings
+from core.config import Settings
 from tokengine.services import EmbeddedServices, ManagedProcess, free_port
 from tokengine.up import get_json
 from topics.admin import create_topics

@@ -7,7 +7,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from tokengine.config import Settings
+from core.config import Settings
 from topics import catalogue
 from topics.codec import DecodeError, SingleObjectCodec
 from topics.holes import HoleGuard

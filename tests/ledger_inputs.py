@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from tokengine.assets import load_assets
-from tokengine.observations import deposit_id
+from core.assets import load_assets
+from core.observations import deposit_id
 
 ASSETS_FILE = Path(__file__).parent / "fixtures" / "assets.toml"
 ASSETS = load_assets(ASSETS_FILE)

@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
+from core.config import Settings
 from tests.helpers import read_topic
-from tokengine.config import Settings
 
 ETH_ADDRESS = "0x52908400098527886E0F7030069857D2E4169EE7"
 

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from tokengine.config import EMBEDDED_ONLY_VARIABLES, ENVIRONMENT_VARIABLES
+from core.config import EMBEDDED_ONLY_VARIABLES, ENVIRONMENT_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.kafka.yml").read_text())

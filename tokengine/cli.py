@@ -14,13 +14,13 @@ from typing import NoReturn
 
 import click
 
-from tokengine import fields
-from tokengine.addresses import binding_problem
-from tokengine.assets import AssetConfigError, load_assets
-from tokengine.config import Settings
-from tokengine.fields import FieldError, load_json
-from tokengine.money import AmountError, parse_amount
-from tokengine.requests import KINDS, RequestError, build_request
+from core import fields
+from core.addresses import binding_problem
+from core.assets import AssetConfigError, load_assets
+from core.config import Settings
+from core.fields import FieldError, load_json
+from core.money import AmountError, parse_amount
+from core.requests import KINDS, RequestError, build_request
 from topics import catalogue
 
 USAGE_ERROR = 2
@@ -68,11 +68,11 @@ def up(workers: int | None) -> None:
 @main.command()
 def worker() -> None:
     """Run one Faust worker against the configured services."""
-    settings_or_fail()
-    from streams.worker import run_worker
+    settings = settings_or_fail()
+    from tokengine.worker import run_worker
 
     sys.argv = [sys.argv[0]]  # Faust's own command line must not see ours
-    run_worker()
+    run_worker(settings)
 
 
 @main.group()
@@ -208,8 +208,11 @@ def _publish_breaker(scope: str, state: str, level: str, reason: str) -> None:
 
 
 def _check_scope(scope: str) -> None:
-    if scope != "global" and not scope.startswith("asset:"):
-        fail(f"--scope: must be 'global' or 'asset:CODE', not {scope!r}")
+    from core.breaker import scope_problem
+
+    problem = scope_problem(scope, load_assets(settings_or_fail().assets_file).assets)
+    if problem:
+        fail(f"--scope: {problem}")
 
 
 @breaker.command("trip")
@@ -336,7 +339,7 @@ def bind(chain: str, address: str, account: str) -> None:
     """
     from datetime import UTC, datetime
 
-    from tokengine.bindings import Bindings
+    from core.bindings import Bindings
     from topics.codec import make_codec
     from topics.kafka import make_producer
     from topics.tail import read_to_end

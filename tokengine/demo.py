@@ -29,9 +29,10 @@ from web3 import Web3
 from connectors.bitcoin import BitcoinRpc
 from connectors.simulated_bank import SimulatedBank
 from connectors.solidity import deploy_token
+from core.config import Settings
+from core.reasons import Reason
 from sinks.migrate import migrate
 from tokengine.api_client import call
-from tokengine.config import Settings
 from tokengine.services import EmbeddedServices, embedded_btc_payout_key, free_port
 from tokengine.up import ChildHandle, embedded_payout_keystore, get_json, start_child, start_worker
 from topics import catalogue
@@ -637,7 +638,7 @@ class Demo:
         self.report.check(
             "Minor logged, Significant suspends xAED in every ledger partition",
             levels == ["MINOR", "SIGNIFICANT"]
-            and (status, refused.get("error")) == (400, "payouts_unavailable"),
+            and (status, refused.get("error")) == (400, Reason.PAYOUTS_UNAVAILABLE),
             f"health lists asset:xAED; a xAED withdrawal is refused: {refused.get('error')}",
         )
         before = self.breaker_commands_seen()
@@ -650,7 +651,7 @@ class Demo:
         self.report.check(
             "Critical trips the breaker: health 503, a new ETH payout is held",
             critical["threshold_level"] == "CRITICAL"
-            and held["reason"] == "held_by_circuit_breaker",
+            and held["reason"] == Reason.HELD_BY_CIRCUIT_BREAKER,
             f"{critical['action_taken']}; withdrawal {held['status']} ({held['reason']})",
         )
         self.intraday(ledger)  # the bank's figure is corrected
@@ -711,7 +712,7 @@ class Demo:
 
     def final_report(self) -> None:
         from sinks.verify import verify_chains, verify_postgres
-        from streams.invariants import violations
+        from streams.ledger_watch import violations
 
         self.step("Final report")
         entries = read_to_end(self.settings, catalogue.LEDGER_ENTRIES)

@@ -19,8 +19,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
+from core.config import Settings
 from sinks.migrate import migrate
-from tokengine.config import Settings
 from tokengine.services import (
     EmbeddedServices,
     ManagedProcess,

@@ -1,35 +1,33 @@
 """Publishing and reading circuit-breaker states on the breaker-state topic.
 
-A change is written to every partition, so the intake instance owning partition p can
-place it in ledger-commands partition p, at one point in each account's order. Readers
-that want the current state read partition 0 to its end (every change is there too).
+A change is written to every partition (`broadcast`), so the intake instance owning
+partition p can place it in ledger-commands partition p, at one point in each account's
+order. Readers that want the current state read partition 0 to its end (every change is
+there too). The rules (scopes, states, policy) are `core.breaker`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 
+from core.breaker import State
 from topics import catalogue
+from topics.alerts import alert
 from topics.codec import Codec, DecodeError
+from topics.kafka import flush, make_reader
 
 READ_TIMEOUT_S = 10.0
-GLOBAL_SCOPE = "global"
-ASSET_SCOPE_PREFIX = "asset:"
-
-
-def scope_problem(scope: object, asset_codes: Iterable[str]) -> str | None:
-    """Why `scope` names no breaker scope ('global' or 'asset:<configured code>')."""
-    if scope == GLOBAL_SCOPE:
-        return None
-    asset_scope = isinstance(scope, str) and scope.startswith(ASSET_SCOPE_PREFIX)
-    if asset_scope and scope.removeprefix(ASSET_SCOPE_PREFIX) in set(asset_codes):
-        return None
-    shown = repr(scope)[:60]
-    return f"must be 'global' or 'asset:<a configured asset>', not {shown}"
+ALERT_KINDS = {
+    State.OPEN: ("circuit_breaker.activated", "CRITICAL"),
+    State.SUSPENDED: ("payouts.suspended", "HIGH"),
+    State.CLOSED: ("circuit_breaker.reset", "INFO"),
+}
+# (catalogue topic, key, value, partition or None): what `broadcast` asks to be produced
+Produce = Callable[[str, str, bytes, int | None], None]
 
 
 def breaker_record(scope: str, state: str, level: str, reason: str, actor: str) -> dict[str, Any]:
@@ -43,66 +41,51 @@ def breaker_record(scope: str, state: str, level: str, reason: str, actor: str) 
     }
 
 
-ALERT_KINDS = {
-    "OPEN": ("circuit_breaker.activated", "CRITICAL"),
-    "SUSPENDED": ("payouts.suspended", "HIGH"),
-    "CLOSED": ("circuit_breaker.reset", "INFO"),
-}
-
-
 def breaker_alert(record: dict[str, Any]) -> dict[str, Any]:
     """The alert every breaker change raises (activated / suspended / reset)."""
-    kind, severity = ALERT_KINDS[record["state"]]
+    kind, severity = ALERT_KINDS[State(record["state"])]
     stamp = int(record["changed_at"].timestamp() * 1000)
-    return {
-        "alert_id": f"{kind}:{record['scope']}:{stamp}",
-        "kind": kind,
-        "severity": severity,
-        "account_id": None,
-        "message": f"{record['scope']}: {record['state']} by {record['actor']}: {record['reason']}",
-        "details": {"scope": record["scope"], "level": record["level"], "actor": record["actor"]},
-        "raised_at": record["changed_at"],
-    }
+    return alert(
+        kind,
+        severity,
+        f"{record['scope']}: {record['state']} by {record['actor']}: {record['reason']}",
+        raised_by=f"{record['scope']}:{stamp}",
+        raised_at=record["changed_at"],
+        details={"scope": record["scope"], "level": record["level"], "actor": record["actor"]},
+    )
+
+
+def broadcast(produce: Produce, codec: Codec, record: dict[str, Any]) -> None:
+    """The change's alert, and the change on every partition of breaker-state."""
+    raised = breaker_alert(record)
+    produce(catalogue.ALERTS, raised["kind"], codec.encode(catalogue.ALERTS, raised), None)
+    value = codec.encode(catalogue.BREAKER_STATE, record)
+    for partition in range(catalogue.spec(catalogue.BREAKER_STATE).partitions):
+        produce(catalogue.BREAKER_STATE, record["scope"], value, partition)
 
 
 def publish_breaker_state(producer: Producer, prefix: str, codec: Codec, record: dict) -> None:
-    """Write the change to every partition, and its alert."""
-    alert = breaker_alert(record)
-    producer.produce(
-        catalogue.spec(catalogue.ALERTS).full_name(prefix),
-        codec.encode(catalogue.ALERTS, alert),
-        alert["kind"].encode(),
-    )
-    topic = catalogue.spec(catalogue.BREAKER_STATE)
-    value = codec.encode(catalogue.BREAKER_STATE, record)
-    for partition in range(topic.partitions):
-        producer.produce(
-            topic.full_name(prefix), value, record["scope"].encode(), partition=partition
-        )
-    if producer.flush(30) != 0:
-        raise RuntimeError("breaker state not acknowledged by the broker")
+    """`broadcast` through a producer, acknowledged before it returns."""
+
+    def produce(topic: str, key: str, value: bytes, partition: int | None) -> None:
+        extra = {} if partition is None else {"partition": partition}
+        producer.produce(prefix + topic, value, key.encode(), **extra)
+
+    broadcast(produce, codec, record)
+    flush(producer, "breaker state")
 
 
 def read_breaker_states(bootstrap: str, prefix: str, codec: Codec) -> dict[str, dict[str, Any]]:
     """The newest state per scope, from partition 0 of breaker-state."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "tokengine-breaker-read",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = make_reader(bootstrap, "tokengine-breaker-read", **{"enable.partition.eof": True})
     name = catalogue.spec(catalogue.BREAKER_STATE).full_name(prefix)
     consumer.assign([TopicPartition(name, 0, OFFSET_BEGINNING)])
     states: dict[str, dict[str, Any]] = {}
     try:
         while True:
             message = consumer.poll(READ_TIMEOUT_S)
-            if message is None:
-                break
-            if message.error():
-                break  # end of partition
+            if message is None or message.error():
+                break  # quiet, or the end of the partition
             try:
                 record = codec.decode(catalogue.BREAKER_STATE, message.value())
             except DecodeError:

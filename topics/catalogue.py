@@ -278,6 +278,13 @@ def short_name(full_name: str, prefix: str) -> str:
 
 
 # The topic (and so the schema) of a LedgerCommand's payload, by command kind.
+# the request topics, by request kind (what clients send: api, cli, upstream producers)
+REQUEST_TOPICS: dict[str, str] = {
+    "deposit": DEPOSIT_REQUESTS,
+    "withdrawal": WITHDRAWAL_REQUESTS,
+    "transfer": TRANSFER_REQUESTS,
+}
+
 COMMAND_PAYLOAD_TOPICS: dict[str, str] = {
     "DEPOSIT_REQUEST": DEPOSIT_REQUESTS,
     "WITHDRAWAL_REQUEST": WITHDRAWAL_REQUESTS,

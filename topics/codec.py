@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import fastavro
 
+from core.reasons import Reason
 from topics import catalogue
 from topics.schemas import SchemaStore, default_store
 
@@ -69,15 +70,17 @@ class SingleObjectCodec:
 
     def decode_schema(self, schema_name: str, data: bytes | None) -> dict[str, Any]:
         if not data:
-            raise DecodeError("empty_value", "message has no value")
+            raise DecodeError(Reason.EMPTY_VALUE, "message has no value")
         if len(data) < HEADER_SIZE or data[:2] != SINGLE_OBJECT_MARKER:
-            raise DecodeError("undecodable", "not Avro single-object encoded (bad marker)")
+            raise DecodeError(Reason.UNDECODABLE, "not Avro single-object encoded (bad marker)")
         writer = self.store.by_fingerprint.get(data[2:HEADER_SIZE])
         if writer is None:
-            raise DecodeError("unknown_schema", f"unknown schema fingerprint {data[2:10].hex()}")
+            raise DecodeError(
+                Reason.UNKNOWN_SCHEMA, f"unknown schema fingerprint {data[2:10].hex()}"
+            )
         reader = self.store[schema_name]
         if writer.name != reader.name:
-            raise DecodeError("wrong_schema", f"expected {reader.name}, got {writer.name}")
+            raise DecodeError(Reason.WRONG_SCHEMA, f"expected {reader.name}, got {writer.name}")
         body = io.BytesIO(data)
         body.seek(HEADER_SIZE)
         reader_schema = None if writer is reader else reader.parsed
@@ -85,10 +88,10 @@ class SingleObjectCodec:
             record = fastavro.schemaless_reader(body, writer.parsed, reader_schema)
         except Exception as error:  # fastavro raises many kinds on corrupt input
             raise DecodeError(
-                "undecodable", f"{reader.name}: corrupt Avro body ({error})"
+                Reason.UNDECODABLE, f"{reader.name}: corrupt Avro body ({error})"
             ) from None
         if body.tell() != len(data):
-            raise DecodeError("undecodable", f"{reader.name}: trailing bytes after the record")
+            raise DecodeError(Reason.UNDECODABLE, f"{reader.name}: trailing bytes after the record")
         return record
 
 
@@ -119,13 +122,15 @@ class ConfluentCodec:
 
     def decode(self, topic: str, data: bytes | None) -> dict[str, Any]:
         if not data:
-            raise DecodeError("empty_value", "message has no value")
+            raise DecodeError(Reason.EMPTY_VALUE, "message has no value")
         if data[0] != 0 or len(data) < 5:
-            raise DecodeError("undecodable", "not in the Confluent wire format (bad magic byte)")
+            raise DecodeError(
+                Reason.UNDECODABLE, "not in the Confluent wire format (bad magic byte)"
+            )
         try:
             return self._deserializers[topic](data, self._context(topic))
         except Exception as error:
-            raise DecodeError("undecodable", f"{topic}: {error}") from None
+            raise DecodeError(Reason.UNDECODABLE, f"{topic}: {error}") from None
 
 
 def _schema_json(source: dict) -> str:

@@ -6,6 +6,11 @@ on would never see those records. `HoleGuard` checks that each partition's offse
 contiguous; on a hole it seeks back to the first missing offset and drops what came after,
 so the records are read again once visible. A hole that stays longer than `hole_wait_s`
 is taken as real (e.g. transaction markers on a real Kafka cluster) and logged.
+
+`HoleTimer` is the one clock of how long a hole has been waited for; readers differ only
+in what they do when it has lasted too long: a view, a tail, intake and the sink go on
+past it (logged); the ledger must never skip a command, so it starts again instead
+(`streams.ledger.batch`, `streams.ledger.agent`).
 """
 
 from __future__ import annotations
@@ -21,12 +26,26 @@ log = logging.getLogger(__name__)
 HOLE_WAIT_S = 5.0
 
 
+class HoleTimer:
+    """Since when each hole (any hashable key) has been waited for."""
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self.since: dict[object, float] = {}
+
+    def waited_too_long(self, hole: object, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return now - self.since.setdefault(hole, now) > self.wait_s
+
+    def over(self, hole: object) -> None:
+        self.since.pop(hole, None)
+
+
 class HoleGuard:
     def __init__(self, consumer: Consumer, hole_wait_s: float = HOLE_WAIT_S) -> None:
         self.consumer = consumer
-        self.hole_wait_s = hole_wait_s
+        self.timer = HoleTimer(hole_wait_s)
         self.expected: dict[tuple[str, int], int] = {}
-        self.hole_since: dict[tuple[str, int, int], float] = {}
         self.holes_waited = 0
 
     def start_at(self, partitions: Iterable[TopicPartition]) -> None:
@@ -61,8 +80,7 @@ class HoleGuard:
             if expected is not None and offset < expected:
                 continue  # read again after a rewind
             if expected is not None and offset > expected:
-                since = self.hole_since.setdefault((*key, expected), now)
-                if now - since < self.hole_wait_s:
+                if not self.timer.waited_too_long((*key, expected), now):
                     self.consumer.seek(TopicPartition(key[0], key[1], expected))
                     rewound.add(key)
                     self.holes_waited += 1
@@ -74,7 +92,7 @@ class HoleGuard:
                     key[0],
                     key[1],
                 )
-            self.hole_since.pop((*key, expected), None)
+            self.timer.over((*key, expected))
             self.expected[key] = offset + 1
             accepted.append(message)
         return accepted

@@ -1,4 +1,8 @@
-"""Kafka client settings shared by every non-Faust producer and consumer, and how they read.
+"""Kafka clients: every non-Faust producer and consumer is made here, with shared settings.
+
+`make_producer` / `make_consumer` (a group member), `make_reader` (assign-only: views,
+tails, one-off reads), `flush` (wait for every delivery or raise: one helper, one error),
+and how consumers read (`consume_available`).
 
 The timeouts are chosen for tansu too: a consumer-group join waits half the session
 timeout, so a 6 s session makes joins take ~3 s instead of ~25 s.
@@ -27,6 +31,7 @@ OFF_PATH_FETCH_WAIT_MAX_MS = 100
 # linger, 0.4 s at 50 ms; a 1-worker backlog ran 24-45% faster with tansu at 0.37 core
 # instead of 0.53. Records produced after a flush go with the next one, or after this.
 FLUSHED_BATCH_LINGER_MS = 100
+FLUSH_TIMEOUT_S = 30.0
 
 
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
@@ -79,6 +84,25 @@ def make_producer(bootstrap: str, **extra: Any) -> Producer:
 
 def make_consumer(bootstrap: str, group_id: str, **extra: Any) -> Consumer:
     return Consumer(consumer_config(bootstrap, group_id, **extra))
+
+
+def make_reader(bootstrap: str, name: str, **extra: Any) -> Consumer:
+    """A consumer that is assigned partitions and never joins its group nor commits."""
+    return Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False, **extra}
+    )
+
+
+class NotAcknowledged(RuntimeError):
+    """The broker did not acknowledge every record produced (the caller must not go on
+    as if they were written)."""
+
+
+def flush(producer: Producer, what: str, timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+    """Wait until the broker has acknowledged everything `producer` has in flight."""
+    remaining = producer.flush(timeout_s)
+    if remaining:
+        raise NotAcknowledged(f"{what}: {remaining} records not acknowledged by the broker")
 
 
 def consume_available(consumer: Consumer, max_messages: int, timeout_s: float) -> list[Message]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
-from tokengine.config import Settings
+from core.config import Settings
 from topics import catalogue
 from topics.codec import DecodeError, make_codec
 from topics.jsonable import dumps

@@ -13,7 +13,7 @@ import pytest
 
 from connectors.bank import BankConnector
 from connectors.bank_inbox import STALE_CLAIM_S, sweep
-from connectors.camt import CamtError
+from core.camt import CamtError
 from tests.helpers import read_topic, values
 from tests.streams.test_reconciliation_worker import bind
 from tokengine.demo import camt053
@@ -39,7 +39,7 @@ def connector(settings):
     path = settings.data_dir / "assets.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(settings.assets_file.read_text() + ASSETS_WITH_AED)
-    from tokengine.assets import load_assets
+    from core.assets import load_assets
 
     assets = load_assets(path)
     bank = BankConnector(

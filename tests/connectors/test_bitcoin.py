@@ -19,10 +19,10 @@ from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
 from connectors.btc_payouts import BitcoinPayouts, txid_of
 from connectors.chain_watcher import WatcherWiring
 from connectors.payout_executor import ExecutorWiring
+from core.assets import load_assets
 from tests.helpers import produce, read_topic, values
 from tests.http import call
 from tests.streams.test_ledger_worker import balances, final, wait_for
-from tokengine.assets import load_assets
 from tokengine.services import RegtestMiner, start_bitcoind
 from topics import catalogue
 from topics.breaker import breaker_record, publish_breaker_state
@@ -251,7 +251,8 @@ def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, btc_setting
             payout_command("po:manual:main", "0.01", MAINNET_ADDRESS),
         )
         [result] = results_of(settings, "po:manual:main")
-        assert result["status"] == "FAILED" and "regtest network" in result["reason"]
+        assert (result["status"], result["reason"]) == ("FAILED", "invalid_command")
+        assert "regtest network" in result["detail"]
         assert Decimal(balances(worker, "gina")["BTC"]["balance"]) == Decimal("0.7499")
         assert executor.sent == 1
     finally:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.camt import CamtError, notification_from_json, parse_camt
-from streams.reconciliation_core import signed
+from core.camt import CamtError, notification_from_json, parse_camt
+from streams.reconciliation.core import signed
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "camt"  # ../shared/samples/camt
 

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.camt import CamtError, notification_from_json, parse_camt
+from core.bank_events import check_bank_event
+from core.camt import CamtError, notification_from_json, parse_camt
+from core.fields import FieldError
 from tests.connectors.test_camt import camt054
 from tests.ledger_inputs import ASSETS
-from tokengine.bank_events import check_bank_event
 from tokengine.demo import camt053
-from tokengine.fields import FieldError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "camt"
 USD_ACCOUNT = "GB33BUKB20201555555555"  # xUSD's bank account in the test assets

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from connectors.confirmations import Price, confirmations_required
-from tokengine.assets import load_assets
-from tokengine.config import Settings
+from core.assets import load_assets
+from core.config import Settings
 
 ASSETS = load_assets(Settings.from_env({}).assets_file)
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

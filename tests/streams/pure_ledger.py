@@ -1,7 +1,10 @@
-"""Drives `streams.ledger_core` without Kafka: one ordered command log, as the agent sees it.
+"""Drives the ledger without Kafka through the agent's own batch (`streams.ledger.batch`).
 
-Credit legs the ledger emits to ledger-commands are appended to the log, and breaker
-changes reach the control record and release held payouts, as in `streams.ledger`.
+Each input becomes the ledger-commands record intake would write (its envelope, its id
+from `core.ids`, its account's partition; a breaker change on every partition's control
+record), applied one batch at a time over a dict of records. Credit legs the ledger emits
+to transfer-credits are applied next, as intake forwards them. What a test reads back is
+the decoded outputs.
 """
 
 from __future__ import annotations
@@ -9,14 +12,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from streams.ledger_core import Command, Context, Output, Rejected, apply, release_held_payouts
-from streams.records import AccountRecord, control_key
+from core import ids
+from streams.ledger.batch import apply_batch
+from streams.ledger.records import AccountRecord, control_key, record_partition
+from streams.ledger.step import Output
 from tests.ledger_inputs import ASSETS, T0
-from tokengine import ids
 from topics import catalogue
 from topics.codec import SingleObjectCodec
+from topics.holes import HoleTimer
 
 codec = SingleObjectCodec()
 TOPIC_OF = catalogue.COMMAND_PAYLOAD_TOPICS
@@ -28,7 +33,32 @@ COMMAND_ID = {
         p["deposit_id"], p["status"], p["block_hash"]
     ),
     "PAYOUT_RESULT": lambda p: ids.payout_result_command(p["payout_id"], p["status"]),
+    "TRANSFER_CREDIT": lambda p: ids.transfer_credit(p["account_id"], p["request_id"]),
 }
+
+
+class Message(NamedTuple):
+    """A ledger-commands record as the batch reads it (a confluent-kafka Message's calls)."""
+
+    at_partition: int
+    at_offset: int
+    data: bytes
+    time_ms: int
+
+    def partition(self) -> int:
+        return self.at_partition
+
+    def offset(self) -> int:
+        return self.at_offset
+
+    def value(self) -> bytes:
+        return self.data
+
+    def key(self) -> bytes | None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (0, self.time_ms)
 
 
 @dataclass
@@ -36,77 +66,73 @@ class PureLedger:
     records: dict[str, AccountRecord] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
     dead_letters: list[str] = field(default_factory=list)
-    commands: list[Command] = field(default_factory=list)  # as applied, in log order
-    offset: int = 0
     time_ms: int = int(T0.timestamp() * 1000)  # the inputs' created_at
+    offsets: dict[int, int] = field(default_factory=dict)  # partition -> last offset
     breaker_offset: int = 0
+    holes: HoleTimer = field(default_factory=lambda: HoleTimer(15.0))
 
     def record(self, key: str) -> AccountRecord:
-        return self.records.setdefault(key, AccountRecord(key))
+        return self.records.get(key) or AccountRecord(key)
 
-    def context(self) -> Context:
-        control = self.record(control_key(0))
-        breaker = {scope: state for scope, (state, _) in control.breaker.items()}
-        return Context(ASSETS, breaker, self)
+    def envelope(self, kind: str, account: str, payload: bytes, command_id: str) -> bytes:
+        envelope = {
+            "command_id": command_id,
+            "kind": kind,
+            "account_id": account,
+            "payload": payload,
+            "source_topic": TOPIC_OF[kind],
+            "source_partition": 0,
+            "source_offset": self.breaker_offset if kind == "BREAKER_CHANGE" else 0,
+        }
+        return codec.encode(catalogue.LEDGER_COMMANDS, envelope)
 
-    def page(self, key: str) -> AccountRecord | None:  # records' pages, beside them
-        return self.records.get(key)
+    def commands_of(self, kind: str, payload: dict[str, Any]) -> list[tuple[int, bytes]]:
+        """(partition, ledger-commands value) of one input, as intake writes them."""
+        data = codec.encode(TOPIC_OF[kind], payload)
+        if kind == "BREAKER_CHANGE":
+            self.breaker_offset += 1
+            command_id = ids.breaker_command(self.breaker_offset)
+            return [
+                (p, self.envelope(kind, control_key(p), data, command_id))
+                for p in range(catalogue.ACCOUNT_PARTITIONS)
+            ]
+        decoded = codec.decode(TOPIC_OF[kind], data)
+        account = decoded["to_account_id"] if kind == "TRANSFER_CREDIT" else decoded["account_id"]
+        partition = max(record_partition(account), 0)
+        return [(partition, self.envelope(kind, account, data, COMMAND_ID[kind](decoded)))]
 
-    def add_page(self, page: AccountRecord) -> None:
-        self.records[page.account_id] = page
-
-    def drop_page(self, key: str) -> None:
-        del self.records[key]
+    def apply(self, partition: int, value: bytes) -> list[Output]:
+        """One ledger-commands record, as one batch."""
+        offset = self.offsets.get(partition, -1) + 1
+        self.offsets[partition] = offset
+        self.time_ms += 1
+        message = Message(partition, offset, value, self.time_ms)
+        batch = apply_batch([message], self.records, ASSETS, codec, self.holes)
+        for key, record in batch.changed_records():
+            if record is None:
+                self.records.pop(key, None)
+            else:
+                self.records[key] = record
+        produced = []
+        for topic, key, encoded, _headers in batch.outputs:
+            value = codec.decode(topic, encoded)
+            if topic == catalogue.DEAD_LETTERS:
+                self.dead_letters.append(value["reason"])
+                continue
+            produced.append(Output(topic, key, value))
+        return produced
 
     def submit(self, kind: str, payload: dict[str, Any]) -> list[Output]:
-        """Apply one input and every credit leg it causes; returns all outputs."""
+        """Apply one input and every credit leg it causes; returns all their outputs."""
         first = len(self.outputs)
-        queue = deque([(kind, payload, codec.encode(TOPIC_OF[kind], payload))])
+        queue = deque(self.commands_of(kind, payload))
         while queue:
-            kind, payload, data = queue.popleft()
-            decoded = codec.decode(TOPIC_OF[kind], data)
-            account = (
-                control_key(0)
-                if kind == "BREAKER_CHANGE"
-                else (
-                    decoded["to_account_id"] if kind == "TRANSFER_CREDIT" else decoded["account_id"]
-                )
-            )
-            command_id = (
-                ids.transfer_credit(decoded["account_id"], decoded["request_id"])
-                if kind == "TRANSFER_CREDIT"
-                else ids.breaker_command(self.breaker_offset)
-                if kind == "BREAKER_CHANGE"
-                else COMMAND_ID[kind](decoded)
-            )
-            self.offset += 1
-            self.time_ms += 1
-            if kind == "BREAKER_CHANGE":
-                self.breaker_offset += 1
-            command = Command(
-                command_id,
-                kind,
-                account,
-                decoded,
-                data,
-                self.offset,
-                self.time_ms,
-                source_offset=self.breaker_offset,
-            )
-            self.commands.append(command)
-            try:
-                produced = apply(self.record(account), command, self.context())
-            except Rejected as rejection:
-                self.outputs.extend(rejection.alerts)
-                self.dead_letters.append(rejection.reason)
-                continue
-            if kind == "BREAKER_CHANGE":
-                for key in list(self.records):
-                    if not key.startswith("~"):
-                        produced += release_held_payouts(self.records[key], command, self.context())
+            partition, value = queue.popleft()
+            produced = self.apply(partition, value)
             for output in produced:
-                if output.topic == catalogue.TRANSFER_CREDITS:
-                    queue.append(("TRANSFER_CREDIT", None, output.value["payload"]))
+                if output.topic == catalogue.TRANSFER_CREDITS:  # intake forwards it as it is
+                    leg = codec.encode(catalogue.TRANSFER_CREDITS, output.value)
+                    queue.append((record_partition(output.value["account_id"]), leg))
             self.outputs.extend(produced)
         return self.outputs[first:]
 

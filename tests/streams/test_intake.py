@@ -10,17 +10,17 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
+from core.assets import load_assets
 from streams.intake import Source, route
 from streams.intake_process import CounterRelay
 from tests.helpers import produce, read_topic
 from tests.http import call_text
 from tests.processes import alive, command_line, descendants
 from tests.streams.test_ledger_worker import wait_for
-from tokengine.assets import load_assets
 from topics import catalogue
 from topics.codec import SingleObjectCodec
 
-ASSETS = load_assets(Path("tokengine/assets.toml"))
+ASSETS = load_assets(Path("core/assets.toml"))
 ETH_ADDRESS = "0x52908400098527886E0F7030069857D2E4169EE7"
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 

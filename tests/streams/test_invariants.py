@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from streams.invariants import violations
+from streams.ledger_watch import violations
 from tests.helpers import produce, read_topic, values
 from topics import catalogue
 

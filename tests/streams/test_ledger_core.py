@@ -7,15 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from streams.ledger_core import (
-    CREDITED_MARKS_KEPT,
-    FINGERPRINT_V2,
-    IDEMPOTENCY_WINDOW_MS,
-    LedgerInvariantError,
-    check_invariants,
-    command_fingerprint_v1,
+from streams.ledger.errors import LedgerInvariantError
+from streams.ledger.invariants import check_invariants
+from streams.ledger.marks import CREDITED_MARKS_KEPT, IDEMPOTENCY_WINDOW_MS
+from streams.ledger.records import (
+    AccountRecord,
+    Payout,
+    decode_record,
+    encode_record,
+    mark_page_key,
 )
-from streams.records import AccountRecord, Payout, decode_record, encode_record, mark_page_key
 from tests.ledger_inputs import (
     T0,
     breaker,
@@ -233,36 +234,6 @@ def test_an_account_with_many_withdrawals_keeps_a_bounded_record_until_they_expi
     ledger.submit("WITHDRAWAL_REQUEST", withdrawal("busy", "w00002", "1"))
     assert ledger.results("w00002")[-1]["reason"] == "request_expired"  # by the record's clock
     assert (ledger.balance("busy"), record.reserved_of("WEI")) == (11, 0)
-
-
-def test_a_record_written_before_credited_marks_were_kept_apart_reads_them_as_credited() -> None:
-    old = encode_record(AccountRecord("alice"))
-    old = old.replace(
-        b'"applied":{}',
-        b'"applied":{"deposit:ethereum:0xd1:0":{"fingerprint":"v2:ab","at_ms":1,"result":null},'
-        b'"request:w1":{"fingerprint":"v2:cd","at_ms":2,"result":null}}',
-    )
-    old = old.replace(b',"credited":{},"mark_pages":0', b"")
-    assert b"credited" not in old
-    record = decode_record(old)
-    assert list(record.applied) == ["request:w1"]
-    assert list(record.credited) == ["deposit:ethereum:0xd1:0"]
-
-
-def test_marks_written_with_the_first_fingerprint_version_still_guard_their_commands() -> None:
-    ledger = PureLedger()
-    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))  # rejected: no funds
-    record = ledger.record("alice")
-    mark = record.applied["request:w1"]
-    assert mark.fingerprint.startswith(FINGERPRINT_V2)
-    # as a record restored from an older changelog holds it
-    [command] = ledger.commands
-    record.applied["request:w1"] = mark._replace(fingerprint=command_fingerprint_v1(command))
-    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "3"))
-    assert [r["status"] for r in ledger.results("w1")] == ["REJECTED", "REJECTED"]
-    assert ledger.dead_letters == []
-    ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", "w1", "4"))
-    assert ledger.dead_letters == ["conflicting_duplicate"]
 
 
 def test_a_deposit_request_completes_when_its_transfer_confirms() -> None:

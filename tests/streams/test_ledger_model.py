@@ -7,8 +7,8 @@ from unittest.mock import patch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from streams import ledger_core
-from streams.ledger_core import check_invariants
+from streams.ledger import marks
+from streams.ledger.invariants import check_invariants
 from tests.ledger_inputs import internal_transfer, observation, payout_result, withdrawal
 from tests.streams.pure_ledger import PureLedger
 from tests.streams.reference_model import ReferenceModel
@@ -90,7 +90,7 @@ TINY_PAGES = {  # pages of one or two items: marks and payouts move every few co
 @given(st.lists(operation, max_size=60))
 def test_ledger_with_tiny_pages_equals_reference_model(operations) -> None:
     """The same, with repeats, results and conflicts finding what moved to pages."""
-    with patch.multiple(ledger_core, **TINY_PAGES):
+    with patch.multiple(marks, **TINY_PAGES):
         check_against_model(operations)
 
 
@@ -98,7 +98,7 @@ def test_tiny_pages_do_page() -> None:
     deposits = [("deposit", "a", tx, 5) for tx in range(6)]
     withdrawals = [("withdraw", "a", rid, 1) for rid in range(4)]
     results = [("result", "a", rid, rid % 2 == 0, 1) for rid in range(4)]
-    with patch.multiple(ledger_core, **TINY_PAGES):
+    with patch.multiple(marks, **TINY_PAGES):
         ledger = check_against_model(deposits + withdrawals + results + deposits + withdrawals)
     assert any(key.startswith("~marks:") for key in ledger.records)
     assert any(key.startswith("~final:") for key in ledger.records)

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 from confluent_kafka import Message
 
-from streams.ledger_view import SEQUENCE_HEADER, LedgerNets
+from streams.ledger.batch import SEQUENCE_HEADER
+from streams.ledger_view import LedgerNets
 from topics import catalogue
 from topics.codec import SingleObjectCodec
 
@@ -44,7 +45,7 @@ def test_an_emitted_transaction_counts_as_its_read_back_form() -> None:
         transaction("alice", 2, "xUSD", Decimal("0.000000000000000001")),
         transaction("bob", 1, "WEI", Decimal("5000000000000000000")),
     ]
-    counted, decoded = LedgerNets(), LedgerNets()
+    counted, decoded = LedgerNets(frozenset({"xUSD"})), LedgerNets(frozenset({"xUSD"}))
     for value in emitted:
         counted.add_emitted(value)
         decoded.add(catalogue.LEDGER_ENTRIES, read_back(value))
@@ -60,7 +61,7 @@ def test_an_emitted_transaction_counts_as_its_read_back_form() -> None:
 
 
 def test_an_entry_counted_when_emitted_is_skipped_when_read_back_others_are_not() -> None:
-    nets = LedgerNets()
+    nets = LedgerNets(frozenset({"xUSD"}))
     nets.add_emitted(transaction("alice", 1, "WEI", Decimal(1)))
     nets.add_emitted(transaction("alice", 2, "WEI", Decimal(1)))
 
@@ -75,7 +76,7 @@ def test_an_entry_counted_when_emitted_is_skipped_when_read_back_others_are_not(
 
 
 def test_a_transaction_read_and_emitted_again_counts_once() -> None:
-    nets = LedgerNets()
+    nets = LedgerNets(frozenset({"xUSD"}))
     value = transaction("alice", 1, "WEI", Decimal(7))
     nets.add(catalogue.LEDGER_ENTRIES, read_back(value))  # read from the topic (a replay)
     nets.add_emitted(value)  # then emitted again by the ledger, same sequence
@@ -86,7 +87,7 @@ def test_a_transaction_read_and_emitted_again_counts_once() -> None:
 def test_an_emitted_transaction_the_view_is_not_ready_for_is_counted_when_read() -> None:
     # a worker starting (or taking over partitions) emits sequence 3 before its view has
     # read sequences 1 and 2 of that account: counting 3 now would make the view skip them
-    nets = LedgerNets()
+    nets = LedgerNets(frozenset({"xUSD"}))
     chain = [transaction("alice", n, "WEI", Decimal(n)) for n in (1, 2, 3)]
     nets.add_emitted(chain[2])
     assert nets.transactions == 0

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.ledger_core import IDEMPOTENCY_WINDOW_MS
-from streams.records import FINAL_PAGE_PREFIX, MARK_PAGE_PREFIX
+from streams.ledger.marks import IDEMPOTENCY_WINDOW_MS
+from streams.ledger.records import FINAL_PAGE_PREFIX, MARK_PAGE_PREFIX
 from tests.helpers import codec, produce, produce_many, read_topic, values
 from tests.http import call, call_text
 from tests.ledger_inputs import ETH_ADDRESS, observation, payout_result, withdrawal

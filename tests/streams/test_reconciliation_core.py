@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from streams.reconciliation_core import (
+from streams.reconciliation.core import (
     BankAccountRecord,
     Movement,
     apply_notification,

@@ -1,0 +1,38 @@
+"""The chart of accounts: the names of the ledger accounts every posting goes to.
+
+Per asset: a user's balance `user:<account>:<asset>` (a credit balance: its net is minus
+the balance), what the operator holds `operator:<asset>:assets`, the fees it earned
+`operator:<asset>:fees`, the liquidity of 1:1 conversions `operator:<asset>:liquidity`,
+and `clearing:<asset>` for internal transfers between the debit on one partition and the
+credit on another. Account ids hold no ':' (`core.fields.account_id`), so no user's
+account can be another ledger account.
+"""
+
+from __future__ import annotations
+
+
+def user_account(account_id: str, asset: str) -> str:
+    return f"user:{account_id}:{asset}"
+
+
+def operator_assets(asset: str) -> str:
+    return f"operator:{asset}:assets"
+
+
+def operator_fees(asset: str) -> str:
+    return f"operator:{asset}:fees"
+
+
+def operator_liquidity(asset: str) -> str:
+    return f"operator:{asset}:liquidity"
+
+
+def clearing(asset: str) -> str:
+    return f"clearing:{asset}"
+
+
+def ledger_asset(ledger_account: str) -> str:
+    """The asset of a ledger account."""
+    if ledger_account.startswith("user:"):
+        return ledger_account.rsplit(":", 1)[1]
+    return ledger_account.split(":")[1]

@@ -1,0 +1,73 @@
+"""The ids of ledger commands and payouts: built here, and checked here, only.
+
+A ledger command's id is its dedupe key, so every producer of a command (intake, the
+ledger's own credit legs) and the ledger's check of a command it reads build it the same
+way from the same payload:
+- `request:<request id>` for a deposit, withdrawal or transfer request;
+- `deposit:<deposit id>` for a confirmed chain observation,
+  `deposit:<deposit id>:removed:<block hash>` for a reorg removal
+  (deposit ids: `core.observations.deposit_id`);
+- `payout:<payout id>:confirmed|failed` for a payout's final result;
+- `transfer-credit:<sender>:<request id>` for the credit leg of an internal transfer (the
+  sender is part of it: two accounts may use one request id);
+- `breaker:<offset>` for a breaker change (its offset on breaker-state).
+A payout is `po:<account>:<request id>`. Reconciliation checks are
+`tier1:<bank account>:<message id>`, `tier2:<bank account>:<as of, ms>` and
+`tier3:<bank account>:<date>:<message id>`; a snapshot is `<bank account>:<date>`. Ids
+are built here and never parsed back: whoever needs a part keeps it.
+"""
+
+from __future__ import annotations
+
+REQUEST_PREFIX = "request:"
+DEPOSIT_PREFIX = "deposit:"
+PAYOUT_RESULT_PREFIX = "payout:"
+TRANSFER_CREDIT_PREFIX = "transfer-credit:"
+BREAKER_PREFIX = "breaker:"
+
+
+def request_command(request_id: str) -> str:
+    return f"{REQUEST_PREFIX}{request_id}"
+
+
+def deposit_command(deposit_id: str, status: str, block_hash: str) -> str:
+    """The command of a CONFIRMED or REMOVED observation (a SEEN one is not a command)."""
+    if status == "CONFIRMED":
+        return f"{DEPOSIT_PREFIX}{deposit_id}"
+    return f"{DEPOSIT_PREFIX}{deposit_id}:removed:{block_hash}"
+
+
+def payout_result_command(payout_id: str, status: str) -> str:
+    return f"{PAYOUT_RESULT_PREFIX}{payout_id}:{status.lower()}"
+
+
+def transfer_credit(sender: str, request_id: str) -> str:
+    return f"{TRANSFER_CREDIT_PREFIX}{sender}:{request_id}"
+
+
+def breaker_command(offset: int) -> str:
+    return f"{BREAKER_PREFIX}{offset}"
+
+
+def payout(account_id: str, request_id: str) -> str:
+    return f"po:{account_id}:{request_id}"
+
+
+def tier1_check(bank_account: str, message_id: str) -> str:
+    """The reconciliation check of a camt.054 notification."""
+    return f"tier1:{bank_account}:{message_id}"
+
+
+def tier2_check(bank_account: str, as_of_ms: int) -> str:
+    """The reconciliation check of an intraday balance."""
+    return f"tier2:{bank_account}:{as_of_ms}"
+
+
+def tier3_check(bank_account: str, day: str, message_id: str) -> str:
+    """The reconciliation check of a camt.053 statement of `day`."""
+    return f"tier3:{bank_account}:{day}:{message_id}"
+
+
+def snapshot(bank_account: str, day: str) -> str:
+    """The end-of-day snapshot of a bank account and date."""
+    return f"{bank_account}:{day}"
