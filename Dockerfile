@@ -9,6 +9,8 @@ COPY avro avro
 COPY streams streams
 COPY sinks sinks
 COPY connectors connectors
+COPY api api
+COPY standins standins
 RUN pip install --no-cache-dir -e .
 ENV TOKENGINE_DATA_DIR=/var/lib/tokengine
 EXPOSE 6066

@@ -1,13 +1,13 @@
 """The bank connector: camt files and JSON notifications in, bank events out, once each.
 
 Owns what happens to a bank message after it arrives (from the HTTP endpoint, the drop
-directory or the CLI): parse it (`connectors.camt`), check every event against its bank
-account (`tokengine.bank_events`: a configured account, its currency, amounts at its
+directory or the CLI): parse it (`core.camt`), check every event against its bank
+account (`core.bank_events`: a configured account, its currency, amounts at its
 scale, real dates), publish each notification to bank-notifications and each statement
 to bank-statements keyed by the bank account, and publish a fiat deposit (a CONFIRMED
 chain observation on the `bank` chain) for every booked credit whose end-to-end id or
 remittance text carries a user's bound deposit reference (address-bindings with chain
-`bank`, folded by `tokengine.bindings`: malformed or conflicting bindings are ignored).
+`bank`, folded by `core.bindings`: malformed or conflicting bindings are ignored).
 
 A message is refused whole (`CamtError`, nothing published) when any of its events fails a
 check, and dead-lettered with a bounded excerpt (`topics.dead_letters.excerpt`). The same
@@ -40,13 +40,13 @@ from core.reasons import Reason
 from topics import catalogue
 from topics.codec import Codec
 from topics.dead_letters import dead_letter, excerpt
+from topics.kafka import flush
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
 
 BANK_CHAIN = "bank"
 REFERENCE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-./]*")
-FLUSH_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -168,8 +168,7 @@ class BankConnector:
                 raise CamtError(
                     Reason.NOT_PUBLISHED, f"the broker refused an event: {error}"
                 ) from None
-            if self.producer.flush(FLUSH_TIMEOUT_S) != 0:
-                raise RuntimeError("bank events not acknowledged by the broker")
+            flush(self.producer, "bank events")
 
     def _planned(self, topic: str, event: dict[str, Any]) -> tuple:
         """(event, its value, its deposits as (observation, its value)); value None: a
@@ -265,4 +264,4 @@ class BankConnector:
             self.codec.encode(catalogue.DEAD_LETTERS, record),
             source[:200].encode(),
         )
-        self.producer.flush(FLUSH_TIMEOUT_S)
+        flush(self.producer, "a bank dead letter")

@@ -34,7 +34,7 @@ from core.config import Settings
 from core.money import MAX_AMOUNT
 from topics import catalogue
 from topics.codec import Codec
-from topics.kafka import make_producer
+from topics.kafka import flush, make_producer
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class WatcherState:
 class ChainFacts:
     """What the watcher reads from topics: deposit addresses and USD prices.
 
-    Bindings follow `tokengine.bindings` (malformed or conflicting ones are ignored). A
+    Bindings follow `core.bindings` (malformed or conflicting ones are ignored). A
     price that is not positive, or stamped in the future, is ignored: it would make every
     deposit need the fewest confirmations (a missing price means the most).
     """
@@ -243,8 +243,7 @@ class ChainWatcher:
         progressed = last > self.state.last_block
         self.state.last_block = max(self.state.last_block, last)
         self.publish_confirmations(head)
-        if self.producer.flush(30) != 0:
-            raise OSError("observations not acknowledged by the broker")
+        flush(self.producer, "observations")
         self.state.save(self.state_path)
         watcher_head.labels(self.chain).set(self.state.last_block)
         return progressed

@@ -3,7 +3,7 @@
 Owns the HTTP call and turning its answer into a `BankBalance` value. The API is
 `GET {TOKENGINE_BANK_API}/accounts/{account_id}/balance` answering JSON
 `{"account_id", "currency", "balance": "<decimal string>", "as_of": "<ISO 8601>"}`;
-`connectors.simulated_bank` serves the same shape for tests and the demo.
+`standins.simulated_bank` serves the same shape for tests and the demo.
 """
 
 from __future__ import annotations

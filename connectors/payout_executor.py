@@ -32,7 +32,7 @@ from core.reasons import Reason
 from topics import catalogue
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
-from topics.kafka import make_consumer, make_producer
+from topics.kafka import flush, make_consumer, make_producer
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class PayoutExecutor:
             self.codec.encode(catalogue.DEAD_LETTERS, letter),
             catalogue.PAYOUT_COMMANDS.encode(),
         )
-        self.producer.flush(30)
+        flush(self.producer, "a payout dead letter")  # before the command is committed
 
     def accepts_result(self, result: dict[str, Any]) -> bool:
         """Whether a payout result is one this chain's executor can act on (a restart
@@ -236,8 +236,7 @@ class PayoutExecutor:
             self.codec.encode(catalogue.PAYOUT_RESULTS, result),
             command["account_id"].encode(),
         )
-        if self.producer.flush(30) != 0:
-            raise OSError("payout result not acknowledged by the broker")
+        flush(self.producer, "a payout result")
         with self.view.lock:
             self.facts.fold(catalogue.PAYOUT_RESULTS, result)
         log.info("payout %s: %s %s", command["payout_id"], status, fields.get("tx_hash") or "")

@@ -8,10 +8,10 @@ notification in the file into a `BankStatement` / `BankNotification` value.
 Real files often fail strict validation: a file that can be read is accepted with its
 validation findings attached; one that cannot (not XML, not camt.053/054, no account, an
 amount that is not a number, a date that is not a date) raises `CamtError` with the
-reason. Amounts go through the one amount parser (`tokengine.money`), dates are read as
+reason. Amounts go through the one amount parser (`core.money`), dates are read as
 ISO 8601 dates, every text is bounded: nothing in a file can become a path, an unbounded
 value or an unexpected exception. Whether the amounts and currencies suit the bank
-account is `tokengine.bank_events`' to say.
+account is `core.bank_events`' to say.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class _Reader:
 
 def _currency(code: str | None, where: str) -> str:
     """An amount's currency as written (ISO 4217: three letters; checked against the bank
-    account's by `tokengine.bank_events`), never cut to fit."""
+    account's by `core.bank_events`), never cut to fit."""
     if not code or not fields.CURRENCY.fullmatch(code):
         raise CamtError(
             Reason.INVALID_FIELD, f"{where}: Ccy {fields.shown(code)} is not a currency"

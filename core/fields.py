@@ -1,8 +1,8 @@
 """Field validation shared by every entry point: one grammar per kind of field.
 
 Owns what a valid identifier, date, time and JSON document is, for HTTP, the CLI, bank
-files, chain observations and Kafka inputs alike (amounts: `tokengine.money`; addresses:
-`tokengine.addresses`). A problem is a `FieldError` with a machine-readable reason and the
+files, chain observations and Kafka inputs alike (amounts: `core.money`; addresses:
+`core.addresses`). A problem is a `FieldError` with a machine-readable reason and the
 field it concerns, raised before anything is produced; no input reaches an unexpected
 exception, a slow path or an unbounded size through these functions.
 """

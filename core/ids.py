@@ -14,7 +14,9 @@ way from the same payload:
 A payout is `po:<account>:<request id>`. Reconciliation checks are
 `tier1:<bank account>:<message id>`, `tier2:<bank account>:<as of, ms>` and
 `tier3:<bank account>:<date>:<message id>`; a snapshot is `<bank account>:<date>`. Ids
-are built here and never parsed back: whoever needs a part keeps it.
+are built here and, but for one, never parsed back: whoever needs a part keeps it. The
+one: a ledger transaction carries only its cause's id, and reconciliation matches a bank
+statement's entry to it by the reference inside (`statement_reference`).
 """
 
 from __future__ import annotations
@@ -71,3 +73,21 @@ def tier3_check(bank_account: str, day: str, message_id: str) -> str:
 def snapshot(bank_account: str, day: str) -> str:
     """The end-of-day snapshot of a bank account and date."""
     return f"{bank_account}:{day}"
+
+
+def statement_reference(cause_id: str) -> str:
+    """The reference a bank statement carries for the ledger transaction `cause_id` caused.
+
+    A bank deposit is `deposit:bank:<bank account>:<entry reference>:0` (the reference may
+    hold ':'); another deposit `deposit:<chain>:<tx hash>:<index>` (its hash); a payout's
+    final result `payout:<payout id>:<status>` (a bank payout's end-to-end id is its payout
+    id). Any other cause is its own reference.
+    """
+    if cause_id.startswith(f"{DEPOSIT_PREFIX}bank:") and cause_id.count(":") >= 4:
+        return cause_id.split(":", 3)[3].rsplit(":", 1)[0]
+    if cause_id.startswith(PAYOUT_RESULT_PREFIX) and cause_id.count(":") >= 2:
+        return cause_id[len(PAYOUT_RESULT_PREFIX) :].rsplit(":", 1)[0]
+    parts = cause_id.split(":")
+    if cause_id.startswith(DEPOSIT_PREFIX) and len(parts) >= 3:
+        return parts[2]
+    return cause_id

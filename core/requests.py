@@ -1,8 +1,8 @@
 """Request events: building them from client JSON and validating them.
 
 One module owns what a valid deposit, withdrawal or transfer request is, so the CLI,
-the HTTP API and the intake stage agree (the fields' grammars: `tokengine.fields`,
-`tokengine.money`, `tokengine.addresses`). A problem is a `RequestError` with a
+the HTTP API and the intake stage agree (the fields' grammars: `core.fields`,
+`core.money`, `core.addresses`). A problem is a `RequestError` with a
 machine-readable reason and the field it concerns; nothing is produced for it.
 """
 

@@ -32,7 +32,7 @@ from topics import catalogue
 from topics.codec import DecodeError, make_codec
 from topics.dead_letters import dead_letter
 from topics.holes import HoleGuard
-from topics.kafka import make_consumer, make_producer
+from topics.kafka import NotAcknowledged, flush, make_consumer, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ COMPONENT = "postgres-sink"
 MAX_BATCH_MESSAGES = 5000
 POLL_TIMEOUT_S = 0.1
 MAX_BACKOFF_S = 10.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why an event goes to the dead letters: a reason code and the error in words."""
+
+    reason: str
+    error: str
 
 
 class UnmappableEvent(ValueError):
@@ -58,7 +66,7 @@ class Event:
     key: bytes | None
     raw: bytes
     value: dict[str, Any] | None  # None: undecodable (goes to dead letters)
-    error: str = ""
+    problem: Problem | None = None  # why it is undecodable
     timestamp_ms: int = 0  # the broker's timestamp, for the event-to-row lag
 
 
@@ -140,9 +148,9 @@ class PostgresSink:
     def decode(self, message) -> Event:
         topic = catalogue.short_name(message.topic(), self.settings.topic_prefix)
         try:
-            value, error = self.codec.decode(topic, message.value()), ""
-        except DecodeError as problem:
-            value, error = None, f"{problem.reason}: {problem}"
+            value, problem = self.codec.decode(topic, message.value()), None
+        except DecodeError as error:
+            value, problem = None, Problem(error.reason, str(error))
         return Event(
             topic,
             message.partition(),
@@ -150,7 +158,7 @@ class PostgresSink:
             message.key(),
             message.value(),
             value,
-            error,
+            problem,
             message.timestamp()[1],
         )
 
@@ -189,21 +197,21 @@ class PostgresSink:
         try:
             with conn.transaction():
                 self.apply(conn, [e for e in events if e.value is not None])
-                letters = [(e, e.error) for e in events if e.value is None]
+                letters = [(e, e.problem) for e in events if e.problem]
                 self.finish(conn, events, letters)
         except REFUSED_ROWS as error:
             log.warning("batch refused (%s); applying event by event", str(error)[:200])
             with conn.transaction():
                 letters = []
                 for event in events:
-                    if event.value is None:
-                        letters.append((event, event.error))
+                    if event.problem:
+                        letters.append((event, event.problem))
                         continue
                     try:
                         with conn.transaction():  # a savepoint per event
                             self.apply(conn, [event])
                     except REFUSED_ROWS as refused:
-                        letters.append((event, f"{refused_reason(refused)}: {refused}"))
+                        letters.append((event, Problem(refused_reason(refused), str(refused))))
                 self.finish(conn, events, letters)
 
     def apply(self, conn: psycopg.Connection, events: list[Event]) -> None:
@@ -223,12 +231,15 @@ class PostgresSink:
             if any(event.topic in REFRESHING_TOPICS for event in events):
                 cursor.execute(REFRESH_EMI_ACCOUNTS)
 
-    def finish(self, conn, events: list[Event], letters: list[tuple[Event, str]]) -> None:
+    def finish(self, conn, events: list[Event], letters: list[tuple[Event, Problem]]) -> None:
         """Dead letters out (acknowledged), then the offsets, in the batch's transaction."""
-        for event, reason in letters:
-            self.dead_letter(event, reason)
-        if letters and self.producer.flush(30) != 0:
-            raise psycopg.OperationalError("dead letters not acknowledged")  # retried
+        for event, problem in letters:
+            self.dead_letter(event, problem)
+        if letters:
+            try:
+                flush(self.producer, "the sink's dead letters")
+            except NotAcknowledged as error:  # retried, like Postgres being away
+                raise psycopg.OperationalError(str(error)) from error
         reached: dict[tuple[str, int], int] = {}
         for event in events:
             key = (
@@ -248,15 +259,15 @@ class PostgresSink:
                 ],
             )
 
-    def dead_letter(self, event: Event, reason: str) -> None:
+    def dead_letter(self, event: Event, problem: Problem) -> None:
         letter = dead_letter(
             source_topic=event.topic,
             source_partition=event.partition,
             source_offset=event.offset,
             key=event.key,
             value=event.raw,
-            reason=reason.split(":", 1)[0],
-            error=reason,
+            reason=problem.reason,
+            error=problem.error,
             component=COMPONENT,
         )
         self.producer.produce(

@@ -5,34 +5,43 @@ event's own id (or a guarded last-writer-wins on a version or time), so applying
 twice, or replaying a topic from offset 0, leaves the tables as they were. A payout's row
 is written from two topics (its command, its result), read in no fixed order between them:
 its two statements give the same row in either order.
-`STATEMENTS` is in dependency order (a transaction before its postings).
+
+Parameters are named (`%(field)s`) after the event's own fields, so a row is the event
+itself plus the few values it does not carry; `row()` checks that every parameter a
+statement names is there before anything reaches Postgres. `STATEMENTS` is in dependency
+order (a transaction before its postings); `ROWS` is one function per topic read.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from topics import catalogue
 from topics.jsonable import jsonable
 
-Row = tuple[str, tuple]  # (statement name, parameters)
+Row = tuple[str, dict[str, Any]]  # (statement name, named parameters)
 
 STATEMENTS: dict[str, str] = {
     "transaction": """
         INSERT INTO ledger_transactions (transaction_id, account_id, kind, cause_id, asset,
             sequence, previous_hash, hash, created_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(transaction_id)s, %(account_id)s, %(kind)s, %(cause_id)s, %(asset)s,
+            %(sequence)s, %(previous_hash)s, %(hash)s, %(created_at)s)
         ON CONFLICT (transaction_id) DO NOTHING""",
     "posting": """
         INSERT INTO ledger_postings (transaction_id, posting_index, ledger_account, direction,
             amount)
-        VALUES (%s, %s, %s, %s, %s)
+        VALUES (%(transaction_id)s, %(posting_index)s, %(ledger_account)s, %(direction)s,
+            %(amount)s)
         ON CONFLICT (transaction_id, posting_index) DO NOTHING""",
     "balance": """
         INSERT INTO accounts (account_id, asset, balance, reserved, available, version,
             cause_id, updated_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(account_id)s, %(asset)s, %(balance)s, %(reserved)s, %(available)s,
+            %(version)s, %(cause_id)s, %(updated_at)s)
         ON CONFLICT (account_id, asset) DO UPDATE SET balance = EXCLUDED.balance,
             reserved = EXCLUDED.reserved, available = EXCLUDED.available,
             version = EXCLUDED.version, cause_id = EXCLUDED.cause_id,
@@ -42,7 +51,9 @@ STATEMENTS: dict[str, str] = {
         INSERT INTO deposits (deposit_id, account_id, chain, asset, tx_hash, output_index,
             amount, status, confirmations, confirmations_required, block_number, block_hash,
             observed_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(deposit_id)s, %(account_id)s, %(chain)s, %(asset)s, %(tx_hash)s,
+            %(output_index)s, %(amount)s, %(status)s, %(confirmations)s,
+            %(confirmations_required)s, %(block_number)s, %(block_hash)s, %(observed_at)s)
         ON CONFLICT (deposit_id) DO UPDATE SET status = EXCLUDED.status,
             amount = EXCLUDED.amount, confirmations = EXCLUDED.confirmations,
             confirmations_required = EXCLUDED.confirmations_required,
@@ -51,7 +62,9 @@ STATEMENTS: dict[str, str] = {
     "payout_command": """
         INSERT INTO payouts (payout_id, account_id, request_id, chain, asset, amount, fee,
             destination_address, state, created_at, updated_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'PREPARED', %s, %s)
+        VALUES (%(payout_id)s, %(account_id)s, %(request_id)s, %(chain)s, %(asset)s,
+            %(amount)s, %(fee)s, %(destination_address)s, 'PREPARED', %(created_at)s,
+            %(created_at)s)
         ON CONFLICT (payout_id) DO UPDATE SET request_id = EXCLUDED.request_id,
             chain = EXCLUDED.chain, asset = EXCLUDED.asset, amount = EXCLUDED.amount,
             fee = EXCLUDED.fee, destination_address = EXCLUDED.destination_address,
@@ -60,7 +73,8 @@ STATEMENTS: dict[str, str] = {
     "payout_result": """
         INSERT INTO payouts (payout_id, account_id, state, tx_hash, network_fee, reason,
             updated_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(payout_id)s, %(account_id)s, %(status)s, %(tx_hash)s, %(network_fee)s,
+            %(reason)s, %(reported_at)s)
         ON CONFLICT (payout_id) DO UPDATE SET
             state = CASE WHEN payouts.state IN ('CONFIRMED', 'FAILED') THEN payouts.state
                          ELSE EXCLUDED.state END,
@@ -71,7 +85,8 @@ STATEMENTS: dict[str, str] = {
     "request_result": """
         INSERT INTO request_results (request_id, account_id, request_kind, status, reason,
             asset, amount, fee, version, decided_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(request_id)s, %(account_id)s, %(request_kind)s, %(status)s, %(reason)s,
+            %(asset)s, %(amount)s, %(fee)s, %(version)s, %(decided_at)s)
         ON CONFLICT (request_id) DO UPDATE SET status = EXCLUDED.status,
             reason = EXCLUDED.reason, asset = EXCLUDED.asset, amount = EXCLUDED.amount,
             fee = EXCLUDED.fee, version = EXCLUDED.version, decided_at = EXCLUDED.decided_at
@@ -79,7 +94,9 @@ STATEMENTS: dict[str, str] = {
     "reconciliation_result": """
         INSERT INTO reconciliation_results (check_id, tier, account_id, asset, ledger_balance,
             bank_balance, difference, deviation_pct, level, action, checked_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(check_id)s, %(tier)s, %(account_id)s, %(asset)s, %(ledger_balance)s,
+            %(bank_balance)s, %(difference)s, %(deviation_pct)s, %(level)s, %(action)s,
+            %(checked_at)s)
         ON CONFLICT (check_id) DO UPDATE SET ledger_balance = EXCLUDED.ledger_balance,
             bank_balance = EXCLUDED.bank_balance, difference = EXCLUDED.difference,
             deviation_pct = EXCLUDED.deviation_pct, level = EXCLUDED.level,
@@ -88,7 +105,9 @@ STATEMENTS: dict[str, str] = {
         INSERT INTO emi_accounts (account_id, asset, currency, ledger_balance, bank_balance,
             reserved_balance, available_balance, reconciliation_status, reconciliation_source,
             reconciliation_difference, last_check_id, last_reconciled_at)
-        VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s)
+        VALUES (%(account_id)s, %(asset)s, %(currency)s, %(ledger_balance)s,
+            %(bank_balance)s, 0, %(ledger_balance)s, %(level)s, %(tier)s, %(difference)s,
+            %(check_id)s, %(checked_at)s)
         ON CONFLICT (account_id) DO UPDATE SET asset = EXCLUDED.asset,
             currency = EXCLUDED.currency,
             ledger_balance = EXCLUDED.ledger_balance, bank_balance = EXCLUDED.bank_balance,
@@ -101,14 +120,19 @@ STATEMENTS: dict[str, str] = {
     "discrepancy": """
         INSERT INTO reconciliation_discrepancies (discrepancy_id, account_id, type, severity,
             expected, actual, difference, source_system, reference, status, detected_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(discrepancy_id)s, %(account_id)s, %(type)s, %(severity)s, %(expected)s,
+            %(actual)s, %(difference)s, %(source_system)s, %(reference)s, %(status)s,
+            %(detected_at)s)
         ON CONFLICT (discrepancy_id) DO UPDATE SET status = EXCLUDED.status,
             severity = EXCLUDED.severity""",
     "snapshot": """
         INSERT INTO emi_account_snapshots (account_id, snapshot_date, asset,
             statement_message_id, opening_balance, closing_balance, ledger_balance, difference,
             level, entries_matched, entries_unmatched, replaces, report_path, created_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        VALUES (%(account_id)s, %(snapshot_date)s, %(asset)s, %(statement_message_id)s,
+            %(opening_balance)s, %(closing_balance)s, %(ledger_balance)s, %(difference)s,
+            %(level)s, %(entries_matched)s, %(entries_unmatched)s, %(replaces)s,
+            %(report_path)s, %(created_at)s)
         ON CONFLICT (account_id, snapshot_date) DO UPDATE SET
             statement_message_id = EXCLUDED.statement_message_id,
             opening_balance = EXCLUDED.opening_balance,
@@ -119,12 +143,18 @@ STATEMENTS: dict[str, str] = {
             report_path = EXCLUDED.report_path, created_at = EXCLUDED.created_at""",
     "breaker": """
         INSERT INTO breaker_history (scope, state, level, reason, actor, changed_at)
-        VALUES (%s, %s, %s, %s, %s, %s)
+        VALUES (%(scope)s, %(state)s, %(level)s, %(reason)s, %(actor)s, %(changed_at)s)
         ON CONFLICT DO NOTHING""",
     "audit": """
         INSERT INTO audit_log (event_id, topic, account_id, operation, changes, occurred_at)
-        VALUES (%s, %s, %s, %s, %s, %s)
+        VALUES (%(event_id)s, %(topic)s, %(account_id)s, %(operation)s, %(changes)s,
+            %(occurred_at)s)
         ON CONFLICT (event_id) DO NOTHING""",
+}
+
+# each statement's parameter names, in the order the statement first names them
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    name: tuple(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql))) for name, sql in STATEMENTS.items()
 }
 
 # Derived columns, recomputed from the tables after a batch that touched them.
@@ -148,18 +178,132 @@ REFRESH_EMI_ACCOUNTS = """
     ) r
     WHERE e.account_id = r.account_id"""
 
-TOPICS = (
-    catalogue.LEDGER_ENTRIES,
-    catalogue.BALANCE_UPDATES,
-    catalogue.CHAIN_OBSERVATIONS,
-    catalogue.PAYOUT_COMMANDS,
-    catalogue.PAYOUT_RESULTS,
-    catalogue.REQUEST_RESULTS,
-    catalogue.RECONCILIATION_RESULTS,
-    catalogue.DISCREPANCIES,
-    catalogue.EOD_SNAPSHOTS,
-    catalogue.BREAKER_STATE,
-)
+
+def row(statement: str, event: Mapping[str, Any], **extra: Any) -> Row:
+    """`statement`'s parameters: each from `extra`, else the event's field of that name.
+
+    A field the event lacks raises `KeyError` here, before anything reaches Postgres."""
+    return statement, {
+        name: extra[name] if name in extra else event[name] for name in PARAMETERS[statement]
+    }
+
+
+def audit(event_id: str, topic: str, account_id: str | None, operation: str, changes, at) -> Row:
+    return row(
+        "audit",
+        {},
+        event_id=event_id,
+        topic=topic,
+        account_id=account_id,
+        operation=operation,
+        changes=json.dumps(jsonable(changes)),
+        occurred_at=at,
+    )
+
+
+Currencies = Mapping[str, str]  # asset -> bank currency
+
+
+def ledger_entry(v: dict[str, Any], _: Currencies) -> list[Row]:
+    postings = [
+        row("posting", posting, transaction_id=v["transaction_id"], posting_index=index)
+        for index, posting in enumerate(v["postings"])
+    ]
+    changes = {"asset": v["asset"], "postings": v["postings"], "hash": v["hash"]}
+    return [
+        row("transaction", v),
+        *postings,
+        audit(
+            f"tx:{v['transaction_id']}",
+            catalogue.LEDGER_ENTRIES,
+            v["account_id"],
+            f"ledger.{v['kind']}",
+            changes,
+            v["created_at"],
+        ),
+    ]
+
+
+def balance_update(v: dict[str, Any], _: Currencies) -> list[Row]:
+    return [row("balance", v)]
+
+
+def chain_observation(v: dict[str, Any], _: Currencies) -> list[Row]:
+    return [row("deposit", v)]
+
+
+def audited(
+    statement: str, v: dict[str, Any], topic: str, event_id: str, operation: str, at
+) -> list[Row]:
+    """`statement`'s row, and the audit row recording the event as the change."""
+    return [row(statement, v), audit(event_id, topic, v.get("account_id"), operation, v, at)]
+
+
+def payout_command(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"payout:{v['payout_id']}:PREPARED"
+    return audited(
+        "payout_command", v, catalogue.PAYOUT_COMMANDS, event_id, "payout.prepared", v["created_at"]
+    )
+
+
+def payout_result(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"payout:{v['payout_id']}:{v['status']}"
+    operation = f"payout.{v['status'].lower()}"
+    return audited(
+        "payout_result", v, catalogue.PAYOUT_RESULTS, event_id, operation, v["reported_at"]
+    )
+
+
+def request_result(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"request:{v['request_id']}:{v['version']}:{v['status']}"
+    operation = f"request.{v['status'].lower()}"
+    return audited(
+        "request_result", v, catalogue.REQUEST_RESULTS, event_id, operation, v["decided_at"]
+    )
+
+
+def reconciliation_result(v: dict[str, Any], currencies: Currencies) -> list[Row]:
+    return [
+        row("reconciliation_result", v),
+        row("emi_account", v, currency=currencies.get(v["asset"], "")),
+    ]
+
+
+def discrepancy(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"discrepancy:{v['discrepancy_id']}:{v['status']}"
+    operation = f"discrepancy.{v['status'].lower()}"
+    return audited("discrepancy", v, catalogue.DISCREPANCIES, event_id, operation, v["detected_at"])
+
+
+def eod_snapshot(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"snapshot:{v['snapshot_id']}:{v['statement_message_id']}"
+    return audited(
+        "snapshot", v, catalogue.EOD_SNAPSHOTS, event_id, "eod.snapshot", v["created_at"]
+    )
+
+
+def breaker_state(v: dict[str, Any], _: Currencies) -> list[Row]:
+    stamp = v["changed_at"].isoformat()
+    event_id = f"breaker:{v['scope']}:{stamp}:{v['state']}:{v['actor']}"
+    operation = f"breaker.{v['state'].lower()}"
+    return audited("breaker", v, catalogue.BREAKER_STATE, event_id, operation, v["changed_at"])
+
+
+# the topics the sink reads, and what one event of each becomes
+ROWS: dict[str, Callable[[dict[str, Any], Currencies], list[Row]]] = {
+    catalogue.LEDGER_ENTRIES: ledger_entry,
+    catalogue.BALANCE_UPDATES: balance_update,
+    catalogue.CHAIN_OBSERVATIONS: chain_observation,
+    catalogue.PAYOUT_COMMANDS: payout_command,
+    catalogue.PAYOUT_RESULTS: payout_result,
+    catalogue.REQUEST_RESULTS: request_result,
+    catalogue.RECONCILIATION_RESULTS: reconciliation_result,
+    catalogue.DISCREPANCIES: discrepancy,
+    catalogue.EOD_SNAPSHOTS: eod_snapshot,
+    catalogue.BREAKER_STATE: breaker_state,
+}
+TOPICS = tuple(ROWS)
+# topics whose rows change what REFRESH_EMI_ACCOUNTS derives
 REFRESHING_TOPICS = {
     catalogue.BALANCE_UPDATES,
     catalogue.RECONCILIATION_RESULTS,
@@ -167,266 +311,8 @@ REFRESHING_TOPICS = {
 }
 
 
-def audit(event_id: str, topic: str, account: str | None, operation: str, changes, at) -> Row:
-    return ("audit", (event_id, topic, account, operation, json.dumps(jsonable(changes)), at))
-
-
-def rows(topic: str, v: dict[str, Any], currencies: dict[str, str] | None = None) -> list[Row]:
+def rows(topic: str, v: dict[str, Any], currencies: Currencies | None = None) -> list[Row]:
     """The statements one event applies (`currencies`: asset -> bank currency)."""
-    if topic == catalogue.LEDGER_ENTRIES:
-        found: list[Row] = [
-            (
-                "transaction",
-                (
-                    v["transaction_id"],
-                    v["account_id"],
-                    v["kind"],
-                    v["cause_id"],
-                    v["asset"],
-                    v["sequence"],
-                    v["previous_hash"],
-                    v["hash"],
-                    v["created_at"],
-                ),
-            )
-        ]
-        for index, p in enumerate(v["postings"]):
-            found.append(
-                (
-                    "posting",
-                    (v["transaction_id"], index, p["ledger_account"], p["direction"], p["amount"]),
-                )
-            )
-        changes = {"asset": v["asset"], "postings": v["postings"], "hash": v["hash"]}
-        found.append(
-            audit(
-                f"tx:{v['transaction_id']}",
-                topic,
-                v["account_id"],
-                f"ledger.{v['kind']}",
-                changes,
-                v["created_at"],
-            )
-        )
-        return found
-    if topic == catalogue.BALANCE_UPDATES:
-        return [
-            (
-                "balance",
-                (
-                    v["account_id"],
-                    v["asset"],
-                    v["balance"],
-                    v["reserved"],
-                    v["available"],
-                    v["version"],
-                    v["cause_id"],
-                    v["updated_at"],
-                ),
-            )
-        ]
-    if topic == catalogue.CHAIN_OBSERVATIONS:
-        return [
-            (
-                "deposit",
-                (
-                    v["deposit_id"],
-                    v["account_id"],
-                    v["chain"],
-                    v["asset"],
-                    v["tx_hash"],
-                    v["output_index"],
-                    v["amount"],
-                    v["status"],
-                    v["confirmations"],
-                    v["confirmations_required"],
-                    v["block_number"],
-                    v["block_hash"],
-                    v["observed_at"],
-                ),
-            )
-        ]
-    if topic == catalogue.PAYOUT_COMMANDS:
-        return [
-            (
-                "payout_command",
-                (
-                    v["payout_id"],
-                    v["account_id"],
-                    v["request_id"],
-                    v["chain"],
-                    v["asset"],
-                    v["amount"],
-                    v["fee"],
-                    v["destination_address"],
-                    v["created_at"],
-                    v["created_at"],
-                ),
-            ),
-            audit(
-                f"payout:{v['payout_id']}:PREPARED",
-                topic,
-                v["account_id"],
-                "payout.prepared",
-                v,
-                v["created_at"],
-            ),
-        ]
-    if topic == catalogue.PAYOUT_RESULTS:
-        return [
-            (
-                "payout_result",
-                (
-                    v["payout_id"],
-                    v["account_id"],
-                    v["status"],
-                    v["tx_hash"],
-                    v["network_fee"],
-                    v["reason"],
-                    v["reported_at"],
-                ),
-            ),
-            audit(
-                f"payout:{v['payout_id']}:{v['status']}",
-                topic,
-                v["account_id"],
-                f"payout.{v['status'].lower()}",
-                v,
-                v["reported_at"],
-            ),
-        ]
-    if topic == catalogue.REQUEST_RESULTS:
-        return [
-            (
-                "request_result",
-                (
-                    v["request_id"],
-                    v["account_id"],
-                    v["request_kind"],
-                    v["status"],
-                    v["reason"],
-                    v["asset"],
-                    v["amount"],
-                    v["fee"],
-                    v["version"],
-                    v["decided_at"],
-                ),
-            ),
-            audit(
-                f"request:{v['request_id']}:{v['version']}:{v['status']}",
-                topic,
-                v["account_id"],
-                f"request.{v['status'].lower()}",
-                v,
-                v["decided_at"],
-            ),
-        ]
-    if topic == catalogue.RECONCILIATION_RESULTS:
-        return [
-            (
-                "reconciliation_result",
-                (
-                    v["check_id"],
-                    v["tier"],
-                    v["account_id"],
-                    v["asset"],
-                    v["ledger_balance"],
-                    v["bank_balance"],
-                    v["difference"],
-                    v["deviation_pct"],
-                    v["level"],
-                    v["action"],
-                    v["checked_at"],
-                ),
-            ),
-            (
-                "emi_account",
-                (
-                    v["account_id"],
-                    v["asset"],
-                    (currencies or {}).get(v["asset"], ""),
-                    v["ledger_balance"],
-                    v["bank_balance"],
-                    v["ledger_balance"],
-                    v["level"],
-                    v["tier"],
-                    v["difference"],
-                    v["check_id"],
-                    v["checked_at"],
-                ),
-            ),
-        ]
-    if topic == catalogue.DISCREPANCIES:
-        return [
-            (
-                "discrepancy",
-                (
-                    v["discrepancy_id"],
-                    v["account_id"],
-                    v["type"],
-                    v["severity"],
-                    v["expected"],
-                    v["actual"],
-                    v["difference"],
-                    v["source_system"],
-                    v["reference"],
-                    v["status"],
-                    v["detected_at"],
-                ),
-            ),
-            audit(
-                f"discrepancy:{v['discrepancy_id']}:{v['status']}",
-                topic,
-                v["account_id"],
-                f"discrepancy.{v['status'].lower()}",
-                v,
-                v["detected_at"],
-            ),
-        ]
-    if topic == catalogue.EOD_SNAPSHOTS:
-        return [
-            (
-                "snapshot",
-                (
-                    v["account_id"],
-                    v["snapshot_date"],
-                    v["asset"],
-                    v["statement_message_id"],
-                    v["opening_balance"],
-                    v["closing_balance"],
-                    v["ledger_balance"],
-                    v["difference"],
-                    v["level"],
-                    v["entries_matched"],
-                    v["entries_unmatched"],
-                    v["replaces"],
-                    v["report_path"],
-                    v["created_at"],
-                ),
-            ),
-            audit(
-                f"snapshot:{v['snapshot_id']}:{v['statement_message_id']}",
-                topic,
-                v["account_id"],
-                "eod.snapshot",
-                v,
-                v["created_at"],
-            ),
-        ]
-    if topic == catalogue.BREAKER_STATE:
-        stamp = v["changed_at"].isoformat()
-        return [
-            (
-                "breaker",
-                (v["scope"], v["state"], v["level"], v["reason"], v["actor"], v["changed_at"]),
-            ),
-            audit(
-                f"breaker:{v['scope']}:{stamp}:{v['state']}:{v['actor']}",
-                topic,
-                None,
-                f"breaker.{v['state'].lower()}",
-                v,
-                v["changed_at"],
-            ),
-        ]
-    raise KeyError(f"the sink does not read {topic}")
+    if topic not in ROWS:
+        raise KeyError(f"the sink does not read {topic}")
+    return ROWS[topic](v, currencies or {})

@@ -9,6 +9,8 @@ can compose part of one). The Faust settings that matter on tansu and on real Ka
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import faust
 import mode
 from faust.serializers import codecs
@@ -19,6 +21,8 @@ from core.config import Settings
 from topics import catalogue
 from topics.codec import Codec, make_codec
 from topics.view import Fold, Folded, TopicView
+
+T = TypeVar("T")
 
 
 class Utf8Codec(codecs.Codec):
@@ -88,6 +92,20 @@ class Engine:
             value_serializer="raw",
             partitions=catalogue.spec(names[0]).partitions,
             internal=False,
+        )
+
+    def account_table(self, table_class: type[T], name: str, help: str) -> T:
+        """A table co-partitioned with the account topics (one partition per account
+        partition, recovered by the worker that owns it)."""
+        return self.app.tables.add(
+            table_class(
+                self.app,
+                name=name,
+                default=None,
+                partitions=catalogue.ACCOUNT_PARTITIONS,
+                beacon=self.app.tables.beacon,
+                help=help,
+            )
         )
 
     def serve_view(

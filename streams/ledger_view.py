@@ -23,6 +23,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from core import ids
 from core.accounts import operator_assets
 from streams.app import Engine
 from streams.ledger.batch import SEQUENCE_HEADER
@@ -33,24 +34,6 @@ from topics.view import TopicView
 ZERO = Decimal(0)
 WIRE_QUANTUM = Decimal(1).scaleb(-18)  # amounts on the wire have scale 18 (LedgerTransaction)
 WIRE_CONTEXT = Context(prec=38)  # and precision 38
-
-
-def bank_reference(transaction: dict[str, Any]) -> str:
-    """The reference a bank statement carries for this ledger transaction.
-
-    Bank deposits are `deposit:bank:<bank account>:<entry reference>:0`
-    (`core.observations.deposit_id`); payouts are `payout:<id>:...`, and a bank
-    payout's end-to-end id is the payout id.
-    """
-    cause = transaction["cause_id"]
-    if cause.startswith("deposit:bank:") and cause.count(":") >= 4:
-        return cause.split(":", 3)[3].rsplit(":", 1)[0]  # a reference may hold ':'
-    parts = cause.split(":")
-    if parts[0] == "deposit" and len(parts) >= 3:
-        return parts[2]
-    if parts[0] == "payout" and len(parts) >= 2:
-        return parts[1]
-    return transaction["cause_id"]
 
 
 class LedgerNets:
@@ -74,11 +57,12 @@ class LedgerNets:
             sign = 1 if posting["direction"] == "DEBIT" else -1
             self.nets[posting["ledger_account"]] += sign * posting["amount"]
             if posting["ledger_account"] == operator and asset in self.bank_backed:
-                self.bank_references[asset].add(bank_reference(transaction).lower())
+                reference = ids.statement_reference(transaction["cause_id"])
+                self.bank_references[asset].add(reference.lower())
                 self.bank_movements[asset].append(
                     Movement(
                         transaction["transaction_id"],
-                        bank_reference(transaction),
+                        reference,
                         "CRDT" if posting["direction"] == "DEBIT" else "DBIT",
                         posting["amount"],
                         transaction["created_at"].date().isoformat(),

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from topics.kafka import FLUSHED_BATCH_LINGER_MS, make_producer
+from topics.kafka import FLUSHED_BATCH_LINGER_MS, NotAcknowledged, flush, make_producer
 
-FLUSH_TIMEOUT_S = 30.0
 POLL_EVERY = 256  # produce calls between two polls of delivery reports
 
 
@@ -72,8 +71,6 @@ class OutputProducer:
         if not len(self.producer) and not self.failures:
             return  # nothing in flight, no report waiting: no thread hop
         loop = asyncio.get_running_loop()
-        remaining = await loop.run_in_executor(None, self.producer.flush, FLUSH_TIMEOUT_S)
-        if remaining or self.failures:
-            raise RuntimeError(
-                f"outputs not acknowledged: {remaining} left, failures {self.failures[:3]}"
-            )
+        await loop.run_in_executor(None, flush, self.producer, "the ledger's outputs")
+        if self.failures:
+            raise NotAcknowledged(f"the ledger's outputs refused: {self.failures[:3]}")

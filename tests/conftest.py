@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from tokengine.services import EmbeddedServices, ManagedProcess, free_port
+from tokengine.processes import ManagedProcess, free_port
+from tokengine.services import EmbeddedServices
 from tokengine.up import get_json
 from topics.admin import create_topics
 from topics.codec import SingleObjectCodec

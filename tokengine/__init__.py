@@ -1,5 +1,6 @@
-"""TokEngine: cross-cutting pieces (settings, assets, money, embedded services, CLI).
+"""TokEngine's entry points: the CLI, `up`, the worker's composition, the demo, and the
+embedded services they start. The top layer: nothing below imports it.
 
-The event contracts live in `topics/` and `avro/`, stream processing in `streams/`,
-the outside world in `connectors/`, materialisation in `sinks/`.
+Below it: `api/` (HTTP), then `streams/`, `connectors/`, `sinks/` side by side, then
+`topics/` (the wire contracts), then `core/` (pure definitions). README: "Map of the code".
 """

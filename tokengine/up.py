@@ -21,13 +21,9 @@ from dataclasses import dataclass
 
 from core.config import Settings
 from sinks.migrate import migrate
-from tokengine.services import (
-    EmbeddedServices,
-    ManagedProcess,
-    embedded_btc_payout_key,
-    free_port,
-    port_accepts,
-)
+from tokengine.chain_nodes import embedded_btc_payout_key
+from tokengine.processes import ManagedProcess, free_port, port_accepts
+from tokengine.services import EmbeddedServices
 from topics.admin import create_topics
 
 READY_TIMEOUT_S = 90.0

@@ -239,7 +239,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         BREAKER_STATE,
         "scope",
         "BreakerState",
-        ("reconciliation", "invariants", "cli"),
+        ("reconciliation", "ledger watch", "cli"),
         ("intake", "payout executors", "api"),
         "Circuit breaker changes, each written to every partition (see topics.breaker).",
     ),
@@ -247,7 +247,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         ALERTS,
         "alert kind",
         "Alert",
-        ("ledger", "reconciliation", "invariants"),
+        ("ledger", "reconciliation", "ledger watch"),
         ("operators",),
         "Operator alerts.",
         partitions=1,
@@ -277,14 +277,14 @@ def short_name(full_name: str, prefix: str) -> str:
     return full_name[len(prefix) :]
 
 
-# The topic (and so the schema) of a LedgerCommand's payload, by command kind.
-# the request topics, by request kind (what clients send: api, cli, upstream producers)
+# The request topics, by request kind (what clients send: api, cli, upstream producers).
 REQUEST_TOPICS: dict[str, str] = {
     "deposit": DEPOSIT_REQUESTS,
     "withdrawal": WITHDRAWAL_REQUESTS,
     "transfer": TRANSFER_REQUESTS,
 }
 
+# The topic (and so the schema) of a LedgerCommand's payload, by command kind.
 COMMAND_PAYLOAD_TOPICS: dict[str, str] = {
     "DEPOSIT_REQUEST": DEPOSIT_REQUESTS,
     "WITHDRAWAL_REQUEST": WITHDRAWAL_REQUESTS,

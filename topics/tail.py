@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from core.config import Settings
 from topics import catalogue
 from topics.codec import DecodeError, make_codec
 from topics.jsonable import dumps
+from topics.kafka import make_reader
 
 POLL_TIMEOUT_S = 0.2
 
@@ -25,13 +26,7 @@ def tail_topic(
 ) -> int:
     spec = catalogue.spec(topic)
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka,
-            "group.id": "tokengine-tail",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = make_reader(settings.kafka, "tokengine-tail")
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     name = spec.full_name(settings.topic_prefix)
     consumer.assign([TopicPartition(name, p, start) for p in range(spec.partitions)])
@@ -70,14 +65,7 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list
     """Every decodable record of a topic, from the oldest to the current end."""
     spec = catalogue.spec(topic)
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka,
-            "group.id": "tokengine-read",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = make_reader(settings.kafka, "tokengine-read", **{"enable.partition.eof": True})
     name = spec.full_name(settings.topic_prefix)
     consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
     at_end: set[int] = set()

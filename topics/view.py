@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from topics import catalogue
 from topics.codec import Codec, DecodeError
 from topics.holes import HoleGuard
-from topics.kafka import OFF_PATH_FETCH_WAIT_MAX_MS, paced_fetching
+from topics.kafka import OFF_PATH_FETCH_WAIT_MAX_MS, make_reader, paced_fetching
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class TopicView:
         ]
 
     def _end_offsets(self) -> dict[tuple[str, int], int]:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.name})
+        consumer = make_reader(self.bootstrap, self.name)
         try:
             ends = {}
             for tp in self._partitions():
@@ -103,14 +103,8 @@ class TopicView:
             consumer.close()
 
     def _run(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": self.name,
-                "enable.auto.commit": False,
-                **paced_fetching(OFF_PATH_FETCH_WAIT_MAX_MS),
-            }
-        )
+        paced = paced_fetching(OFF_PATH_FETCH_WAIT_MAX_MS)
+        consumer = make_reader(self.bootstrap, self.name, **paced)
         partitions = self._partitions()
         consumer.assign(partitions)
         holes = HoleGuard(consumer)

@@ -144,16 +144,10 @@ class LedgerAgent:
     def __init__(self, engine: Engine, ledger_view: LedgerView) -> None:
         self.engine = engine
         self.ledger_view = ledger_view
-        app = engine.app
-        self.accounts: AccountTable = app.tables.add(
-            AccountTable(
-                app,
-                name="accounts",
-                default=None,
-                partitions=catalogue.ACCOUNT_PARTITIONS,
-                beacon=app.tables.beacon,
-                help="One record per account: balances, reservations, payouts, dedupe marks.",
-            )
+        self.accounts = engine.account_table(
+            AccountTable,
+            "accounts",
+            "One record per account: balances, reservations, payouts, dedupe marks.",
         )
         self.commands_topic = engine.raw_topic(catalogue.LEDGER_COMMANDS)
         self.feed = CommandFeed(
@@ -165,6 +159,7 @@ class LedgerAgent:
         self.producer: OutputProducer | None = None  # made when the task starts
         self.in_flight: Batch | None = None  # outputs on their way, records not yet written
         self.acknowledged: asyncio.Future | None = None
+        app = engine.app
         app.task(self.run)
         app.agent(self.commands_topic, name="ledger_partitions")(self.membership)
         app.on_partitions_revoked.connect(self.stop_feed)

@@ -91,7 +91,7 @@ def check_addressee(command: Command) -> None:
 
 def expected_command(command: Command) -> tuple[str | None, str | None]:
     """(the command id, the account) that its kind and payload call for (as intake and the
-    ledger build them: `tokengine.ids`); None where any will do."""
+    ledger build them: `core.ids`); None where any will do."""
     payload, kind = command.payload, command.kind
     if kind in REQUEST_KINDS:
         return ids.request_command(payload["request_id"]), payload["account_id"]

@@ -109,18 +109,12 @@ class Reconciliation:
         self.assets = engine.assets
         self.prefix = engine.settings.topic_prefix
         self.tiers = Tiers(ledger, state, engine.settings.data_dir)
-        app = engine.app
-        self.bank_accounts: BankAccountTable = app.tables.add(
-            BankAccountTable(
-                app,
-                name="reconciliation",
-                default=None,
-                partitions=catalogue.ACCOUNT_PARTITIONS,
-                beacon=app.tables.beacon,
-                help="One record per operator bank account: bank balance and applied entries.",
-            )
+        self.bank_accounts = engine.account_table(
+            BankAccountTable,
+            "reconciliation",
+            "One record per operator bank account: bank balance and applied entries.",
         )
-        app.agent(engine.raw_topic(*TIERS), name="reconcile")(self.reconcile)
+        engine.app.agent(engine.raw_topic(*TIERS), name="reconcile")(self.reconcile)
 
     async def reconcile(self, stream: faust.StreamT) -> None:
         producer = OutputProducer(self.engine.bootstrap, self.prefix, linger_ms=0)  # latency

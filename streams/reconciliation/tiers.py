@@ -99,16 +99,8 @@ class Tiers:
             if entry.get("deposit_account_id") and entry["credit_debit_indicator"] == "CRDT"
         ]
         await self.wait_for_ledger_deposits(asset, deposits)
-        ledger = self.ledger_balance(asset)
-        check = Check(
-            ids.tier1_check(record.account_id, notification["message_id"]),
-            TIERS[catalogue.BANK_NOTIFICATIONS],
-            record.account_id,
-            asset.code,
-            ledger,
-            record.bank_balance,
-            threshold_level(record.bank_balance, ledger, asset.rounding_tolerance),
-        )
+        check_id = ids.tier1_check(record.account_id, notification["message_id"])
+        check = self.check(check_id, catalogue.BANK_NOTIFICATIONS, record, asset)
         self.conclude(record, asset, check, outputs)
         kind = "tier1.ok" if check.level == OK else "tier1.mismatch"
         outputs.alert(
@@ -119,6 +111,20 @@ class Tiers:
             f"ledger {check.ledger_balance}: {check.level}",
             check_id=check.check_id,
             level=check.level,
+        )
+
+    def check(self, check_id: str, topic: str, record: BankAccountRecord, asset: Asset) -> Check:
+        """The bank balance `record` holds against the whole ledger's figure, now."""
+        ledger = self.ledger_balance(asset)
+        level = threshold_level(record.bank_balance, ledger, asset.rounding_tolerance)
+        return Check(
+            check_id,
+            TIERS[topic],
+            record.account_id,
+            asset.code,
+            ledger,
+            record.bank_balance,
+            level,
         )
 
     async def wait_for_ledger_deposits(self, asset: Asset, references: list[str]) -> None:
@@ -140,17 +146,9 @@ class Tiers:
         self, record: BankAccountRecord, asset: Asset, balance: dict, outputs: Outputs
     ) -> None:
         apply_balance(record, balance, balance["source"] or "intraday")
-        ledger = self.ledger_balance(asset)
         as_of_ms = int(balance["as_of"].timestamp() * 1000)
-        check = Check(
-            ids.tier2_check(record.account_id, as_of_ms),
-            TIERS[catalogue.BANK_BALANCES],
-            record.account_id,
-            asset.code,
-            ledger,
-            record.bank_balance,
-            threshold_level(record.bank_balance, ledger, asset.rounding_tolerance),
-        )
+        check_id = ids.tier2_check(record.account_id, as_of_ms)
+        check = self.check(check_id, catalogue.BANK_BALANCES, record, asset)
         self.conclude(record, asset, check, outputs)
 
     def tier3(
@@ -166,17 +164,9 @@ class Tiers:
             "camt.053",
         )
         record.snapshots[day] = statement["message_id"]
-        ledger = self.ledger_balance(asset)
         check_id = ids.tier3_check(record.account_id, day, statement["message_id"])
-        check = Check(
-            check_id,
-            TIERS[catalogue.BANK_STATEMENTS],
-            record.account_id,
-            asset.code,
-            ledger,
-            record.bank_balance,
-            threshold_level(record.bank_balance, ledger, asset.rounding_tolerance),
-        )
+        check = self.check(check_id, catalogue.BANK_STATEMENTS, record, asset)
+        ledger = check.ledger_balance
         with self.ledger.lock:
             movements = list(self.ledger.nets.bank_movements[asset.code])
         matching = match_statement(statement["entries"], movements, day)

@@ -16,7 +16,7 @@ from connectors.bank_inbox import STALE_CLAIM_S, sweep
 from core.camt import CamtError
 from tests.helpers import read_topic, values
 from tests.streams.test_reconciliation_worker import bind
-from tokengine.demo import camt053
+from tokengine.demo.scenario import camt053
 from topics import catalogue
 from topics.codec import SingleObjectCodec
 from topics.kafka import make_producer

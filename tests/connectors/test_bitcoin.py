@@ -23,7 +23,7 @@ from core.assets import load_assets
 from tests.helpers import produce, read_topic, values
 from tests.http import call
 from tests.streams.test_ledger_worker import balances, final, wait_for
-from tokengine.services import RegtestMiner, start_bitcoind
+from tokengine.chain_nodes import RegtestMiner, start_bitcoind
 from topics import catalogue
 from topics.breaker import breaker_record, publish_breaker_state
 from topics.codec import SingleObjectCodec

@@ -16,7 +16,7 @@ from core.camt import CamtError, notification_from_json, parse_camt
 from core.fields import FieldError
 from tests.connectors.test_camt import camt054
 from tests.ledger_inputs import ASSETS
-from tokengine.demo import camt053
+from tokengine.demo.scenario import camt053
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "camt"
 USD_ACCOUNT = "GB33BUKB20201555555555"  # xUSD's bank account in the test assets

@@ -22,12 +22,12 @@ from connectors.chain_watcher import WatcherWiring
 from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
 from connectors.payout_executor import ExecutorWiring
-from connectors.solidity import deploy_token
 from core.assets import load_assets
+from standins.solidity import deploy_token
 from tests.helpers import produce, read_topic, values
 from tests.http import call
 from tests.streams.test_ledger_worker import balances, final, wait_for
-from tokengine.services import start_anvil
+from tokengine.chain_nodes import start_anvil
 from topics import catalogue
 from topics.codec import SingleObjectCodec
 

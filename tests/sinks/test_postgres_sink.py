@@ -26,7 +26,8 @@ from tests.http import call
 from tests.ledger_inputs import T0, observation, payout_result, withdrawal
 from tests.streams.test_ledger_worker import wait_for
 from tests.test_cli import cli
-from tokengine.services import ManagedProcess, start_postgres
+from tokengine.processes import ManagedProcess
+from tokengine.services import start_postgres
 from topics import catalogue
 
 TABLES = {

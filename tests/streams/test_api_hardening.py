@@ -15,7 +15,7 @@ from tests.helpers import read_topic, values
 from tests.http import call
 from tests.ledger_inputs import ETH_ADDRESS
 from tests.streams.test_ledger_worker import wait_for
-from tokengine.demo import camt053
+from tokengine.demo.scenario import camt053
 from topics import catalogue
 
 USD_ACCOUNT = "GB33BUKB20201555555555"

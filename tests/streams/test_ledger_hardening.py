@@ -3,10 +3,12 @@ alert where an operator must act), never a crash; only its own broken state stop
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -232,16 +234,38 @@ def test_a_command_whose_id_kind_or_payload_disagree_is_refused() -> None:
         assert record.ledger == {} and record.applied == {} and record.credited == {}
 
 
-def test_a_broken_invariant_stops_the_ledger_under_python_O() -> None:
-    # `assert`s vanish under -O: a forged violation must still stop the worker
-    script = (
-        "from decimal import Decimal\n"
-        "from streams.ledger.records import AccountRecord\n"
-        "from streams.ledger.invariants import check_invariants\n"
-        "check_invariants(AccountRecord('a', ledger={'user:a:WEI': Decimal(1)}))\n"
+FORGED_UNDER_O = """
+from decimal import Decimal
+
+from streams.ledger.errors import LedgerInvariantError
+from tests.ledger_inputs import observation
+from tests.streams.pure_ledger import PureLedger
+
+ledger = PureLedger()
+ledger.submit("CHAIN_OBSERVATION", observation("alice", "5", "0x1"))
+forged = ledger.records["alice"].ledger  # balanced, but alice now owes 5
+forged["user:alice:WEI"] += Decimal(10)
+forged["operator:WEI:assets"] -= Decimal(10)
+try:
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "1", "0x2"))
+except LedgerInvariantError as error:
+    print("stopped:", error)
+else:
+    print("applied")
+"""
+
+
+def test_a_broken_invariant_stops_the_ledger_batch_under_python_O() -> None:
+    # `assert`s vanish under -O: a forged record must still stop the batch the agent runs
+    # (the agent then exits with EXIT_LEDGER_FAILURE and restarts from its watermarks)
+    ran = subprocess.run(
+        [sys.executable, "-O", "-c", FORGED_UNDER_O],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
-    ran = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True)
-    assert ran.returncode != 0 and "LedgerInvariantError" in ran.stderr
+    assert "stopped: alice WEI balance -4 < 0" in ran.stdout, ran.stdout + ran.stderr
 
 
 # -- fuzz: random payloads, within what the wire can carry ------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulated_bank import SimulatedBank
+from standins.simulated_bank import SimulatedBank
 from tests.helpers import produce, read_topic, values
 from tests.http import call, call_text
 from tests.ledger_inputs import ETH_ADDRESS, IBAN, observation

@@ -1,4 +1,4 @@
-"""Compiling and deploying the local ERC20 (`connectors/contracts/TestToken.sol`).
+"""Compiling and deploying the local ERC20 (`standins/contracts/TestToken.sol`).
 
 Owns the offline compile with npm's `solc` (solc-js, installed in `.tools` by make) and the
 deploy on a local node (anvil), for tests and the demo. A compile is cached by the
