@@ -1,5 +1,8 @@
 """`GET /api/v1/audit?cursor=&limit=`: the audit trail, read from Postgres by cursor.
 
+At most `MAX_CONCURRENT_READS` reads (database connections) at once per worker; a read
+that waits longer than `READ_QUEUE_WAIT_S` for its turn answers 503.
+
 The Postgres sink stores every operation once in `audit_log`, in one order (its
 `position`). A client passes the last position it has (`cursor`, 0 to start) and gets the
 next `limit` entries and the cursor to continue from; replaying the ledger entries in that
@@ -21,9 +24,20 @@ from topics.jsonable import jsonable
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_CONCURRENT_READS = 4  # database connections one worker opens for the audit at once
+READ_QUEUE_WAIT_S = 5.0  # then 503: the caller tries again
 
 
-COLUMNS = ("position", "event_id", "topic", "account_id", "operation", "changes", "occurred_at")
+COLUMNS = (
+    "position",
+    "event_id",
+    "topic",
+    "account_id",
+    "operation",
+    "changes",
+    "occurred_at",
+    "actor",
+)
 
 
 def read_audit(database_url: str, cursor: int, limit: int) -> list[dict[str, Any]]:
@@ -38,6 +52,7 @@ def read_audit(database_url: str, cursor: int, limit: int) -> list[dict[str, Any
 
 def install(engine: Engine) -> None:
     database_url = engine.settings.database_url
+    reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
 
     @engine.app.page("/api/v1/audit")
     class Audit(web.View):
@@ -54,10 +69,16 @@ def install(engine: Engine) -> None:
                 message = "no database configured (TOKENGINE_DATABASE_URL)"
                 return error(self, 503, Reason.UNAVAILABLE, message)
             try:
+                await asyncio.wait_for(reads.acquire(), READ_QUEUE_WAIT_S)
+            except TimeoutError:
+                return error(self, 503, Reason.UNAVAILABLE, "too many audit reads; try again")
+            try:
                 entries = await asyncio.get_running_loop().run_in_executor(
                     None, read_audit, database_url, cursor, limit
                 )
             except psycopg.Error as problem:
                 return error(self, 503, Reason.UNAVAILABLE, str(problem))
+            finally:
+                reads.release()
             next_cursor = entries[-1]["position"] if entries else cursor
             return self.json(jsonable({"entries": entries, "next_cursor": next_cursor}))

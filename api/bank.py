@@ -17,15 +17,18 @@ from typing import Any
 import mode
 from faust import web
 
+from api.access import principal
 from api.responses import error
-from connectors.bank import BankConnector, Submission
+from connectors.bank import BankConnector, ForbiddenAccount, Submission
 from connectors.bank_inbox import sweep
 from connectors.intraday import IntradayError, fetch_balance
+from core.access import BANK
 from core.bank_events import check_bank_event
 from core.camt import CamtError
 from core.fields import FieldError, load_json
 from streams.app import Engine
 from topics import catalogue
+from topics.authentication import SigningProducer
 from topics.kafka import flush, make_producer
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,9 @@ class BankIntake:
             engine.settings.kafka or "",
             engine.settings.topic_prefix,
             engine.codec,
-            make_producer(engine.bootstrap),
+            SigningProducer(
+                make_producer(engine.bootstrap), engine.settings.topic_prefix, engine.auth
+            ),
             engine.assets,
         )
         app = engine.app
@@ -81,7 +86,14 @@ class BankIntake:
                 return self.json(submission.as_json(), status=202)
 
     async def submit_body(self, request: web.Request, source: str) -> Submission:
-        """An XML camt file or the JSON shape of one notified entry; raises CamtError."""
+        """An XML camt file or the JSON shape of one notified entry, for bank accounts the
+        caller's BANK key was issued for; raises CamtError (`ForbiddenAccount`: not
+        recorded)."""
+        caller = principal(request)
+
+        def may_post(account_id: str) -> bool:
+            return caller is not None and caller.role == BANK and caller.covers(account_id)
+
         data = await request.read()
         if data.lstrip()[:1] in (b"{", b"["):
             try:
@@ -90,8 +102,8 @@ class BankIntake:
                 refusal = CamtError(problem.reason, str(problem))
                 await in_thread(self.connector.reject, data, source, refusal)
                 raise refusal from None
-            return await in_thread(self.connector.submit_json, body, source, data)
-        return await in_thread(self.connector.submit_xml, data, source)
+            return await in_thread(self.connector.submit_json, body, source, data, may_post)
+        return await in_thread(self.connector.submit_xml, data, source, may_post)
 
     async def sweep_inbox(self) -> None:
         """Never raises: a timer that raises stops the worker (each file's failure is its
@@ -141,4 +153,5 @@ class BankIntake:
 
 
 def camt_error(view: web.View, problem: CamtError) -> web.Response:
-    return error(view, 400, problem.reason, str(problem))
+    status = 403 if isinstance(problem, ForbiddenAccount) else 400
+    return error(view, status, problem.reason, str(problem))

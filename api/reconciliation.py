@@ -20,10 +20,12 @@ from typing import Any
 
 from faust import web
 
+from api.access import principal
 from api.bank import BankIntake, camt_error, in_thread
 from api.responses import error, refused
 from connectors.intraday import IntradayError
 from core import breaker, ids
+from core.access import AUDITOR, OPERATOR
 from core.camt import CamtError
 from core.fields import FieldError, load_json
 from core.reasons import Reason
@@ -186,7 +188,10 @@ class ReconciliationApi:
             current = self.state.discrepancies.get(discrepancy_id)
         if current is None:
             return error(view, 404, Reason.NOT_FOUND, discrepancy_id)
+        caller = principal(request)
+        actor = caller.actor if caller is not None else None
         updated = {**current, "status": status, "detected_at": current["detected_at"]}
+        updated["actor"] = actor
         producer = self.bank.connector.producer
         producer.produce(
             self.engine.settings.topic_prefix + catalogue.DISCREPANCIES,
@@ -291,5 +296,9 @@ class ReconciliationApi:
         @app.page("/api/v1/reconciliation/health")
         class Health(web.View):
             async def get(self, request: web.Request) -> web.Response:
+                """Open to monitoring: the status only, unless an overseer key asks."""
                 status, body = api.health()
+                caller = principal(request)
+                if caller is None or caller.role not in (OPERATOR, AUDITOR):
+                    body = {"status": status}
                 return self.json(body, status=503 if status == "CRITICAL" else 200)

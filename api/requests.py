@@ -1,12 +1,14 @@
 """Requests in, results and balances out: the API of users and upstream producers.
 
 `POST /api/v1/deposits|withdrawals|transfers` validate like the CLI (`core.requests`) and
-produce one request event; `202 SUBMITTED` is answered only once the broker has
-acknowledged it (a crash after it loses nothing the client was told was accepted), 503
-when it did not (the same request, same id, may be sent again). `GET /api/v1/requests/{id}`
-and `GET /api/v1/accounts/{account}/requests/{id}` answer from the request view
-(`streams.request_view`); `GET /api/v1/accounts/{id}/balances` from the ledger's table
-(the worker owning the account's partition answers).
+produce one request event for an account the caller's key acts for (403 otherwise);
+`202 SUBMITTED` is answered only once the broker has acknowledged it (a crash after it
+loses nothing the client was told was accepted), 503 when it did not (the same request,
+same id, may be sent again). `GET /api/v1/requests/{id}` and
+`GET /api/v1/accounts/{account}/requests/{id}` answer from the request view
+(`streams.request_view`; a CLIENT key sees its accounts' requests only: another's is not
+found); `GET /api/v1/accounts/{id}/balances` from the ledger's table (the worker owning
+the account's partition answers).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import logging
 
 from faust import web
 
+from api.access import principal
 from api.responses import error, refused
+from core.access import CLIENT
 from core.fields import FieldError, load_json
 from core.reasons import Reason
 from core.requests import build_request
@@ -40,6 +44,10 @@ def install(engine: Engine, ledger: LedgerAgent, requests: RequestView) -> None:
             record = build_request(kind, load_json(await request.read()), engine.assets)
         except FieldError as problem:
             return refused(view, problem)
+        caller = principal(request)
+        if caller is None or not caller.covers(record["account_id"]):
+            message = "this key does not act for that account"
+            return error(view, 403, Reason.FORBIDDEN, message, "account_id")
         topic = catalogue.REQUEST_TOPICS[kind]
         value = engine.codec.encode(topic, record)
         try:
@@ -69,8 +77,12 @@ def install(engine: Engine, ledger: LedgerAgent, requests: RequestView) -> None:
         async def post(self, request: web.Request) -> web.Response:
             return await submit(self, request, "transfer")
 
-    def status(view: web.View, request_id: str, account_id: str | None) -> web.Response:
+    def status(view: web.View, request, request_id: str, account_id: str | None):
         result = requests.results.get(request_id, account_id)
+        caller = principal(request)
+        client = caller is not None and caller.role == CLIENT
+        if result is not None and client and not caller.covers(result["account_id"]):
+            result = None  # another account's request: as if there were none
         if result is None:
             return error(view, 404, Reason.NOT_FOUND, f"no result for request {request_id}")
         return view.json(jsonable(result))
@@ -78,12 +90,12 @@ def install(engine: Engine, ledger: LedgerAgent, requests: RequestView) -> None:
     @app.page("/api/v1/requests/{request_id}")
     class RequestStatus(web.View):
         async def get(self, request: web.Request, request_id: str) -> web.Response:
-            return status(self, request_id, None)
+            return status(self, request, request_id, None)
 
     @app.page("/api/v1/accounts/{account_id}/requests/{request_id}")
     class AccountRequestStatus(web.View):
         async def get(self, request: web.Request, account_id: str, request_id: str):
-            return status(self, request_id, account_id)
+            return status(self, request, request_id, account_id)
 
     @app.page("/api/v1/accounts/{account_id}/balances")
     class AccountBalances(web.View):

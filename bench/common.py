@@ -140,12 +140,12 @@ def isolated_settings(settings: Settings, tag: str, **changes) -> Settings:
 def new_database(server_url: str) -> str:
     import psycopg
 
-    from sinks.migrate import migrate
+    from sinks.migrate import database_url_named, migrate
 
     name = f"bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    url = database_url_named(server_url, name)
     migrate(url)
     return url
 

@@ -103,16 +103,19 @@ def code_alone() -> float:
     from streams.ledger.commands import decode_command
     from streams.ledger.records import AccountRecord, encode_record
     from streams.ledger.step import Context
+    from topics.authentication import RecordAuth, RecordKeys
 
     assets = load_assets(ASSETS_FILE)
+    auth = RecordAuth(RecordKeys.generate(), catalogue.WORKER)  # signs, as the bank connector
     context = Context(assets, {})
     records: dict[str, AccountRecord] = {}
     items = deposits(EVENTS, "c")
     now = datetime.now(UTC)
     start = time.monotonic()
     for offset, (key, value) in enumerate(items):
-        source = Source(catalogue.CHAIN_OBSERVATIONS, 0, offset, key.encode(), value)
-        [command_output] = route(source, codec, assets, now)
+        headers = auth.headers(catalogue.CHAIN_OBSERVATIONS, key.encode(), value)
+        source = Source(catalogue.CHAIN_OBSERVATIONS, 0, offset, key.encode(), value, headers)
+        [command_output] = route(source, codec, assets, now, auth)
         command = decode_command(codec, command_output.value, offset, int(time.time() * 1000))
         stored = records.get(command.account_id)
         record = stored.clone() if stored else AccountRecord(command.account_id)

@@ -126,12 +126,12 @@ def btc_watcher(settings: Settings) -> None:
     from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
     from connectors.chain_watcher import WatcherWiring
     from core.assets import load_assets
-    from tokengine.chain_nodes import start_bitcoind
+    from tokengine.chain_nodes import bitcoind_cookie_file, start_bitcoind
 
     isolated = isolated_settings(settings, "btc")
     url, node = start_bitcoind(isolated.data_dir)
     try:
-        rpc = BitcoinRpc(url)
+        rpc = BitcoinRpc(url, bitcoind_cookie_file(isolated.data_dir))
         rpc("generatetoaddress", 110, rpc("getnewaddress"))  # spendable coinbases
         addresses = [rpc("getnewaddress") for _ in range(100)]
         bind_addresses(isolated, "bitcoin", addresses)
@@ -154,7 +154,7 @@ def btc_watcher(settings: Settings) -> None:
             wiring = WatcherWiring.from_settings(
                 isolated, codec, assets, "btc-watcher.json", start_block
             )
-            return BitcoinWatcher(wiring, url)
+            return BitcoinWatcher(wiring, BitcoinRpc(url, rpc.cookie_file))
 
         def deposit(n: int) -> None:
             rpc("sendtoaddress", addresses[n], 0.001)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,13 @@ from topics.kafka import flush
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
+
+MayPost = Callable[[str], bool] | None  # whether the caller may post for a bank account
+
+
+class ForbiddenAccount(CamtError):
+    """The caller may not post for a bank account the message names (nothing is kept)."""
+
 
 BANK_CHAIN = "bank"
 REFERENCE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-./]*")
@@ -112,6 +120,7 @@ class BankConnector:
             bootstrap,
             prefix,
             codec,
+            producer.auth,
             [catalogue.BANK_NOTIFICATIONS, catalogue.BANK_STATEMENTS, catalogue.ADDRESS_BINDINGS],
             self.state.fold,
             name="bank-connector",
@@ -125,8 +134,9 @@ class BankConnector:
     def stop(self) -> None:
         self.view.stop()
 
-    def submit_xml(self, data: bytes, source: str) -> Submission:
-        """Publish a camt.053/054 file; raises CamtError (after dead-lettering it)."""
+    def submit_xml(self, data: bytes, source: str, may_post: MayPost = None) -> Submission:
+        """Publish a camt.053/054 file; raises CamtError (after dead-lettering it), or
+        `ForbiddenAccount` (nothing recorded) when `may_post` refuses one of its accounts."""
         try:
             message = parse_camt(data)
             topic = (
@@ -135,24 +145,43 @@ class BankConnector:
                 else catalogue.BANK_NOTIFICATIONS
             )
             submission = Submission(message.kind, findings=message.findings)
-            self._publish(submission, topic, message.events)
+            self._publish(submission, topic, message.events, may_post)
+        except ForbiddenAccount:
+            raise
         except CamtError as error:
             self.reject(data, source, error)
             raise
         return submission
 
-    def submit_json(self, body: object, source: str, data: bytes = b"") -> Submission:
-        """Publish one notified entry of the JSON shape; raises CamtError when it is not one."""
+    def submit_json(
+        self, body: object, source: str, data: bytes = b"", may_post: MayPost = None
+    ) -> Submission:
+        """Publish one notified entry of the JSON shape; raises CamtError when it is not one
+        (or `ForbiddenAccount`, as `submit_xml`)."""
         try:
             notification = notification_from_json(body)
             submission = Submission("json")
-            self._publish(submission, catalogue.BANK_NOTIFICATIONS, [notification])
+            self._publish(submission, catalogue.BANK_NOTIFICATIONS, [notification], may_post)
+        except ForbiddenAccount:
+            raise
         except CamtError as error:
             self.reject(data, source, error)
             raise
         return submission
 
-    def _publish(self, submission: Submission, topic: str, events: list[dict[str, Any]]) -> None:
+    def _publish(
+        self,
+        submission: Submission,
+        topic: str,
+        events: list[dict[str, Any]],
+        may_post: MayPost = None,
+    ) -> None:
+        for event in events:  # the caller's scope first: a refused caller learns nothing more
+            if may_post is not None and not may_post(event["account_id"]):
+                raise ForbiddenAccount(
+                    Reason.FORBIDDEN,
+                    f"this key does not post for bank account {event['account_id']}",
+                )
         for event in events:
             try:
                 check_bank_event(event, self.assets)

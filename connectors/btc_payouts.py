@@ -33,6 +33,7 @@ from connectors.bitcoin import CHAIN, BitcoinRpc, RpcError, RpcUnavailable
 from connectors.payout_executor import ExecutorWiring, PayoutExecutor
 from core.assets import Asset
 from core.reasons import Reason
+from core.secrets import read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class PayoutNotPossible(Exception):
 
 def read_payout_key(path: Path) -> Key:
     """The hot wallet's key from a file holding its WIF (the file is the secret)."""
-    return Key(path.read_text().strip())
+    return Key(read_secret_file(path))
 
 
 def network_of(chain: str) -> str:
@@ -90,13 +91,13 @@ class BitcoinPayouts(PayoutExecutor):
     def __init__(
         self,
         wiring: ExecutorWiring,
-        rpc_url: str,
+        rpc: BitcoinRpc | str,
         key: Key,
         fee_rate_sat_per_byte: int = 2,
         confirmations_required: int = 1,
     ) -> None:
         super().__init__(wiring)
-        self.rpc = BitcoinRpc(rpc_url)
+        self.rpc = rpc if isinstance(rpc, BitcoinRpc) else BitcoinRpc(rpc)
         self.key = key
         self.fee_rate = fee_rate_sat_per_byte
         self.confirmations_required = confirmations_required

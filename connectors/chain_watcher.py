@@ -33,8 +33,9 @@ from core.bindings import Bindings
 from core.config import Settings
 from core.money import MAX_AMOUNT
 from topics import catalogue
+from topics.authentication import signing_producer
 from topics.codec import Codec
-from topics.kafka import flush, make_producer
+from topics.kafka import flush
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class WatcherWiring:
             settings.kafka,
             settings.topic_prefix,
             codec,
-            make_producer(settings.kafka),
+            signing_producer(settings, catalogue.CONNECTORS),
             assets,
             settings.data_dir / state_file,
             start_block,
@@ -178,6 +179,7 @@ class ChainWatcher:
             wiring.bootstrap,
             wiring.prefix,
             wiring.codec,
+            wiring.producer.auth,
             [catalogue.ADDRESS_BINDINGS, catalogue.PRICES],
             self.facts.fold,
             name=f"{self.chain}-watcher",

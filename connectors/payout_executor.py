@@ -30,9 +30,10 @@ from core.config import Settings
 from core.money import AmountError, quantize_exact
 from core.reasons import Reason
 from topics import catalogue
+from topics.authentication import refused_alert, signing_producer
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
-from topics.kafka import flush, make_consumer, make_producer
+from topics.kafka import flush, make_consumer
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class ExecutorWiring:
             group_id,
             settings.topic_prefix,
             codec,
-            make_producer(settings.kafka),
+            signing_producer(settings, catalogue.CONNECTORS),
             make_consumer(settings.kafka, group_id),
             assets,
         )
@@ -96,6 +97,7 @@ class PayoutExecutor:
         self.prefix = wiring.prefix
         self.codec = wiring.codec
         self.producer = wiring.producer
+        self.auth = wiring.producer.auth  # the signing producer's: checks what is read too
         self.consumer = wiring.consumer
         self.assets = wiring.assets
         self.facts = PayoutFacts({}, {}, self.accepts_result)
@@ -103,6 +105,7 @@ class PayoutExecutor:
             wiring.bootstrap,
             wiring.prefix,
             wiring.codec,
+            wiring.producer.auth,
             [catalogue.PAYOUT_RESULTS, catalogue.BREAKER_STATE],
             self.facts.fold,
             name=f"{wiring.group_id}-facts",
@@ -120,10 +123,11 @@ class PayoutExecutor:
                 message = self.consumer.poll(0.2)
                 if message is None or message.error():
                     continue
-                try:
+                try:  # only what the ledger prepared is ever paid
+                    self.auth.check_message(catalogue.PAYOUT_COMMANDS, message)
                     command = self.codec.decode(catalogue.PAYOUT_COMMANDS, message.value())
                 except DecodeError as error:
-                    log.warning("undecodable payout command: %s", error)
+                    log.warning("payout command refused: %s", error)
                     self.dead_letter(message, error)
                     self.consumer.commit(message, asynchronous=False)
                     continue
@@ -146,6 +150,19 @@ class PayoutExecutor:
             self.codec.encode(catalogue.DEAD_LETTERS, letter),
             catalogue.PAYOUT_COMMANDS.encode(),
         )
+        if error.reason == Reason.UNAUTHENTICATED:
+            raised = refused_alert(
+                catalogue.PAYOUT_COMMANDS,
+                message.partition(),
+                message.offset(),
+                str(error),
+                f"{self.chain}-payouts",
+            )
+            self.producer.produce(
+                self.prefix + catalogue.ALERTS,
+                self.codec.encode(catalogue.ALERTS, raised),
+                raised["kind"].encode(),
+            )
         flush(self.producer, "a payout dead letter")  # before the command is committed
 
     def accepts_result(self, result: dict[str, Any]) -> bool:

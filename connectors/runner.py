@@ -5,6 +5,9 @@ Starts the Bitcoin watcher (when a Bitcoin node is configured), the Ethereum wat
 each in a thread, until SIGTERM/SIGINT; one that fails stops them all (exit 1: `up`
 restarts the process, and each connector resumes from what it recorded). Bank intake
 runs inside the workers (HTTP and the drop directory).
+
+The only process that holds the payout keys and the Bitcoin RPC cookie; its log is
+redacted (`core.secrets`) and the HTTP libraries log at WARNING (httpx logs every request).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 
 from eth_account import Account
 
-from connectors.bitcoin import BitcoinWatcher
+from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
 from connectors.btc_payouts import BitcoinPayouts, read_payout_key
 from connectors.chain_watcher import WatcherWiring
 from connectors.eth_payouts import EthereumPayouts
@@ -24,6 +27,7 @@ from connectors.ethereum import EthereumWatcher
 from connectors.payout_executor import ExecutorWiring
 from core.assets import load_assets
 from core.config import Settings
+from core.secrets import REDACTION, install_log_redaction, settings_secrets
 from topics.codec import make_codec
 
 log = logging.getLogger(__name__)
@@ -33,7 +37,9 @@ def payout_key(settings: Settings) -> bytes | None:
     if settings.eth_keystore is None:
         return None
     keystore = json.loads(settings.eth_keystore.read_text())
-    return bytes(Account.decrypt(keystore, settings.eth_keystore_password))
+    key = bytes(Account.decrypt(keystore, settings.eth_keystore_secret()))
+    REDACTION.add({key.hex(), "0x" + key.hex()})
+    return key
 
 
 def build_connectors(settings: Settings) -> list:
@@ -45,14 +51,14 @@ def build_connectors(settings: Settings) -> list:
     running: list = []
     if settings.btc_rpc:
         wiring = WatcherWiring.from_settings(settings, codec, assets, "btc-watcher.json")
-        running.append(BitcoinWatcher(wiring, settings.btc_rpc))
+        running.append(BitcoinWatcher(wiring, bitcoin_rpc(settings)))
     if settings.btc_rpc and settings.btc_payout_key_file is not None:
         running.append(
             BitcoinPayouts(
                 ExecutorWiring.from_settings(
                     settings, f"{settings.app_id}-btc-payouts", codec, assets
                 ),
-                settings.btc_rpc,
+                bitcoin_rpc(settings),
                 read_payout_key(settings.btc_payout_key_file),
                 settings.btc_fee_rate,
             )
@@ -72,9 +78,14 @@ def build_connectors(settings: Settings) -> list:
     return running
 
 
+def bitcoin_rpc(settings: Settings) -> BitcoinRpc:
+    return BitcoinRpc(settings.btc_rpc, settings.btc_rpc_cookie_file)
+
+
 def run_connectors(settings: Settings) -> None:
     """Runs until a signal; exits 1 when a connector fails, so its supervisor restarts all."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    install_log_redaction(settings_secrets(settings), settings.log_level)
     running = build_connectors(settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: [connector.stop() for connector in running])

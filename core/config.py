@@ -14,7 +14,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_KAFKA": "bootstrap servers (host:port,...); unset: start the embedded tansu broker",
     "TOKENGINE_DATABASE_URL": "Postgres URL; unset: start an embedded Postgres",
     "TOKENGINE_ETH_RPC": "Ethereum JSON-RPC URL; unset: start a local anvil node",
-    "TOKENGINE_BTC_RPC": "Bitcoin JSON-RPC URL (http://user:pass@host:port); unset: a regtest node",
+    "TOKENGINE_BTC_RPC": "Bitcoin JSON-RPC URL (http://host:port, or http://user:pass@host:port "
+    "for an external node); unset: a regtest node",
+    "TOKENGINE_BTC_RPC_COOKIE_FILE": "file holding the Bitcoin RPC credentials as user:password "
+    "(bitcoind's .cookie); set: used instead of the URL's",
     "TOKENGINE_SCHEMA_REGISTRY": "Confluent schema registry URL; set: Confluent wire format",
     "TOKENGINE_TOPIC_PREFIX": "prefix of every topic name (default 'tokengine.')",
     "TOKENGINE_APP_ID": "Faust application id / consumer group prefix (default 'tokengine')",
@@ -27,12 +30,23 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_BANK_API": "intraday bank-balance API base URL (tier 2); unset: on demand only",
     "TOKENGINE_INTRADAY_INTERVAL_S": "seconds between intraday checks (default 900 = 15 min)",
     "TOKENGINE_ETH_KEYSTORE": "keystore JSON of the Ethereum payout key; unset: no ETH payouts",
-    "TOKENGINE_ETH_KEYSTORE_PASSWORD": "password of that keystore (a secret: never logged)",
+    "TOKENGINE_ETH_KEYSTORE_PASSWORD": "password of that keystore (a secret: never logged); "
+    "prefer TOKENGINE_ETH_KEYSTORE_PASSWORD_FILE",
+    "TOKENGINE_ETH_KEYSTORE_PASSWORD_FILE": "file (mode 0600) holding that password; set: used "
+    "instead of TOKENGINE_ETH_KEYSTORE_PASSWORD",
     "TOKENGINE_ETH_START_BLOCK": "first block the Ethereum watcher reads (default 0)",
     "TOKENGINE_BANK_DROP_DIR": "directory watched for camt files (default DATA_DIR/bank-inbox)",
     "TOKENGINE_BTC_PAYOUT_KEY_FILE": "file holding the Bitcoin payout key (WIF, a secret: never "
     "logged); unset: no BTC payouts",
     "TOKENGINE_BTC_FEE_RATE": "Bitcoin payout fee rate in satoshi per byte (default 2)",
+    "TOKENGINE_RECORD_KEYS_FILE": "record-authentication keys (JSON, mode 0600; default "
+    "DATA_DIR/secrets/record-keys.json, made at first use): only engine processes read it",
+    "TOKENGINE_API_ALLOWED_HOSTS": "Host names the API answers (default 127.0.0.1,localhost,"
+    "::1; any port)",
+    "TOKENGINE_API_ALLOWED_ORIGINS": "browser Origins allowed to call the API (default none)",
+    "TOKENGINE_API_RATE_PER_S": "requests per second per API key (default 100, burst 2x)",
+    "TOKENGINE_METRICS_OPEN": "1: /metrics without a key (default: an operator or auditor key)",
+    "TOKENGINE_API_KEY_FILE": "file holding the API key the CLI and demo use to call the API",
 }
 
 # Read only when the engine starts a service itself (not in a deployment).
@@ -44,9 +58,9 @@ EMBEDDED_ONLY_VARIABLES: dict[str, str] = {
 @dataclass(frozen=True)
 class Settings:
     kafka: str | None
-    database_url: str | None
+    database_url: str | None = field(repr=False)
     eth_rpc: str | None
-    btc_rpc: str | None
+    btc_rpc: str | None = field(repr=False)
     schema_registry: str | None
     topic_prefix: str
     app_id: str
@@ -64,6 +78,18 @@ class Settings:
     eth_start_block: int = 0
     btc_payout_key_file: Path | None = None
     btc_fee_rate: int = 2
+    btc_rpc_cookie_file: Path | None = None
+    eth_keystore_password_file: Path | None = None
+    record_keys_file: Path | None = None
+    api_allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    api_allowed_origins: tuple[str, ...] = ()
+    api_rate_per_s: float = 100.0
+    metrics_open: bool = False
+    api_key_file: Path | None = None
+
+    @property
+    def record_keys_path(self) -> Path:
+        return self.record_keys_file or self.data_dir / "secrets" / "record-keys.json"
 
     @property
     def bank_inbox(self) -> Path:
@@ -105,6 +131,17 @@ class Settings:
             if env.get("TOKENGINE_BTC_PAYOUT_KEY_FILE")
             else None,
             btc_fee_rate=int(env.get("TOKENGINE_BTC_FEE_RATE", "2")),
+            btc_rpc_cookie_file=_path_or_none(env.get("TOKENGINE_BTC_RPC_COOKIE_FILE")),
+            eth_keystore_password_file=_path_or_none(
+                env.get("TOKENGINE_ETH_KEYSTORE_PASSWORD_FILE")
+            ),
+            record_keys_file=_path_or_none(env.get("TOKENGINE_RECORD_KEYS_FILE")),
+            api_allowed_hosts=_names(env, "TOKENGINE_API_ALLOWED_HOSTS")
+            or ("127.0.0.1", "localhost", "::1"),
+            api_allowed_origins=_names(env, "TOKENGINE_API_ALLOWED_ORIGINS"),
+            api_rate_per_s=float(env.get("TOKENGINE_API_RATE_PER_S", "100")),
+            metrics_open=env.get("TOKENGINE_METRICS_OPEN", "") in ("1", "true", "yes"),
+            api_key_file=_path_or_none(env.get("TOKENGINE_API_KEY_FILE")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -129,7 +166,11 @@ class Settings:
             "TOKENGINE_BANK_API": self.bank_api,
             "TOKENGINE_INTRADAY_INTERVAL_S": str(self.intraday_interval_s),
             "TOKENGINE_ETH_KEYSTORE": None if self.eth_keystore is None else str(self.eth_keystore),
-            "TOKENGINE_ETH_KEYSTORE_PASSWORD": self.eth_keystore_password or None,
+            # the password itself only when no file holds it (a file is never in an environ)
+            "TOKENGINE_ETH_KEYSTORE_PASSWORD": None
+            if self.eth_keystore_password_file is not None
+            else self.eth_keystore_password or None,
+            "TOKENGINE_ETH_KEYSTORE_PASSWORD_FILE": _str_or_none(self.eth_keystore_password_file),
             "TOKENGINE_ETH_START_BLOCK": str(self.eth_start_block),
             "TOKENGINE_BANK_DROP_DIR": None
             if self.bank_drop_dir is None
@@ -138,5 +179,32 @@ class Settings:
             if self.btc_payout_key_file is None
             else str(self.btc_payout_key_file),
             "TOKENGINE_BTC_FEE_RATE": str(self.btc_fee_rate),
+            "TOKENGINE_BTC_RPC_COOKIE_FILE": _str_or_none(self.btc_rpc_cookie_file),
+            "TOKENGINE_RECORD_KEYS_FILE": str(self.record_keys_path),
+            "TOKENGINE_API_ALLOWED_HOSTS": ",".join(self.api_allowed_hosts),
+            "TOKENGINE_API_ALLOWED_ORIGINS": ",".join(self.api_allowed_origins) or None,
+            "TOKENGINE_API_RATE_PER_S": str(self.api_rate_per_s),
+            "TOKENGINE_METRICS_OPEN": "1" if self.metrics_open else None,
+            "TOKENGINE_API_KEY_FILE": _str_or_none(self.api_key_file),
         }
         return {name: value for name, value in pairs.items() if value is not None}
+
+    def eth_keystore_secret(self) -> str:
+        """The keystore's password: from its file when one is set, else the variable's."""
+        if self.eth_keystore_password_file is not None:
+            from core.secrets import read_secret_file
+
+            return read_secret_file(self.eth_keystore_password_file)
+        return self.eth_keystore_password
+
+
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _str_or_none(value: Path | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _names(env: dict[str, str] | os._Environ, name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())

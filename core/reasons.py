@@ -71,6 +71,12 @@ class Reason(StrEnum):
     CONSTRAINT_VIOLATION = "constraint_violation"  # a row a constraint refuses
     INVALID_VALUE = "invalid_value"  # a value Postgres cannot store
     UNMAPPABLE_EVENT = "unmappable_event"  # an event no rows can be made of
+    # who may (records and API keys)
+    UNAUTHENTICATED = "unauthenticated"  # no valid API key, or a record without the engine's MAC
+    FORBIDDEN = "forbidden"  # a valid key, outside its role or accounts
+    FORBIDDEN_ORIGIN = "forbidden_origin"  # a foreign Host or Origin (DNS rebinding, CSRF)
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # a body that is not declared JSON/XML
+    RATE_LIMITED = "rate_limited"  # the key's request rate is spent: try again shortly
     # the HTTP API
     NOT_FOUND = "not_found"  # no such request, discrepancy or account
     UNAVAILABLE = "unavailable"  # the broker or the database did not answer

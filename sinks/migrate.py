@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -31,6 +32,12 @@ def migrations() -> list[tuple[int, str, str]]:
     if versions != sorted(set(versions)):
         raise RuntimeError("migration versions must be unique and in order")
     return found
+
+
+def database_url_named(database_url: str, name: str) -> str:
+    """The same server, user and options (e.g. `?passfile=`), another database."""
+    parts = urlsplit(database_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 def migrate(database_url: str) -> list[str]:

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from core.assets import load_assets
 from core.config import Settings
 from core.reasons import Reason
 from sinks.rows import REFRESH_EMI_ACCOUNTS, REFRESHING_TOPICS, STATEMENTS, TOPICS, rows
 from topics import catalogue
+from topics.authentication import SigningProducer, record_auth, refused_alert
 from topics.codec import DecodeError, make_codec
 from topics.dead_letters import dead_letter
 from topics.holes import HoleGuard
@@ -84,7 +85,10 @@ class PostgresSink:
         }
         self.stopping = threading.Event()
         self.conn: psycopg.Connection | None = None
-        self.producer: Producer = make_producer(settings.kafka)
+        self.auth = record_auth(settings, catalogue.SINK)
+        self.producer = SigningProducer(
+            make_producer(settings.kafka), settings.topic_prefix, self.auth
+        )
         self.consumer: Consumer = make_consumer(
             settings.kafka, self.group, **{"enable.partition.eof": False}
         )
@@ -147,7 +151,8 @@ class PostgresSink:
 
     def decode(self, message) -> Event:
         topic = catalogue.short_name(message.topic(), self.settings.topic_prefix)
-        try:
+        try:  # a record the engine did not write is never materialised
+            self.auth.check_message(topic, message)
             value, problem = self.codec.decode(topic, message.value()), None
         except DecodeError as error:
             value, problem = None, Problem(error.reason, str(error))
@@ -275,6 +280,15 @@ class PostgresSink:
             self.codec.encode(catalogue.DEAD_LETTERS, letter),
             event.topic.encode(),
         )
+        if problem.reason == Reason.UNAUTHENTICATED:
+            raised = refused_alert(
+                event.topic, event.partition, event.offset, problem.error, COMPONENT
+            )
+            self.producer.produce(
+                self.settings.topic_prefix + catalogue.ALERTS,
+                self.codec.encode(catalogue.ALERTS, raised),
+                raised["kind"].encode(),
+            )
 
 
 def refused_reason(error: Exception) -> str:
@@ -287,8 +301,10 @@ def run_sink(settings: Settings) -> None:
     """`tokengine sink`: migrate, then write until SIGTERM/SIGINT."""
     import signal
 
+    from core.secrets import install_log_redaction, settings_secrets
     from sinks.migrate import migrate
 
+    install_log_redaction(settings_secrets(settings), settings.log_level)
     backoff = 0.2
     while True:  # Postgres may be starting or restarting: wait for it, do not exit
         try:

@@ -146,9 +146,10 @@ STATEMENTS: dict[str, str] = {
         VALUES (%(scope)s, %(state)s, %(level)s, %(reason)s, %(actor)s, %(changed_at)s)
         ON CONFLICT DO NOTHING""",
     "audit": """
-        INSERT INTO audit_log (event_id, topic, account_id, operation, changes, occurred_at)
+        INSERT INTO audit_log (event_id, topic, account_id, operation, changes, occurred_at,
+            actor)
         VALUES (%(event_id)s, %(topic)s, %(account_id)s, %(operation)s, %(changes)s,
-            %(occurred_at)s)
+            %(occurred_at)s, %(actor)s)
         ON CONFLICT (event_id) DO NOTHING""",
 }
 
@@ -189,6 +190,8 @@ def row(statement: str, event: Mapping[str, Any], **extra: Any) -> Row:
 
 
 def audit(event_id: str, topic: str, account_id: str | None, operation: str, changes, at) -> Row:
+    """The audit row of one change (its actor: the operator's, when the change says one)."""
+    actor = changes.get("actor") if isinstance(changes, Mapping) else None
     return row(
         "audit",
         {},
@@ -198,6 +201,7 @@ def audit(event_id: str, topic: str, account_id: str | None, operation: str, cha
         operation=operation,
         changes=json.dumps(jsonable(changes)),
         occurred_at=at,
+        actor=actor,
     )
 
 
@@ -289,6 +293,25 @@ def breaker_state(v: dict[str, Any], _: Currencies) -> list[Row]:
     return audited("breaker", v, catalogue.BREAKER_STATE, event_id, operation, v["changed_at"])
 
 
+def address_binding(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"binding:{v['chain']}:{v['address']}:{v['account_id']}"
+    at = v["bound_at"]
+    return [audit(event_id, catalogue.ADDRESS_BINDINGS, v["account_id"], "address.bound", v, at)]
+
+
+def asset_price(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"price:{v['asset']}:{v['as_of'].isoformat()}"
+    return [audit(event_id, catalogue.PRICES, None, "price.set", v, v["as_of"])]
+
+
+def api_key(v: dict[str, Any], _: Currencies) -> list[Row]:
+    """Keys are audited without their hash (nothing of the secret leaves the key topic)."""
+    event_id = f"key:{v['key_id']}:{v['status']}"
+    changes = {name: value for name, value in v.items() if name != "secret_sha256"}
+    operation = f"key.{v['status'].lower()}"
+    return [audit(event_id, catalogue.API_KEYS, None, operation, changes, v["changed_at"])]
+
+
 # the topics the sink reads, and what one event of each becomes
 ROWS: dict[str, Callable[[dict[str, Any], Currencies], list[Row]]] = {
     catalogue.LEDGER_ENTRIES: ledger_entry,
@@ -301,6 +324,9 @@ ROWS: dict[str, Callable[[dict[str, Any], Currencies], list[Row]]] = {
     catalogue.DISCREPANCIES: discrepancy,
     catalogue.EOD_SNAPSHOTS: eod_snapshot,
     catalogue.BREAKER_STATE: breaker_state,
+    catalogue.ADDRESS_BINDINGS: address_binding,
+    catalogue.PRICES: asset_price,
+    catalogue.API_KEYS: api_key,
 }
 TOPICS = tuple(ROWS)
 # topics whose rows change what REFRESH_EMI_ACCOUNTS derives

@@ -19,6 +19,7 @@ import streams.transport  # noqa: F401  (registers the tokengine:// transport)
 from core.assets import AssetCatalogue, load_assets
 from core.config import Settings
 from topics import catalogue
+from topics.authentication import RecordAuth, record_auth
 from topics.codec import Codec, make_codec
 from topics.view import Fold, Folded, TopicView
 
@@ -75,6 +76,7 @@ class Engine:
         self.settings = settings
         self.assets: AssetCatalogue = load_assets(settings.assets_file)
         self.codec: Codec = make_codec(settings.schema_registry, settings.topic_prefix)
+        self.auth: RecordAuth = record_auth(settings, catalogue.WORKER)
         self.app = create_app(settings)
 
     @property
@@ -121,6 +123,7 @@ class Engine:
             self.settings.kafka or "",
             self.settings.topic_prefix,
             self.codec,
+            self.auth,
             topics,
             fold,
             name,

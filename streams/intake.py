@@ -1,7 +1,10 @@
 """Intake: turns every ledger input into one `LedgerCommand`, in one order per account.
 
 Reads the request topics (deposit, withdrawal, transfer), chain observations, payout
-results, transfer credits and breaker states; decodes and validates each message; writes
+results, transfer credits and breaker states; checks that every record of an engine topic
+is the engine's (`topics.authentication`; also for the view-only bindings, prices and
+API keys, so each forgery is dead-lettered and alerted once); decodes and validates each
+message; writes
 valid ones to `ledger-commands` (keyed by account, so each account's inputs have a single
 order the ledger applies and a replay reproduces) and everything else to `dead-letters`
 with its reason; a request that decodes but is invalid also gets a REJECTED result. The
@@ -38,6 +41,7 @@ from core.requests import RequestError, revalidate
 from streams import metrics
 from streams.ledger.records import control_key
 from topics import catalogue
+from topics.authentication import RecordAuth, SigningProducer, record_auth, refused_alert
 from topics.codec import Codec, DecodeError, make_codec
 from topics.dead_letters import dead_letter_of_message
 from topics.holes import HoleGuard
@@ -61,12 +65,16 @@ REQUEST_KINDS = {
     catalogue.WITHDRAWAL_REQUESTS: ("withdrawal", "WITHDRAWAL_REQUEST"),
     catalogue.TRANSFER_REQUESTS: ("transfer", "TRANSFER_REQUEST"),
 }
+# Engine records only views read: intake checks their authenticity and nothing else (it is
+# the one consumer group that reads them, so each forgery is reported once).
+CHECKED_ONLY_TOPICS = (catalogue.ADDRESS_BINDINGS, catalogue.PRICES, catalogue.API_KEYS)
 INPUT_TOPICS = (
     *REQUEST_KINDS,
     catalogue.CHAIN_OBSERVATIONS,
     catalogue.PAYOUT_RESULTS,
     catalogue.TRANSFER_CREDITS,
     catalogue.BREAKER_STATE,
+    *CHECKED_ONLY_TOPICS,
 )
 
 
@@ -85,6 +93,7 @@ class Source:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
 
 
 class Rejected(Exception):
@@ -173,9 +182,20 @@ def _transfer_credit(source: Source, record: dict[str, Any]) -> list[Output]:
     return [Output(catalogue.LEDGER_COMMANDS, account, source.value, source.partition)]
 
 
-def route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) -> list[Output]:
+def route(
+    source: Source, codec: Codec, assets: AssetCatalogue, now: datetime, auth: RecordAuth
+) -> list[Output]:
     """Everything intake writes for one input message (pure: no I/O). An input it cannot
-    route is dead-lettered with its reason, whatever went wrong: intake never stops on one."""
+    route is dead-lettered with its reason, whatever went wrong: intake never stops on one;
+    a record of an engine topic the engine did not write also raises a CRITICAL alert."""
+    try:
+        auth.check(source.topic, source.key, source.value, source.headers)
+    except DecodeError as error:
+        raised = refused_alert(source.topic, source.partition, source.offset, str(error), COMPONENT)
+        alert = Output(catalogue.ALERTS, raised["kind"], codec.encode(catalogue.ALERTS, raised))
+        return [_dead_letter(source, codec, error.reason, str(error)), alert]
+    if source.topic in CHECKED_ONLY_TOPICS:
+        return []
     try:
         return _route(source, codec, assets, now)
     except Exception as error:  # a defect shown by one input: keep it, go on
@@ -251,7 +271,12 @@ class IntakeLoop:
         self.consumer = make_consumer(
             bootstrap, group_id, **{"partition.assignment.strategy": "range"}
         )
-        self.producer = make_producer(bootstrap, **{"linger.ms": FLUSHED_BATCH_LINGER_MS})
+        self.auth = record_auth(settings, catalogue.WORKER)
+        self.producer = SigningProducer(
+            make_producer(bootstrap, **{"linger.ms": FLUSHED_BATCH_LINGER_MS}),
+            self.prefix,
+            self.auth,
+        )
         self.holes = HoleGuard(self.consumer)
         self.stopping = threading.Event()
         self.assigned = threading.Event()
@@ -310,8 +335,9 @@ class IntakeLoop:
                 message.offset(),
                 message.key(),
                 message.value(),
+                message.headers(),
             )
-            for output in route(source, self.codec, self.assets, now):
+            for output in route(source, self.codec, self.assets, now, self.auth):
                 extra = {} if output.partition is None else {"partition": output.partition}
                 self.producer.produce(
                     self.prefix + output.topic, output.value, output.key.encode(), **extra

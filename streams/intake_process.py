@@ -33,6 +33,7 @@ from mode.utils.logging import level_number
 from prometheus_client import Counter
 
 from core.config import Settings
+from core.secrets import install_log_redaction, settings_secrets
 from streams import metrics
 from streams.app import Engine
 from streams.gc_tuning import quieter_collector
@@ -90,6 +91,7 @@ def child_main() -> None:
         level=level_number(settings.log_level),
         format="[%(asctime)s] intake process %(levelname)s: %(message)s",
     )
+    install_log_redaction(settings_secrets(settings), settings.log_level)
     out = sys.stdout
     sys.stdout = sys.stderr  # stdout carries reports only
     runner = IntakeLoop(settings)

@@ -25,6 +25,7 @@ from streams.app import Engine
 from streams.ledger_view import LedgerView
 from topics import catalogue
 from topics.alerts import alert
+from topics.authentication import SigningProducer
 from topics.breaker import breaker_record, publish_breaker_state
 from topics.kafka import make_producer
 
@@ -89,7 +90,9 @@ class LedgerWatch:
     def report(self, found: list[str]) -> None:
         log.critical("invariants violated: %s", found)
         settings, codec = self.engine.settings, self.engine.codec
-        producer = make_producer(self.engine.bootstrap)
+        producer = SigningProducer(
+            make_producer(self.engine.bootstrap), settings.topic_prefix, self.engine.auth
+        )
         now = datetime.now(UTC)
         for finding in found:
             raised = alert(

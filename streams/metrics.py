@@ -13,6 +13,11 @@ events_processed = Counter(
 dead_letters = Counter(
     "token_engine_dead_letters", "Messages sent to the dead-letter topic.", ["component", "reason"]
 )
+unauthenticated_records = Counter(
+    "token_engine_unauthenticated_records",
+    "Records refused because the engine did not write them (forged or altered).",
+    ["topic", "reader"],
+)
 
 stale_writes_ignored = Counter(
     "token_engine_stale_writes_ignored",

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import asyncio
 
+from topics.authentication import RecordAuth
 from topics.kafka import FLUSHED_BATCH_LINGER_MS, NotAcknowledged, flush, make_producer
 
 POLL_EVERY = 256  # produce calls between two polls of delivery reports
 
 
 class OutputProducer:
-    """Produces to catalogue topics; `flush` raises unless every output was acknowledged."""
+    """Produces to catalogue topics, each record signed (`topics.authentication`);
+    `flush` raises unless every output was acknowledged."""
 
-    def __init__(self, bootstrap: str, prefix: str, linger_ms: int = FLUSHED_BATCH_LINGER_MS):
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        auth: RecordAuth,
+        linger_ms: int = FLUSHED_BATCH_LINGER_MS,
+    ):
         self.prefix = prefix
+        self.auth = auth
         # delivery reports of failures only: a callback per acknowledged message is not free
         self.producer = make_producer(
             bootstrap,
@@ -40,17 +49,23 @@ class OutputProducer:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Produce to a catalogue topic (its name gets the deployment's prefix)."""
-        self.produce_to(self.prefix + topic, key, value, partition, headers)
+        self.produce_to(self.prefix + topic, key, value, partition, headers, signed_as=topic)
 
     def produce_to(
         self,
         name: str,
         key: str,
-        value: bytes,
+        value: bytes | None,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        *,
+        signed_as: str,
     ) -> None:
-        """Produce to a topic by its full name (e.g. a table's changelog)."""
+        """Produce to a topic by its full name (e.g. a table's changelog), authenticated as
+        a record of `signed_as` (a catalogue topic, or `authentication.ACCOUNTS_CHANGELOG`)."""
+        signature = self.auth.headers(signed_as, key.encode(), value)
+        if signature:
+            headers = [*(headers or ()), *signature]
         if partition is None:
             partition = -1  # RD_KAFKA_PARTITION_UA: the partitioner chooses
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
+from tests.http import serve
 from tokengine.processes import ManagedProcess, free_port
 from tokengine.services import EmbeddedServices
 from tokengine.up import get_json
@@ -78,6 +79,7 @@ class Worker:
         log.parent.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "tokengine", "worker"]
         self.process = ManagedProcess.start(f"worker-{self.index}", argv, log, env=env)
+        serve(self.api_url, self.settings)  # tests.http calls it with these topics' keys
         if wait:
             self.wait_ready()
         return self

@@ -9,6 +9,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from core.config import Settings
 from topics import catalogue
+from topics.authentication import SigningProducer, record_auth
 from topics.codec import DecodeError, SingleObjectCodec
 from topics.holes import HoleGuard
 from topics.kafka import make_producer
@@ -16,15 +17,31 @@ from topics.kafka import make_producer
 codec = SingleObjectCodec()
 
 
-def produce(settings: Settings, topic: str, key: str, value: bytes | dict[str, Any]) -> None:
-    producer = make_producer(settings.kafka)
+def producer_for(settings: Settings, topic: str, signed: bool = True, **extra: Any):
+    """A producer for `topic`: signing as the first process allowed to write it (as the
+    engine would), or, `signed=False`, as an outsider (a forger) does."""
+    producer = make_producer(settings.kafka, **extra)
+    if not signed:
+        return producer
+    signer = (catalogue.SIGNERS.get(topic) or (catalogue.WORKER,))[0]
+    return SigningProducer(producer, settings.topic_prefix, record_auth(settings, signer))
+
+
+def produce(
+    settings: Settings,
+    topic: str,
+    key: str,
+    value: bytes | dict[str, Any],
+    signed: bool = True,
+) -> None:
+    producer = producer_for(settings, topic, signed)
     data = value if isinstance(value, bytes) else codec.encode(topic, value)
     producer.produce(settings.topic_prefix + topic, data, key.encode())
     assert producer.flush(30) == 0
 
 
 def produce_many(settings: Settings, topic: str, items: list[tuple[str, bytes | dict]]) -> None:
-    producer = make_producer(settings.kafka, **{"linger.ms": 20})
+    producer = producer_for(settings, topic, True, **{"linger.ms": 20})
     for key, value in items:
         data = value if isinstance(value, bytes) else codec.encode(topic, value)
         producer.produce(settings.topic_prefix + topic, data, key.encode())
@@ -104,17 +121,22 @@ def values(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def produce_encoded(settings: Settings, messages: list[tuple[str, str, bytes]]) -> None:
-    """Produce already-encoded (topic, key, value) messages in order."""
-    producer = make_producer(settings.kafka, **{"linger.ms": 20})
+    """Produce already-encoded (topic, key, value) messages in order (signed as the engine)."""
+    raw = make_producer(settings.kafka, **{"linger.ms": 20})
+    signing = {
+        signer: SigningProducer(raw, settings.topic_prefix, record_auth(settings, signer))
+        for signer in catalogue.SIGNING_PROCESSES
+    }
     for topic, key, value in messages:
+        producer = signing[(catalogue.SIGNERS.get(topic) or (catalogue.WORKER,))[0]]
         while True:
             try:
                 producer.produce(settings.topic_prefix + topic, value, key.encode())
                 break
             except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    assert producer.flush(120) == 0
+                raw.poll(0.05)
+        raw.poll(0)
+    assert raw.flush(120) == 0
 
 
 class TopicReader:

@@ -25,7 +25,7 @@ def test_balances_and_breaker_hold_and_release(settings, start_worker):
     tripped = cli(settings, "breaker", "trip", "--reason", "test: bank mismatch")
     assert tripped.returncode == 0, tripped.stderr
     status = cli(settings, "breaker", "status")
-    assert "global: OPEN level=CRITICAL by operator:" in status.stdout
+    assert "global: OPEN level=CRITICAL by owner:" in status.stdout  # the OS's user, not $LOGNAME
     # the trip must reach the ledger before the request: wait for its control command
     read_topic(
         settings,

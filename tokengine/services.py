@@ -4,12 +4,17 @@ nodes of `tokengine.chain_nodes`.
 Each starts on a free loopback port, is awaited until it accepts work, and stops with its
 owner (`tokengine.processes`). Environment variables pointing at existing services (see
 `core.config`) make `EmbeddedServices` start nothing.
+
+Postgres authenticates with scram-sha-256 and a random password made at initdb time, kept
+in a 0600 libpq password file beside its data; the URL names that file (`?passfile=`)
+and never carries the password. bitcoind authenticates with its cookie file.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -18,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import Settings
-from tokengine.chain_nodes import BITCOIND, RegtestMiner, start_anvil, start_bitcoind
+from core.secrets import write_secret_file
+from tokengine.chain_nodes import (
+    BITCOIND,
+    RegtestMiner,
+    bitcoind_cookie_file,
+    start_anvil,
+    start_bitcoind,
+)
 from tokengine.processes import (
     START_TIMEOUT_S,
     ManagedProcess,
@@ -83,25 +95,48 @@ def start_postgres(workdir: Path, port: int | None = None) -> tuple[str, Managed
         shutil.chown(data_dir, "postgres", "postgres")
         as_user = {"user": "postgres", "group": "postgres"}
     if fresh:
-        _initdb(bin_dir, data_dir, as_user)
+        _initdb(bin_dir, workdir, data_dir, as_user)
     return _run_postgres(bin_dir, workdir, data_dir, port or free_port(), as_user, fresh)
 
 
-def _initdb(bin_dir: Path, data_dir: Path, as_user: dict[str, str]) -> None:
-    subprocess.run(
-        [
-            str(bin_dir / "initdb"),
-            "-D",
-            str(data_dir),
-            "--auth=trust",
-            "--username=postgres",
-            "--encoding=UTF8",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-        **as_user,
-    )
+def postgres_password_file(workdir: Path) -> Path:
+    """The password of the embedded server's `postgres` role (0600, its owner's only)."""
+    return workdir / "postgres.password"
+
+
+def _initdb(bin_dir: Path, workdir: Path, data_dir: Path, as_user: dict[str, str]) -> None:
+    password = secrets.token_hex(24)
+    write_secret_file(postgres_password_file(workdir), password)
+    # initdb reads the password from a file (never argv); it runs as `postgres` when we are
+    # root, so it gets its own 0600 copy, removed at once
+    pwfile = write_secret_file(workdir / "initdb.pwfile", password)
+    if as_user:
+        shutil.chown(pwfile, "postgres", "postgres")
+    try:
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--username=postgres",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            **as_user,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+
+
+def _postgres_url(workdir: Path, port: int, database: str) -> str:
+    """The URL of one database: user, host, port and the libpq password file (no password)."""
+    password = postgres_password_file(workdir).read_text().strip()
+    passfile = write_secret_file(workdir / "pgpass", f"127.0.0.1:{port}:*:postgres:{password}\n")
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}?passfile={passfile}"
 
 
 def _run_postgres(
@@ -134,12 +169,12 @@ def _run_postgres(
     await_ready(process, lambda: port_accepts(port))
     import psycopg
 
-    admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    admin_url = _postgres_url(workdir, port, "postgres")
     wait_until(lambda: _pg_accepts(admin_url), START_TIMEOUT_S, "postgres")
     if fresh:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE tokengine")
-    return f"postgresql://postgres@127.0.0.1:{port}/tokengine", process
+    return _postgres_url(workdir, port, "tokengine"), process
 
 
 def _pg_accepts(url: str) -> bool:
@@ -175,7 +210,7 @@ class EmbeddedServices:
         return any(process.name == "bitcoind" for process in self.processes)
 
     def start(self) -> Settings:
-        changes: dict[str, str] = {}
+        changes: dict[str, object] = {}
         try:
             if not self.settings.kafka:
                 changes["kafka"], process = start_tansu(self.workdir)
@@ -185,6 +220,7 @@ class EmbeddedServices:
                 self.processes.append(process)
             if self.want_btc and not self.settings.btc_rpc and BITCOIND.exists():
                 changes["btc_rpc"], process = start_bitcoind(self.workdir)
+                changes["btc_rpc_cookie_file"] = bitcoind_cookie_file(self.workdir)
                 self.processes.append(process)
             if self.want_eth and not self.settings.eth_rpc:
                 changes["eth_rpc"], process = start_anvil(self.workdir, self.eth_block_time_s)
@@ -194,7 +230,9 @@ class EmbeddedServices:
             raise
         self.settings = self.settings.with_overrides(**changes)
         if self.btc_block_time_s and self.started_btc:
-            self.miner = RegtestMiner(self.settings.btc_rpc, self.btc_block_time_s)
+            self.miner = RegtestMiner(
+                self.settings.btc_rpc, self.btc_block_time_s, self.settings.btc_rpc_cookie_file
+            )
             self.miner.start()
         return self.settings
 

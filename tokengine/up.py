@@ -18,8 +18,11 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from core.config import Settings
+from core.secrets import redacted, secrets_dir, write_secret_file
 from sinks.migrate import migrate
 from tokengine.chain_nodes import embedded_btc_payout_key
 from tokengine.processes import ManagedProcess, free_port, port_accepts
@@ -44,9 +47,11 @@ class WorkerHandle:
         return f"http://127.0.0.1:{self.api_port}"
 
 
-def get_json(url: str, timeout_s: float = 2.0) -> tuple[int, dict]:
+def get_json(url: str, timeout_s: float = 2.0, key: str | None = None) -> tuple[int, dict]:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         return error.code, {}
@@ -59,7 +64,7 @@ def start_worker(settings: Settings, index: int, api_port: int) -> ManagedProces
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **_base_env(),
-        **settings.as_environ(),
+        **child_environ(settings, "worker"),
         "TOKENGINE_API_PORT": str(api_port),
         "TOKENGINE_DATA_DIR": str(settings.data_dir / f"worker-{index}"),
         # one drop directory for all workers (a file is claimed by an atomic rename)
@@ -82,25 +87,62 @@ def start_child(settings: Settings, command: str) -> ManagedProcess:
     """`tokengine sink` or `tokengine connectors`, logging to DATA_DIR/logs/<command>.log."""
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**_base_env(), **settings.as_environ()}
+    env = {**_base_env(), **child_environ(settings, command)}
     argv = [sys.executable, "-m", "tokengine", command]
     return ManagedProcess.start(command, argv, log_dir / f"{command}.log", env=env)
 
 
-# anvil's well-known development key #9 (public knowledge: local nodes only)
-ANVIL_DEV_KEY_9 = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"
+# only the connectors pay out: no other process gets the keys or the node credentials
+CONNECTOR_ONLY_VARIABLES = (
+    "TOKENGINE_ETH_KEYSTORE",
+    "TOKENGINE_ETH_KEYSTORE_PASSWORD",
+    "TOKENGINE_ETH_KEYSTORE_PASSWORD_FILE",
+    "TOKENGINE_BTC_PAYOUT_KEY_FILE",
+    "TOKENGINE_BTC_RPC_COOKIE_FILE",
+)
+
+
+def child_environ(settings: Settings, command: str) -> dict[str, str]:
+    """The TOKENGINE_* variables one child needs: payout secrets for the connectors only."""
+    env = settings.as_environ()
+    if command != "connectors":
+        for name in CONNECTOR_ONLY_VARIABLES:
+            env.pop(name, None)
+    return env
+
+
+EMBEDDED_PAYOUT_BALANCE_WEI = 10_000 * 10**18  # what anvil gives each development account
 
 
 def embedded_payout_keystore(settings: Settings) -> Settings:
-    """On the embedded anvil, pay out from a funded development account (a keystore file)."""
+    """On the embedded anvil, pay out from a new key (a keystore file), funded by the node.
+
+    Not one of anvil's development keys: anvil prints those in its log.
+    """
     if settings.eth_keystore is not None or not settings.eth_rpc:
         return settings
-    from eth_account import Account
+    import secrets
 
-    password = "embedded-anvil"
-    path = settings.data_dir / "eth-keystore.json"
-    path.write_text(json.dumps(Account.encrypt(ANVIL_DEV_KEY_9, password, iterations=2)))
-    return settings.with_overrides(eth_keystore=path, eth_keystore_password=password)
+    from eth_account import Account
+    from web3 import Web3
+
+    account = Account.create()
+    Web3(Web3.HTTPProvider(settings.eth_rpc)).provider.make_request(
+        "anvil_setBalance", [account.address, hex(EMBEDDED_PAYOUT_BALANCE_WEI)]
+    )
+
+    directory = secrets_dir(settings.data_dir)
+    password = secrets.token_hex(24)
+    password_file = write_secret_file(directory / "eth-keystore.password", password)
+    # scrypt at eth-account's default strength (n=2**18): decrypting takes 0.74 s here
+    # (encrypting 0.86 s; measured 2026-12 on the 2-core dev machine), once per connectors start
+    keystore = json.dumps(Account.encrypt(account.key, password))
+    path = write_secret_file(directory / "eth-keystore.json", keystore)
+    # the password stays in this process's settings (the demo decrypts with it); children
+    # get the file's path only (`Settings.as_environ`)
+    return settings.with_overrides(
+        eth_keystore=path, eth_keystore_password=password, eth_keystore_password_file=password_file
+    )
 
 
 def _base_env() -> dict[str, str]:
@@ -126,11 +168,32 @@ def wait_ready(workers: list[WorkerHandle], stop: threading.Event) -> bool:
     return False
 
 
-def progress_line(workers: list[WorkerHandle]) -> str:
+def first_operator_key(settings: Settings) -> Path:
+    """The operator key made at the first start (DATA_DIR/secrets/operator.key, readable
+    by its owner only; its public record beside it): made once, its record published again
+    when the broker no longer has it."""
+    from topics.codec import make_codec
+    from topics.operator_records import issue_key, republish_key
+
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    path = settings.data_dir / "secrets" / "operator.key"
+    record_path = path.with_name("operator.key.json")
+    if path.exists() and record_path.exists():
+        record = json.loads(record_path.read_text())
+        record["changed_at"] = datetime.fromisoformat(record["changed_at"])
+        republish_key(settings, codec, path.read_text().strip(), record)
+        return path
+    token, record = issue_key(settings, codec, "OPERATOR", [], "first operator", "up")
+    write_secret_file(path, token + "\n")
+    record_path.write_text(json.dumps({**record, "changed_at": record["changed_at"].isoformat()}))
+    return path
+
+
+def progress_line(workers: list[WorkerHandle], key: str | None = None) -> str:
     events = dead = 0.0
     alive = 0
     for handle in workers:
-        status, stats = get_json(handle.api_url + "/api/v1/stats")
+        status, stats = get_json(handle.api_url + "/api/v1/stats", key=key)
         if status == 200:
             alive += 1
             events += stats.get("events_processed", 0)
@@ -159,6 +222,7 @@ def run_up(settings: Settings) -> int:
         create_topics(settings.kafka, settings.topic_prefix)
         migrate(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        operator_key = first_operator_key(settings)
         if services.started_eth:
             settings = embedded_payout_keystore(settings)
         if services.started_btc:
@@ -174,9 +238,14 @@ def run_up(settings: Settings) -> int:
                 print("error: the workers did not become ready", file=sys.stderr)
             return 0 if stop.is_set() else 1
         print(
-            f"ready: kafka={settings.kafka} postgres={settings.database_url} "
-            f"eth={settings.eth_rpc} api={workers[0].api_url}"
-            + (f" btc={settings.btc_rpc}" if settings.btc_rpc else ""),
+            f"ready: kafka={settings.kafka} postgres={redacted(settings.database_url)} "
+            f"eth={redacted(settings.eth_rpc)} api={workers[0].api_url}"
+            + (f" btc={redacted(settings.btc_rpc)}" if settings.btc_rpc else ""),
+            flush=True,
+        )
+        print(
+            f"operator key: {operator_key} (readable by you only; send it as "
+            "Authorization: Bearer <key>; more keys: tokengine keys create --role ROLE)",
             flush=True,
         )
         print(
@@ -203,6 +272,7 @@ def supervise(
     stop: threading.Event,
 ) -> None:
     last_line = ""
+    operator_key = (settings.data_dir / "secrets" / "operator.key").read_text().strip()
     while not stop.wait(PROGRESS_INTERVAL_S):
         for child in children:
             if child.process.alive():
@@ -226,7 +296,7 @@ def supervise(
                 return
             handle.restarts += 1
             handle.process = start_worker(settings, handle.index, handle.api_port)
-        line = progress_line(workers)
+        line = progress_line(workers, operator_key)
         if line != last_line:
             print(line, flush=True)
             last_line = line

@@ -2,7 +2,8 @@
 
 The composition root of a worker: the whole-ledger view, the ledger agent, the request
 view, reconciliation and its view, the ledger watch, the lag gauge, the intake process
-(started and stopped with the worker), the bank intake and the HTTP API. Nothing is
+(started and stopped with the worker), the bank intake and the HTTP API behind its access
+control (`api.access`: every route, keys from the api-keys view). Nothing is
 wired when a module is imported; `build_worker` is the one place that does it.
 """
 
@@ -11,9 +12,12 @@ from __future__ import annotations
 import faust
 
 from api import audit, health, requests
+from api.access import Access
 from api.bank import BankIntake
+from api.operations import Operations
 from api.reconciliation import ReconciliationApi
 from core.config import Settings
+from core.secrets import install_log_redaction, settings_secrets
 from streams.app import Engine
 from streams.gc_tuning import quieter_collector
 from streams.intake_process import Intake
@@ -28,6 +32,7 @@ from streams.request_view import RequestView
 
 def build_worker(settings: Settings) -> Engine:
     engine = Engine(settings)
+    keys = Access(engine)  # before any route: every request passes its middleware
     ledger_view = LedgerView(engine)
     ledger = LedgerAgent(engine, ledger_view)
     request_view = RequestView(engine)
@@ -41,10 +46,13 @@ def build_worker(settings: Settings) -> Engine:
     health.install(engine, intake)
     ReconciliationApi(engine, bank, reconciliation_view)
     audit.install(engine)
+    Operations(engine, keys)
     return engine
 
 
 def run_worker(settings: Settings) -> None:
+    # every record redacted (a URL's password, the Postgres password file's), libraries quiet
+    install_log_redaction(settings_secrets(settings), settings.log_level)
     engine = build_worker(settings)
     worker = faust.Worker(engine.app, loglevel=settings.log_level, loop=_uvloop())
     # Faust's terminal spinner sets the root logger to DEBUG (to spin on every record):

@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 from core.breaker import State
 from topics import catalogue
 from topics.alerts import alert
+from topics.authentication import RecordAuth
 from topics.codec import Codec, DecodeError
 from topics.kafka import flush, make_reader
 
@@ -75,8 +76,11 @@ def publish_breaker_state(producer: Producer, prefix: str, codec: Codec, record:
     flush(producer, "breaker state")
 
 
-def read_breaker_states(bootstrap: str, prefix: str, codec: Codec) -> dict[str, dict[str, Any]]:
-    """The newest state per scope, from partition 0 of breaker-state."""
+def read_breaker_states(
+    bootstrap: str, prefix: str, codec: Codec, auth: RecordAuth
+) -> dict[str, dict[str, Any]]:
+    """The newest state per scope, from partition 0 of breaker-state (the engine's records
+    only: `topics.authentication`)."""
     consumer = make_reader(bootstrap, "tokengine-breaker-read", **{"enable.partition.eof": True})
     name = catalogue.spec(catalogue.BREAKER_STATE).full_name(prefix)
     consumer.assign([TopicPartition(name, 0, OFFSET_BEGINNING)])
@@ -87,6 +91,7 @@ def read_breaker_states(bootstrap: str, prefix: str, codec: Codec) -> dict[str, 
             if message is None or message.error():
                 break  # quiet, or the end of the partition
             try:
+                auth.check_message(catalogue.BREAKER_STATE, message)
                 record = codec.decode(catalogue.BREAKER_STATE, message.value())
             except DecodeError:
                 continue

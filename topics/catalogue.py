@@ -71,6 +71,7 @@ EOD_SNAPSHOTS = "eod-snapshots"
 BREAKER_STATE = "breaker-state"
 ALERTS = "alerts"
 DEAD_LETTERS = "dead-letters"
+API_KEYS = "api-keys"
 
 UPSTREAM = ("api", "cli", "upstream producers")
 
@@ -253,6 +254,15 @@ TOPICS: tuple[TopicSpec, ...] = (
         partitions=1,
     ),
     _topic(
+        API_KEYS,
+        "key_id",
+        "ApiKey",
+        ("operator", "cli"),
+        ("every worker (the key view)", "intake (authenticity only)"),
+        "API keys: each key's role, scope and status (the secret only as its hash).",
+        partitions=1,
+    ),
+    _topic(
         DEAD_LETTERS,
         "source topic",
         "DeadLetter",
@@ -264,6 +274,33 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
+
+# Who may sign the records of each topic (`topics.authentication`): every topic but the
+# request topics is written by the engine alone, each by the processes named here.
+WORKER, CONNECTORS, SINK, OPERATOR = "worker", "connectors", "sink", "operator"
+SIGNING_PROCESSES = (WORKER, CONNECTORS, SINK, OPERATOR)
+SIGNERS: dict[str, tuple[str, ...]] = {
+    ADDRESS_BINDINGS: (OPERATOR, WORKER),
+    PRICES: (OPERATOR, WORKER),
+    CHAIN_OBSERVATIONS: (CONNECTORS, WORKER),  # the worker's bank connector: bank credits
+    BANK_NOTIFICATIONS: (WORKER,),
+    BANK_STATEMENTS: (WORKER,),
+    BANK_BALANCES: (WORKER,),
+    TRANSFER_CREDITS: (WORKER,),
+    LEDGER_COMMANDS: (WORKER,),
+    LEDGER_ENTRIES: (WORKER,),
+    BALANCE_UPDATES: (WORKER,),
+    PAYOUT_COMMANDS: (WORKER,),
+    PAYOUT_RESULTS: (CONNECTORS,),
+    REQUEST_RESULTS: (WORKER,),
+    RECONCILIATION_RESULTS: (WORKER,),
+    DISCREPANCIES: (WORKER, OPERATOR),
+    EOD_SNAPSHOTS: (WORKER,),
+    BREAKER_STATE: (WORKER, OPERATOR),
+    ALERTS: (WORKER, CONNECTORS, SINK, OPERATOR),
+    DEAD_LETTERS: (WORKER, CONNECTORS, SINK),
+    API_KEYS: (OPERATOR, WORKER),
+}
 
 
 def spec(name: str) -> TopicSpec:

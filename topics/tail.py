@@ -1,4 +1,6 @@
-"""Reads a topic without a consumer group and yields its messages decoded as JSON lines."""
+"""Reads a topic without a consumer group: `tail_topic` yields its messages decoded as
+JSON lines (a record the engine did not write shown as such), `read_to_end` the engine's
+records (`topics.authentication`) only."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from core.config import Settings
 from topics import catalogue
+from topics.authentication import record_auth
 from topics.codec import DecodeError, make_codec
 from topics.jsonable import dumps
 from topics.kafka import make_reader
@@ -26,6 +29,7 @@ def tail_topic(
 ) -> int:
     spec = catalogue.spec(topic)
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    auth = record_auth(settings, None)
     consumer = make_reader(settings.kafka, "tokengine-tail")
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     name = spec.full_name(settings.topic_prefix)
@@ -41,6 +45,7 @@ def tail_topic(
                 continue
             last_message = time.monotonic()
             try:
+                auth.check_message(topic, message)
                 value = codec.decode(topic, message.value())
             except DecodeError as error:
                 value = {"undecodable": error.reason, "error": str(error)}
@@ -65,6 +70,7 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list
     """Every decodable record of a topic, from the oldest to the current end."""
     spec = catalogue.spec(topic)
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    auth = record_auth(settings, None)
     consumer = make_reader(settings.kafka, "tokengine-read", **{"enable.partition.eof": True})
     name = spec.full_name(settings.topic_prefix)
     consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(spec.partitions)])
@@ -80,6 +86,7 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list
                 at_end.add(message.partition())
                 continue
             try:
+                auth.check_message(topic, message)
                 records.append(codec.decode(topic, message.value()))
             except DecodeError:
                 continue

@@ -7,8 +7,9 @@ everything that was on the topics when it was called, for read-your-writes answe
 A view fetches each partition at most every `OFF_PATH_FETCH_WAIT_MAX_MS` (tansu holds an
 empty fetch that long; a busy partition waits that long between fetches), so it lags by
 at most about that. `folded` lets an owner skip, undecoded, records it already folded
-another way (the ledger view: the worker's own entries). A record that cannot be decoded,
-or whose fold raises, is logged and skipped: no record stops a view.
+another way (the ledger view: the worker's own entries). A record the engine did not write
+(`topics.authentication`: intake or the topic's consumer reports it), one that cannot be
+decoded, or whose fold raises, is logged and skipped: no record stops a view.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from topics import catalogue
+from topics.authentication import RecordAuth
 from topics.codec import Codec, DecodeError
 from topics.holes import HoleGuard
 from topics.kafka import OFF_PATH_FETCH_WAIT_MAX_MS, make_reader, paced_fetching
@@ -41,6 +43,7 @@ class TopicView:
         bootstrap: str,
         prefix: str,
         codec: Codec,
+        auth: RecordAuth,
         topics: Iterable[str],
         fold: Fold,
         name: str,
@@ -50,6 +53,7 @@ class TopicView:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.codec = codec
+        self.auth = auth
         self.topics = tuple(topics)
         self.fold = fold
         self.folded = folded or (lambda _message: False)
@@ -119,9 +123,10 @@ class TopicView:
                             continue
                         topic = catalogue.short_name(message.topic(), self.prefix)
                         try:
+                            self.auth.check_message(topic, message)
                             value = self.codec.decode(topic, message.value())
                         except DecodeError as error:
-                            log.warning("view %s: undecodable record: %s", self.name, error)
+                            log.warning("view %s: record skipped: %s", self.name, error)
                             continue
                         try:
                             self.fold(topic, value)

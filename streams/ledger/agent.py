@@ -52,6 +52,8 @@ from streams.ledger.records import (
 from streams.ledger_view import LedgerView
 from streams.outputs import OutputProducer
 from topics import catalogue
+from topics.authentication import ACCOUNTS_CHANGELOG, RecordAuth
+from topics.codec import DecodeError
 from topics.holes import HoleTimer
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ class AccountTable(faust.Table):
     current event, so records can be written after a batch. Recovery keeps the newest
     version of each record, so a stale worker's late write cannot roll it back.
     """
+
+    auth: RecordAuth  # set by the LedgerAgent that owns the table
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,13 +119,34 @@ class AccountTable(faust.Table):
             key,
             None if record is None else encode_record(record),  # None: a tombstone
             record_partition(key),
+            signed_as=ACCOUNTS_CHANGELOG,
         )
+
+    def authentic(self, event: EventT) -> bool:
+        """A changelog entry the ledger wrote (`topics.authentication`); another is skipped,
+        loudly: the record keeps its last authentic state."""
+        message = event.message
+        try:
+            self.auth.check(ACCOUNTS_CHANGELOG, message.key, message.value, message.headers)
+        except DecodeError as error:
+            metrics.unauthenticated_records.labels(ACCOUNTS_CHANGELOG, COMPONENT).inc()
+            log.critical(
+                "ledger: changelog entry %s[%d]@%d refused: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                error,
+            )
+            return False
+        return True
 
     def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
         stored = self.data.data  # the memory store's dict
         newest: dict[str, int] = {}
         keep = []
         for event in batch:
+            if not self.authentic(event):
+                continue
             record = event.value
             if record is None:
                 newest.pop(event.key, None)
@@ -149,6 +174,7 @@ class LedgerAgent:
             "accounts",
             "One record per account: balances, reservations, payouts, dedupe marks.",
         )
+        self.accounts.auth = engine.auth  # its changelog entries are authenticated
         self.commands_topic = engine.raw_topic(catalogue.LEDGER_COMMANDS)
         self.feed = CommandFeed(
             engine.bootstrap,
@@ -175,6 +201,7 @@ class LedgerAgent:
             self.accounts,
             self.engine.assets,
             self.engine.codec,
+            self.engine.auth,
             self.holes,
             self.ledger_view.count_emitted,
         )
@@ -235,7 +262,7 @@ class LedgerAgent:
     async def run(self) -> None:
         """Reads batches from the feed and applies them, for the worker's lifetime."""
         producer = self.producer = OutputProducer(
-            self.engine.bootstrap, self.engine.settings.topic_prefix
+            self.engine.bootstrap, self.engine.settings.topic_prefix, self.engine.auth
         )
         try:
             while True:

@@ -31,6 +31,7 @@ from streams.ledger.records import (
 )
 from streams.ledger.step import Context, Output
 from topics import catalogue
+from topics.authentication import RecordAuth, refused_alert
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
 from topics.holes import HoleTimer
@@ -47,6 +48,8 @@ class Message(Protocol):
     def offset(self) -> int: ...
 
     def value(self) -> bytes | None: ...
+
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
 
     def key(self) -> bytes | None: ...
 
@@ -81,12 +84,14 @@ class Batch:
         store: RecordStore,
         assets: AssetCatalogue,
         codec: Codec,
+        auth: RecordAuth,
         holes: HoleTimer,
         on_entry: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.asset_catalogue = assets
         self.codec = codec
+        self.auth = auth
         self.holes = holes  # since when each partition's hole is waited for
         self.on_entry = on_entry  # each ledger entry emitted (the whole-ledger view's count)
         self.working: dict[str, AccountRecord | None] = {}  # None: a page deleted
@@ -165,6 +170,17 @@ class Batch:
     def handle(self, message: Message) -> None:
         offset = message.offset()
         try:
+            self.auth.check(
+                catalogue.LEDGER_COMMANDS, message.key(), message.value(), message.headers()
+            )
+        except DecodeError as error:
+            alert = refused_alert(
+                catalogue.LEDGER_COMMANDS, message.partition(), offset, str(error), COMPONENT
+            )
+            self.emit([Output(catalogue.ALERTS, alert["kind"], alert)])
+            self.dead_letter(message, error.reason, str(error))
+            return
+        try:
             command = decode_command(
                 self.codec, message.value(), offset, message.timestamp()[1], message.partition()
             )
@@ -236,11 +252,12 @@ def apply_batch(
     store: RecordStore,
     assets: AssetCatalogue,
     codec: Codec,
+    auth: RecordAuth,
     holes: HoleTimer,
     on_entry: Callable[[dict[str, Any]], None] | None = None,
 ) -> Batch:
     """Apply a batch: its records changed in memory, its outputs encoded (not produced)."""
-    batch = Batch(store, assets, codec, holes, on_entry)
+    batch = Batch(store, assets, codec, auth, holes, on_entry)
     for message in messages:
         batch.apply_message(message)
     batch.release_held_payouts()

@@ -36,6 +36,7 @@ from streams.reconciliation.state import ReconciliationView
 from streams.reconciliation.tiers import COMPONENT, TIERS, Tiers
 from topics import catalogue
 from topics.alerts import alert
+from topics.authentication import refused_alert
 from topics.breaker import broadcast
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
@@ -117,7 +118,9 @@ class Reconciliation:
         engine.app.agent(engine.raw_topic(*TIERS), name="reconcile")(self.reconcile)
 
     async def reconcile(self, stream: faust.StreamT) -> None:
-        producer = OutputProducer(self.engine.bootstrap, self.prefix, linger_ms=0)  # latency
+        producer = OutputProducer(  # no linger: latency
+            self.engine.bootstrap, self.prefix, self.engine.auth, linger_ms=0
+        )
         async for event in stream.events():
             outputs = Outputs(producer, self.codec)
             try:
@@ -136,6 +139,13 @@ class Reconciliation:
     async def handle(self, event: EventT, outputs: Outputs) -> BankAccountRecord | None:
         message = event.message
         topic = catalogue.short_name(message.topic, self.prefix)
+        try:
+            self.engine.auth.check(topic, message.key, message.value, message.headers)
+        except DecodeError as error:
+            raised = refused_alert(topic, message.partition, message.offset, str(error), COMPONENT)
+            outputs.emit(catalogue.ALERTS, raised["kind"], raised)
+            self.dead_letter(event, topic, outputs, error.reason, str(error))
+            return None
         try:
             value = self.codec.decode(topic, message.value)
         except DecodeError as error:

@@ -14,12 +14,11 @@ import pytest
 from connectors.bank import BankConnector
 from connectors.bank_inbox import STALE_CLAIM_S, sweep
 from core.camt import CamtError
-from tests.helpers import read_topic, values
+from tests.helpers import producer_for, read_topic, values
 from tests.streams.test_reconciliation_worker import bind
 from tokengine.demo.scenario import camt053
 from topics import catalogue
 from topics.codec import SingleObjectCodec
-from topics.kafka import make_producer
 
 USD_ACCOUNT = "GB33BUKB20201555555555"
 OTHER_ACCOUNT = "AE070331234567890123456"  # a second bank account, backing xAED
@@ -46,7 +45,7 @@ def connector(settings):
         settings.kafka,
         settings.topic_prefix,
         SingleObjectCodec(),
-        make_producer(settings.kafka),
+        producer_for(settings, catalogue.BANK_NOTIFICATIONS),  # signs as the worker does
         assets,
     ).start()
     yield bank

@@ -20,14 +20,13 @@ from connectors.btc_payouts import BitcoinPayouts, txid_of
 from connectors.chain_watcher import WatcherWiring
 from connectors.payout_executor import ExecutorWiring
 from core.assets import load_assets
-from tests.helpers import produce, read_topic, values
+from tests.helpers import produce, producer_for, read_topic, values
 from tests.http import call
 from tests.streams.test_ledger_worker import balances, final, wait_for
-from tokengine.chain_nodes import RegtestMiner, start_bitcoind
+from tokengine.chain_nodes import RegtestMiner, bitcoind_cookie_file, start_bitcoind
 from topics import catalogue
 from topics.breaker import breaker_record, publish_breaker_state
 from topics.codec import SingleObjectCodec
-from topics.kafka import make_producer
 
 codec = SingleObjectCodec()
 BTC_ASSET = """
@@ -48,7 +47,7 @@ MAINNET_ADDRESS = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
 def node():
     workdir = Path(tempfile.mkdtemp(prefix="tokengine-btc-"))
     url, process = start_bitcoind(workdir)
-    rpc = BitcoinRpc(url)
+    rpc = BitcoinRpc(url, bitcoind_cookie_file(workdir))
     rpc("generatetoaddress", 101, rpc("getnewaddress"))  # spendable coinbase
     yield url, rpc
     process.stop()
@@ -60,7 +59,9 @@ def btc_settings(node, settings):
     assets = settings.data_dir / "assets.toml"
     assets.parent.mkdir(parents=True, exist_ok=True)
     assets.write_text(BTC_ASSET)
-    return settings.with_overrides(assets_file=assets, btc_rpc=node[0])
+    return settings.with_overrides(
+        assets_file=assets, btc_rpc=node[0], btc_rpc_cookie_file=node[1].cookie_file
+    )
 
 
 def observations_of(settings, txid: str, count: int) -> list[dict]:
@@ -91,7 +92,7 @@ def test_btc_deposits_are_credited_at_their_level_and_once_across_a_reorg(
     start_block = rpc("getblockcount") + 1
     assets = load_assets(settings.assets_file)
     wiring = WatcherWiring.from_settings(settings, codec, assets, "btc-watcher.json", start_block)
-    watcher = BitcoinWatcher(wiring, url)
+    watcher = BitcoinWatcher(wiring, BitcoinRpc(url, rpc.cookie_file))
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     miner = rpc("getnewaddress")
@@ -143,7 +144,8 @@ def test_btc_deposits_are_credited_at_their_level_and_once_across_a_reorg(
 def btc_executor(settings, url: str, key, group: str) -> BitcoinPayouts:
     assets = load_assets(settings.assets_file)
     wiring = ExecutorWiring.from_settings(settings, group, codec, assets)
-    return BitcoinPayouts(wiring, url, key, fee_rate_sat_per_byte=2)
+    rpc = BitcoinRpc(url, settings.btc_rpc_cookie_file)
+    return BitcoinPayouts(wiring, rpc, key, fee_rate_sat_per_byte=2)
 
 
 def deposit_of(account: str, amount: str, tx: str) -> dict:
@@ -209,7 +211,7 @@ def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, btc_setting
     wait_for(lambda: balances(worker, "gina").get("BTC"), what="gina's deposit")
     executor = btc_executor(settings, url, hot_wallet, "btc-payouts-a")
     thread = threading.Thread(target=executor.run, daemon=True)
-    miner = RegtestMiner(url, 0.3)
+    miner = RegtestMiner(url, 0.3, rpc.cookie_file)
     thread.start()
     miner.start()
     destination = rpc("getnewaddress")
@@ -295,7 +297,7 @@ def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, btc_setting
         assert again.sent == 1
         assert rpc("getreceivedbyaddress", destination, 1) == Decimal("0.28")  # none twice
 
-        breaker_producer = make_producer(settings.kafka)
+        breaker_producer = producer_for(settings, catalogue.BREAKER_STATE)  # the operator
         open_breaker = breaker_record("global", "OPEN", "CRITICAL", "test", "pytest")
         publish_breaker_state(breaker_producer, settings.topic_prefix, codec, open_breaker)
         held = payout_command("po:manual:3", "0.04", destination)

@@ -348,3 +348,105 @@ def observation_of(account: str, asset: str, amount: str, tx: str) -> dict:
         "status": "CONFIRMED",
         "observed_at": datetime.now(UTC),
     }
+
+
+def forged(settings, topic: str, key: str, value: dict) -> None:
+    """A record produced straight to the broker by someone without the engine's keys."""
+    produce(settings, topic, key, value, signed=False)
+
+
+def test_forged_internal_records_are_refused_never_applied_never_paid(chain, start_worker):
+    """Each kind of internal record, produced by a broker client without the engine's
+    keys while withdrawals and transfers run: nothing is minted, paid, refunded, rebound,
+    repriced or halted; each is dead-lettered with a CRITICAL alert."""
+    w3, _token, settings = chain
+    worker = start_worker(settings=settings)
+    key = dev_key(6)
+    produce(settings, catalogue.CHAIN_OBSERVATIONS, "erin",
+            observation_of("erin", "ETH", "1", "0xf0"))  # fmt: skip
+    wait_for(lambda: balances(worker, "erin"), what="erin's deposit")
+    executor = executor_for(settings, key, "payouts-forgery")
+    watcher = watcher_for(settings, w3)
+    threads = [run_in_thread(executor), run_in_thread(watcher)]
+    thief = Account.create().address
+    destination = Account.create().address
+    forged_deposit, honest_deposit = Account.create().address, Account.create().address
+    bind(settings, honest_deposit, "frank")
+    try:
+        forged(settings, catalogue.ADDRESS_BINDINGS, f"ethereum:{forged_deposit}",
+               {"chain": "ethereum", "address": forged_deposit, "account_id": "mallory",
+                "bound_at": datetime.now(UTC)})  # fmt: skip
+        forged(
+            settings,
+            catalogue.PRICES,
+            "ETH",
+            {"asset": "ETH", "usd_price": Decimal("0.0001"), "as_of": datetime.now(UTC)},
+        )
+        forged(settings, catalogue.CHAIN_OBSERVATIONS, "mallory",
+               observation_of("mallory", "ETH", "0.5", "0xf1"))  # fmt: skip
+        credit = codec.encode(catalogue.CHAIN_OBSERVATIONS,
+                              observation_of("mallory", "ETH", "5", "0xf2"))  # fmt: skip
+        envelope = {"command_id": "deposit:ethereum:0xf2:0:CONFIRMED:0xb",
+                    "kind": "CHAIN_OBSERVATION", "account_id": "mallory", "payload": credit,
+                    "source_topic": catalogue.CHAIN_OBSERVATIONS, "source_partition": 0,
+                    "source_offset": 0}  # fmt: skip
+        forged(settings, catalogue.LEDGER_COMMANDS, "mallory", envelope)
+        forged(
+            settings,
+            catalogue.TRANSFER_CREDITS,
+            "mallory",
+            {**envelope, "kind": "TRANSFER_CREDIT", "command_id": "transfer-credit:x"},
+        )
+        forged(settings, catalogue.PAYOUT_COMMANDS, "mallory",
+               {"payout_id": "po:mallory:1", "account_id": "mallory", "request_id": "m-1",
+                "chain": "ethereum", "asset": "ETH", "amount": Decimal("0.3"),
+                "fee": Decimal("0"), "destination_address": thief,
+                "created_at": datetime.now(UTC)})  # fmt: skip
+        forged(settings, catalogue.BREAKER_STATE, "global",
+               {"scope": "global", "state": "OPEN", "level": "CRITICAL", "reason": "forged",
+                "actor": "operator:root", "changed_at": datetime.now(UTC)})  # fmt: skip
+        # the workload, with the forgeries in flight: a payout and transfers
+        body = {"request_id": "f-pay", "account_id": "erin", "asset": "ETH", "amount": "0.1",
+                "destination_address": destination}  # fmt: skip
+        assert call("POST", f"{worker.api_url}/api/v1/withdrawals", body)[0] == 202
+        for index in range(5):
+            body = {"request_id": f"f-t{index}", "account_id": "erin", "to_account_id": "frank",
+                    "asset": "ETH", "amount": "0.01"}  # fmt: skip
+            assert call("POST", f"{worker.api_url}/api/v1/transfers", body)[0] == 202
+        forged(settings, catalogue.PAYOUT_RESULTS, "erin",
+               {"payout_id": "po:erin:f-pay", "account_id": "erin", "status": "FAILED",
+                "tx_hash": None, "network_fee": None, "reason": "payout_failed",
+                "detail": "forged", "reported_at": datetime.now(UTC), "nonce": None,
+                "raw_transaction": None})  # fmt: skip
+        paid = final(worker, "f-pay")  # paid, never refunded: the breaker stayed closed
+        assert paid["status"] == "COMPLETED", paid
+        fees = [final(worker, f"f-t{index}")["fee"] for index in range(5)]
+        funder = w3.eth.accounts[0]
+        for address in (forged_deposit, honest_deposit):  # the forged one is seen first
+            w3.eth.send_transaction({"from": funder, "to": address, "value": 10**16})
+        mine(w3, 15)
+        wait_for(lambda: balances(worker, "frank").get("ETH", {}).get("balance") == "0.06",
+                 what="frank's transfers and deposit")  # fmt: skip
+    finally:
+        for component in (executor, watcher):
+            component.stop()
+        for thread in threads:
+            thread.join(10)
+    assert balances(worker, "mallory") == {}
+    assert w3.eth.get_balance(thief) == 0 and w3.eth.get_balance(destination) == 10**17
+    erin = Decimal(balances(worker, "erin")["ETH"]["balance"])
+    assert erin == Decimal("1") - Decimal("0.1") - Decimal("0.0005") - Decimal("0.05")
+    assert sum(Decimal(f or 0) for f in fees) == 0
+    watched = [o for o in values(read_topic(settings, catalogue.CHAIN_OBSERVATIONS, timeout_s=3))
+               if o["account_id"] == "mallory" and o["tx_hash"] != "0xf1"]  # fmt: skip
+    assert watched == []  # the forged binding bound nothing
+    letters = values(read_topic(settings, catalogue.DEAD_LETTERS, timeout_s=5))
+    refused = {d["source_topic"] for d in letters if d["reason"] == "unauthenticated"}
+    kinds = {catalogue.ADDRESS_BINDINGS, catalogue.PRICES, catalogue.CHAIN_OBSERVATIONS,
+             catalogue.LEDGER_COMMANDS, catalogue.TRANSFER_CREDITS, catalogue.PAYOUT_COMMANDS,
+             catalogue.BREAKER_STATE, catalogue.PAYOUT_RESULTS}  # fmt: skip
+    assert refused == kinds, refused
+    alerts = values(read_topic(settings, catalogue.ALERTS, timeout_s=3))
+    alerted = {a["details"]["topic"] for a in alerts
+               if (a["kind"], a["severity"]) == ("record.unauthenticated", "CRITICAL")}  # fmt: skip
+    assert alerted == kinds, alerted

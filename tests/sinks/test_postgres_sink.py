@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sinks.migrate import migrate
+from sinks.migrate import database_url_named, migrate
 from sinks.postgres import PostgresSink
 from sinks.rows import STATEMENTS, rows
 from sinks.verify import verify_chains, verify_postgres
@@ -44,10 +44,10 @@ TABLES = {
 
 def new_database(server_url: str) -> str:
     name = f"sink_{uuid.uuid4().hex[:10]}"
-    admin = server_url.rsplit("/", 1)[0] + "/postgres"
+    admin = database_url_named(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    url = database_url_named(server_url, name)
     migrate(url)
     return url
 

@@ -15,6 +15,7 @@ import pytest
 
 from sinks.rows import PARAMETERS, ROWS, STATEMENTS, TOPICS, rows
 from topics import catalogue
+from topics.schemas import default_store
 
 AVRO = Path(__file__).resolve().parents[2] / "avro"
 
@@ -66,6 +67,13 @@ def test_every_parameter_of_every_statement_comes_from_the_event(topic):
 def test_an_event_without_a_field_its_statement_names_is_refused_before_postgres(topic):
     event = sample_event(topic)
     first_statement = ROWS[topic](event, {})[0][0]
+    if first_statement == "audit":  # an operator's record kept in the audit log only
+        required = [f["name"] for f in default_store()[catalogue.spec(topic).value_schema]
+                    .source["fields"] if "default" not in f]  # fmt: skip
+        del event[required[0]]
+        with pytest.raises(KeyError):
+            rows(topic, event)
+        return
     wanted = [name for name in PARAMETERS[first_statement] if name in event]
     assert wanted, (topic, first_statement)
     del event[wanted[-1]]

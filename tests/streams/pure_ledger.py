@@ -19,6 +19,7 @@ from streams.ledger.batch import apply_batch
 from streams.ledger.records import AccountRecord, control_key, record_partition
 from streams.ledger.step import Output
 from tests.ledger_inputs import ASSETS, T0
+from tests.record_auth import AUTH, signed
 from topics import catalogue
 from topics.codec import SingleObjectCodec
 from topics.holes import HoleTimer
@@ -56,6 +57,9 @@ class Message(NamedTuple):
 
     def key(self) -> bytes | None:
         return None
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return signed(catalogue.LEDGER_COMMANDS, None, self.data)
 
     def timestamp(self) -> tuple[int, int]:
         return (0, self.time_ms)
@@ -107,7 +111,7 @@ class PureLedger:
         self.offsets[partition] = offset
         self.time_ms += 1
         message = Message(partition, offset, value, self.time_ms)
-        batch = apply_batch([message], self.records, ASSETS, codec, self.holes)
+        batch = apply_batch([message], self.records, ASSETS, codec, AUTH, self.holes)
         for key, record in batch.changed_records():
             if record is None:
                 self.records.pop(key, None)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.connectors.test_camt import camt054
 from tests.helpers import read_topic, values
-from tests.http import call
+from tests.http import BANK_ROUTES, call
 from tests.ledger_inputs import ETH_ADDRESS
 from tests.streams.test_ledger_worker import wait_for
 from tokengine.demo.scenario import camt053
@@ -27,7 +27,8 @@ REQUEST_TOPICS = (
 
 
 def post(worker, path: str, body=None, raw: bytes | None = None) -> tuple[int, dict]:
-    return call("POST", f"{worker.api_url}{path}", body, 30, raw=raw)
+    content_type = None if path in BANK_ROUTES else "application/json"  # a JSON endpoint
+    return call("POST", f"{worker.api_url}{path}", body, 30, raw=raw, content_type=content_type)
 
 
 def withdrawal(**changes) -> dict:

@@ -16,6 +16,7 @@ from streams.intake_process import CounterRelay
 from tests.helpers import produce, read_topic
 from tests.http import call_text
 from tests.processes import alive, command_line, descendants
+from tests.record_auth import AUTH, signed
 from tests.streams.test_ledger_worker import wait_for
 from topics import catalogue
 from topics.codec import SingleObjectCodec
@@ -37,13 +38,13 @@ def withdrawal(request_id: str, amount: str = "1", asset: str = "ETH") -> dict:
 
 
 def source(topic: str, value: bytes, offset: int = 5) -> Source:
-    return Source(topic, 3, offset, b"alice", value)
+    return Source(topic, 3, offset, b"alice", value, signed(topic, b"alice", value))
 
 
 def test_a_valid_request_becomes_one_ledger_command() -> None:
     codec = SingleObjectCodec()
     value = codec.encode(catalogue.WITHDRAWAL_REQUESTS, withdrawal("w-1"))
-    [output] = route(source(catalogue.WITHDRAWAL_REQUESTS, value), codec, ASSETS, NOW)
+    [output] = route(source(catalogue.WITHDRAWAL_REQUESTS, value), codec, ASSETS, NOW, AUTH)
     assert (output.topic, output.key) == (catalogue.LEDGER_COMMANDS, "alice")
     command = codec.decode(catalogue.LEDGER_COMMANDS, output.value)
     assert command["command_id"] == "request:w-1"
@@ -54,7 +55,9 @@ def test_a_valid_request_becomes_one_ledger_command() -> None:
 
 def test_garbage_becomes_a_dead_letter_with_the_original_bytes() -> None:
     codec = SingleObjectCodec()
-    [output] = route(source(catalogue.WITHDRAWAL_REQUESTS, b"\x00garbage"), codec, ASSETS, NOW)
+    [output] = route(
+        source(catalogue.WITHDRAWAL_REQUESTS, b"\x00garbage"), codec, ASSETS, NOW, AUTH
+    )
     assert output.topic == catalogue.DEAD_LETTERS
     letter = codec.decode(catalogue.DEAD_LETTERS, output.value)
     assert letter["value"] == b"\x00garbage"
@@ -65,7 +68,7 @@ def test_garbage_becomes_a_dead_letter_with_the_original_bytes() -> None:
 def test_a_decodable_but_invalid_request_is_dead_lettered_and_rejected() -> None:
     codec = SingleObjectCodec()
     value = codec.encode(catalogue.WITHDRAWAL_REQUESTS, withdrawal("w-2", asset="DOGE"))
-    outputs = route(source(catalogue.WITHDRAWAL_REQUESTS, value), codec, ASSETS, NOW)
+    outputs = route(source(catalogue.WITHDRAWAL_REQUESTS, value), codec, ASSETS, NOW, AUTH)
     assert [o.topic for o in outputs] == [catalogue.DEAD_LETTERS, catalogue.REQUEST_RESULTS]
     result = codec.decode(catalogue.REQUEST_RESULTS, outputs[1].value)
     assert (result["status"], result["reason"]) == ("REJECTED", "unknown_asset")

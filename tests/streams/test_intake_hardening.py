@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from streams.intake import REQUEST_KINDS, Source, route
 from tests.ledger_inputs import ASSETS, breaker, internal_transfer, observation, payout_result
+from tests.record_auth import AUTH, signed
 from topics import catalogue
 from topics.codec import SingleObjectCodec
 
@@ -20,7 +21,8 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 def routed(topic: str, record: dict) -> list:
     value = codec.encode(topic, record)
-    return route(Source(topic, 3, 5, b"alice", value), codec, ASSETS, NOW)
+    source = Source(topic, 3, 5, b"alice", value, signed(topic, b"alice", value))
+    return route(source, codec, ASSETS, NOW, AUTH)
 
 
 def reasons(outputs) -> list[str]:
@@ -88,7 +90,9 @@ topic = st.sampled_from(
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(topic, st.binary(max_size=300), st.integers(0, 2**40))
 def test_no_bytes_make_intake_raise(name: str, value: bytes, offset: int) -> None:
-    outputs = route(Source(name, 1, offset, b"k", value), codec, ASSETS, NOW)
+    outputs = route(
+        Source(name, 1, offset, b"k", value, signed(name, b"k", value)), codec, ASSETS, NOW, AUTH
+    )
     assert all(o.topic in (catalogue.DEAD_LETTERS, catalogue.LEDGER_COMMANDS) for o in outputs)
 
 

@@ -174,6 +174,7 @@ def replay_into_fresh_app(settings, start_worker_for) -> dict[str, Decimal]:
             message.value(),
             message.key(),
             partition=message.partition(),
+            headers=message.headers(),  # the record's authentication (topic, key, value)
         )
         producer.poll(0)
         copied += 1

@@ -11,11 +11,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.ledger.marks import IDEMPOTENCY_WINDOW_MS
 from streams.ledger.records import FINAL_PAGE_PREFIX, MARK_PAGE_PREFIX
-from tests.helpers import codec, produce, produce_many, read_topic, values
+from tests.helpers import codec, produce, produce_many, producer_for, read_topic, values
 from tests.http import call, call_text
 from tests.ledger_inputs import ETH_ADDRESS, observation, payout_result, withdrawal
 from topics import catalogue
-from topics.kafka import make_producer
 
 
 def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition"):
@@ -210,7 +209,7 @@ def test_many_withdrawals_from_one_account_are_paged_then_forgotten_and_never_re
         "source_partition": 0,
         "source_offset": 0,
     }
-    producer = make_producer(settings.kafka)
+    producer = producer_for(settings, catalogue.LEDGER_COMMANDS)  # as intake signs it
     producer.produce(
         settings.topic_prefix + catalogue.LEDGER_COMMANDS,
         codec.encode(catalogue.LEDGER_COMMANDS, envelope),

@@ -10,7 +10,7 @@ import pytest
 
 from standins.simulated_bank import SimulatedBank
 from tests.helpers import produce, read_topic, values
-from tests.http import call, call_text
+from tests.http import call, call_text, key_of
 from tests.ledger_inputs import ETH_ADDRESS, IBAN, observation
 from tests.streams.test_ledger_worker import balances, final, wait_for
 from tests.test_cli import cli
@@ -243,7 +243,8 @@ def post_xml(url: str, data: bytes) -> dict:
     import json
     import urllib.request
 
-    request = urllib.request.Request(url, data, {"Content-Type": "application/xml"})
+    headers = {"Content-Type": "application/xml", "Authorization": f"Bearer {key_of(url, 'POST')}"}
+    request = urllib.request.Request(url, data, headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from tests.helpers import produce
 from topics import catalogue
+from topics.authentication import record_auth
 from topics.codec import SingleObjectCodec
 from topics.view import TopicView
 
@@ -24,7 +25,7 @@ def test_a_record_whose_fold_raises_does_not_stop_the_view(settings) -> None:
         produce(settings, catalogue.ADDRESS_BINDINGS, "k", binding)
     view = TopicView(
         settings.kafka, settings.topic_prefix, SingleObjectCodec(),
-        [catalogue.ADDRESS_BINDINGS], fold, "test-view",
+        record_auth(settings, None), [catalogue.ADDRESS_BINDINGS], fold, "test-view",
     )  # fmt: skip
     view.start()
     try:

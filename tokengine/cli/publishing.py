@@ -1,25 +1,32 @@
 """Commands that publish one record an operator or a client decides: a request, a deposit
-address binding, a price, a circuit-breaker change (and the breaker's state).
+address binding, a price, a circuit-breaker change (and the breaker's state), API keys.
 
 Every argument is checked with the same rules the API and the ledger apply (a request is
-built by `core.requests`, an amount parsed by `core.money`) before anything is produced.
+built by `core.requests`; an operator's decision by `topics.operator_records`, as the
+API's) before anything is produced. Operator decisions follow the local-owner rule
+(`tokengine.cli.arguments`).
 """
 
 from __future__ import annotations
 
-import getpass
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
-from core import fields
-from core.addresses import binding_problem
+from core import access
 from core.assets import load_assets
 from core.fields import FieldError
-from core.money import AmountError, parse_amount
 from core.requests import KINDS, RequestError, build_request
-from tokengine.cli.arguments import fail, publish, read_json_argument, settings_or_fail
-from topics import catalogue
+from tokengine.cli.arguments import (
+    fail,
+    owner_actor,
+    publish,
+    read_json_argument,
+    settings_or_fail,
+)
+from topics import catalogue, operator_records
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -40,7 +47,7 @@ def submit(kind: str, json_text: str) -> None:
 
 
 @click.command()
-@click.option("--chain", type=click.Choice(["ethereum", "bitcoin", "bank"]), required=True)
+@click.option("--chain", type=click.Choice(operator_records.CHAINS), required=True)
 @click.option("--address", required=True, help="Deposit address (or bank deposit reference).")
 @click.option("--account", required=True, help="The user account it belongs to.")
 def bind(chain: str, address: str, account: str) -> None:
@@ -49,33 +56,15 @@ def bind(chain: str, address: str, account: str) -> None:
     An address valid for its chain and network only; one already bound to another account
     is refused (consumers keep the first binding: see core/bindings.py).
     """
-    from core.bindings import Bindings
-    from topics.tail import read_to_end
-
     settings = settings_or_fail()
-    try:
-        fields.account_id(account, "--account")
-    except FieldError as error:
-        fail(str(error))
     assets = load_assets(settings.assets_file)
-    network = next((a.network for a in assets.on_chain("bitcoin")), "bitcoin")
-    problem = binding_problem(chain, address, network)
-    if problem:
-        fail(f"--address: {problem}")
-    normalize = {"ethereum": str.lower, "bank": str.upper}.get(chain, str)
-    bindings = Bindings(chain, normalize, network)
-    for value in read_to_end(settings, catalogue.ADDRESS_BINDINGS):
-        bindings.fold(value)
-    bound = bindings.account_for(address)
-    if bound is not None and bound != account:
-        fail(f"--address: {chain}:{address} is already bound to another account ({bound})")
-    binding = {
-        "chain": chain,
-        "address": address,
-        "account_id": account,
-        "bound_at": datetime.now(UTC),
-    }
-    publish(settings, catalogue.ADDRESS_BINDINGS, f"{chain}:{address}", binding)
+    try:
+        key, binding = operator_records.binding(
+            settings, assets, chain, address, account, owner_actor()
+        )
+    except FieldError as error:
+        fail(f"--{error.field}: {str(error).split(': ', 1)[-1]}")
+    publish(settings, catalogue.ADDRESS_BINDINGS, key, binding)
     click.echo(f"{chain}:{address} -> {account}")
 
 
@@ -85,17 +74,14 @@ def bind(chain: str, address: str, account: str) -> None:
 def price(asset: str, usd_price: str) -> None:
     """Publish an asset's USD price (confirmation levels use it): a positive decimal."""
     settings = settings_or_fail()
-    if asset not in load_assets(settings.assets_file):
-        fail(f"ASSET: unknown asset {asset!r}")
     try:
-        value = parse_amount(usd_price)
-    except AmountError as error:
-        fail(f"USD_PRICE: {error}")
-    if value <= 0:
-        fail("USD_PRICE: must be positive (a price of 0 would need the fewest confirmations)")
-    record = {"asset": asset, "usd_price": value, "as_of": datetime.now(UTC)}
+        record = operator_records.price(
+            load_assets(settings.assets_file), asset, usd_price, owner_actor()
+        )
+    except FieldError as error:
+        fail(f"{error.field.upper()}: {str(error).split(': ', 1)[-1]}")
     publish(settings, catalogue.PRICES, asset, record)
-    click.echo(f"{asset}: {value} USD")
+    click.echo(f"{asset}: {record['usd_price']} USD")
 
 
 @click.group()
@@ -103,20 +89,15 @@ def breaker() -> None:
     """The circuit breaker: trip it, reset it, see it."""
 
 
-def publish_breaker(scope: str, state: str, level: str, reason: str) -> None:
-    from core.breaker import scope_problem
-    from topics.breaker import breaker_record, publish_breaker_state
-    from topics.codec import make_codec
-    from topics.kafka import make_producer
-
+def publish_breaker(action: str, scope: str, reason: str) -> None:
     settings = settings_or_fail()
-    problem = scope_problem(scope, load_assets(settings.assets_file).assets)
-    if problem:
-        fail(f"--scope: {problem}")
-    record = breaker_record(scope, state, level, reason, f"operator:{getpass.getuser()}")
-    codec = make_codec(settings.schema_registry, settings.topic_prefix)
-    publish_breaker_state(make_producer(settings.kafka), settings.topic_prefix, codec, record)
-    click.echo(f"{scope}: {state} ({reason})")
+    assets = load_assets(settings.assets_file)
+    try:
+        record = operator_records.breaker_change(assets, action, scope, reason, owner_actor())
+    except FieldError as error:
+        fail(f"--{error.field}: {str(error).split(': ', 1)[-1]}")
+    publish(settings, catalogue.BREAKER_STATE, scope, record)
+    click.echo(f"{scope}: {record['state']} ({reason})")
 
 
 @breaker.command("trip")
@@ -125,10 +106,7 @@ def publish_breaker(scope: str, state: str, level: str, reason: str) -> None:
 @click.option("--reason", required=True, help="Why (recorded).")
 def breaker_trip(scope: str, suspend: bool, reason: str) -> None:
     """Trip the breaker: payouts halt (or, with --suspend, new ones are refused)."""
-    if suspend:
-        publish_breaker(scope, "SUSPENDED", "SIGNIFICANT", reason)
-    else:
-        publish_breaker(scope, "OPEN", "CRITICAL", reason)
+    publish_breaker("suspend" if suspend else "trip", scope, reason)
 
 
 @breaker.command("reset")
@@ -136,20 +114,22 @@ def breaker_trip(scope: str, suspend: bool, reason: str) -> None:
 @click.option("--reason", required=True, help="Why it is safe again (recorded).")
 def breaker_reset(scope: str, reason: str) -> None:
     """Close the breaker; held payouts proceed."""
-    publish_breaker(scope, "CLOSED", "OK", reason)
+    publish_breaker("reset", scope, reason)
 
 
 @breaker.command("status")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of lines.")
 def breaker_status(as_json: bool) -> None:
     """The newest state of every breaker scope."""
+    from topics.authentication import record_auth
     from topics.breaker import read_breaker_states
     from topics.codec import make_codec
     from topics.jsonable import dumps
 
     settings = settings_or_fail()
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
-    states = read_breaker_states(settings.kafka, settings.topic_prefix, codec)
+    auth = record_auth(settings, None)
+    states = read_breaker_states(settings.kafka, settings.topic_prefix, codec, auth)
     if as_json:
         click.echo(dumps(states))
         return
@@ -162,4 +142,78 @@ def breaker_status(as_json: bool) -> None:
         )
 
 
-COMMANDS = (submit, bind, price, breaker)
+@click.group()
+def keys() -> None:
+    """API keys: create (shown once), list, revoke. For the local owner (see README)."""
+
+
+@keys.command("create")
+@click.option(
+    "--role", type=click.Choice([r.lower() for r in access.ROLES]), required=True, help="Role."
+)
+@click.option("--account", "accounts", multiple=True, help="An account it acts for (repeat).")
+@click.option("--label", default="", help="Who or what holds it (recorded).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write it here.")
+def keys_create(role: str, accounts: tuple[str, ...], label: str, out: Path | None) -> None:
+    """Create a key; it is printed (or written to --out, mode 0600) once, never again."""
+    settings = settings_or_fail()
+    try:
+        token, record = operator_records.api_key(role, list(accounts), label, owner_actor())
+    except FieldError as error:
+        fail(f"--{error.field.rstrip('s')}: {str(error).split(': ', 1)[-1]}")
+    publish(settings, catalogue.API_KEYS, record["key_id"], record)
+    if out is None:
+        click.echo(token)
+        return
+    write_secret(out, token)
+    click.echo(f"key {record['key_id']} ({role}) written to {out}")
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of lines.")
+def keys_list(as_json: bool) -> None:
+    """Every key: id, role, accounts, label, status (never the key or its hash)."""
+    from topics.jsonable import dumps
+
+    listing = key_ring(settings_or_fail()).listing()
+    if as_json:
+        click.echo(dumps(listing))
+        return
+    for key in listing:
+        accounts = ",".join(key["accounts"]) or "-"
+        click.echo(f"{key['key_id']} {key['role']} {key['status']} {accounts} {key['label']}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key everywhere (within about a second); final."""
+    settings = settings_or_fail()
+    record = key_ring(settings).records.get(key_id)
+    if record is None:
+        fail(f"KEY_ID: no key {key_id!r}")
+    revoked = access.revoked(record, owner_actor(), datetime.now(UTC))
+    publish(settings, catalogue.API_KEYS, key_id, revoked)
+    click.echo(f"{key_id}: REVOKED")
+
+
+def key_ring(settings) -> access.KeyRing:
+    from topics.tail import read_to_end
+
+    ring = access.KeyRing()
+    for record in read_to_end(settings, catalogue.API_KEYS):
+        ring.fold(record)
+    return ring
+
+
+def write_secret(path: Path, text: str) -> None:
+    """`text` in a new file only its owner can read (an existing file is not replaced)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        fail(f"--out: {path}: {error.strerror}")
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text + "\n")
+
+
+COMMANDS = (submit, bind, price, breaker, keys)

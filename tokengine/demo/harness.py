@@ -19,7 +19,10 @@ from rich.console import Console
 from web3 import Web3
 
 from connectors.bitcoin import BitcoinRpc
+from core.access import BANK, CLIENT, OPERATOR
+from core.assets import load_assets
 from core.config import Settings
+from core.secrets import redacted
 from sinks.migrate import migrate
 from standins.simulated_bank import SimulatedBank
 from standins.solidity import deploy_token
@@ -31,8 +34,10 @@ from tokengine.services import EmbeddedServices
 from tokengine.up import ChildHandle, embedded_payout_keystore, get_json, start_child, start_worker
 from topics import catalogue
 from topics.admin import create_topics
+from topics.authentication import signing_producer
 from topics.codec import make_codec
-from topics.kafka import NotAcknowledged, flush, make_producer
+from topics.kafka import NotAcknowledged, flush
+from topics.operator_records import issue_key
 from topics.tail import read_to_end
 
 STEP_TIMEOUT_S = 60.0
@@ -73,7 +78,14 @@ class Demo:
         console.print(f"\n[bold]{self.step_number}. {title}[/bold]")
 
     def api(self, method: str, path: str, body: Any = None, raw: bytes | None = None):
-        return call(method, self.api_url + path, body, timeout_s=30, raw=raw)
+        """Call the API with the key of the role the route needs (every call has one)."""
+        role = OPERATOR
+        if path in ("/api/v1/deposits", "/api/v1/withdrawals", "/api/v1/transfers"):
+            role = CLIENT
+        elif path in ("/api/v1/bank/camt", "/api/v1/reconciliation/camt054",
+                      "/api/v1/reconciliation/eod"):  # fmt: skip
+            role = BANK
+        return call(method, self.api_url + path, body, timeout_s=30, raw=raw, key=self.keys[role])
 
     def wait(self, predicate, what: str, timeout_s: float = STEP_TIMEOUT_S):
         deadline = time.monotonic() + timeout_s
@@ -120,7 +132,9 @@ class Demo:
         services.settings = settings
         settings = services.start()
         self.w3 = Web3(Web3.HTTPProvider(settings.eth_rpc))
-        self.btc = BitcoinRpc(settings.btc_rpc) if settings.btc_rpc else None
+        self.btc = (
+            BitcoinRpc(settings.btc_rpc, settings.btc_rpc_cookie_file) if settings.btc_rpc else None
+        )
         self.token = deploy_token(self.w3, self.w3.eth.accounts[0], "TOK", 6, 10**15)
         assets_file = data_dir / "assets.toml"
         assets_file.write_text(demo_assets(self.token.address))
@@ -136,7 +150,14 @@ class Demo:
         settings = embedded_btc_payout_key(embedded_payout_keystore(settings))
         self.settings = settings
         self.codec = make_codec(settings.schema_registry, settings.topic_prefix)
-        self.producer = make_producer(settings.kafka)
+        self.producer = signing_producer(settings, catalogue.OPERATOR)
+        banks = sorted(load_assets(settings.assets_file).bank_accounts)
+        roles = {CLIENT: ["*"], BANK: banks, OPERATOR: []}  # the upstream service, the bank
+        self.keys = {
+            role: issue_key(settings, self.codec, role, accounts, f"demo {role.lower()}",
+                            "demo")[0]
+            for role, accounts in roles.items()
+        }  # fmt: skip
         self.children = [
             ChildHandle("sink", start_child(settings, "sink")),
             ChildHandle("connectors", start_child(settings, "connectors")),
@@ -146,8 +167,8 @@ class Demo:
         self.api_url = f"http://127.0.0.1:{port}"
         self.wait(lambda: get_json(self.api_url + "/api/v1/health")[0] == 200, "the worker", 90)
         console.print(
-            f"   kafka={settings.kafka} postgres={settings.database_url} eth={settings.eth_rpc} "
-            f"btc={settings.btc_rpc or 'none'}"
+            f"   kafka={settings.kafka} postgres={redacted(settings.database_url)} "
+            f"eth={settings.eth_rpc} btc={redacted(settings.btc_rpc) or 'none'}"
             f"\n   api={self.api_url} data={data_dir}"
         )
 

@@ -12,8 +12,9 @@ from eth_account import Account
 from core.reasons import Reason
 from tokengine.demo.harness import Demo, DemoFailure, console
 from tokengine.demo.scenario import AED_ACCOUNT, camt053
+from topics import catalogue
+from topics.authentication import signing_producer
 from topics.breaker import breaker_record, publish_breaker_state
-from topics.kafka import make_producer
 
 
 def reconciliation(demo: Demo) -> None:
@@ -66,7 +67,10 @@ def reconciliation(demo: Demo) -> None:
     demo.intraday(ledger)  # the bank's figure is corrected
     record = breaker_record("global", "CLOSED", "OK", "demo: bank confirmed", "operator:demo")
     publish_breaker_state(
-        make_producer(demo.settings.kafka), demo.settings.topic_prefix, demo.codec, record
+        signing_producer(demo.settings, catalogue.OPERATOR),
+        demo.settings.topic_prefix,
+        demo.codec,
+        record,
     )
     released = demo.result("demo-w4")
     health = demo.wait(
