@@ -185,7 +185,9 @@ def first_operator_key(settings: Settings) -> Path:
         return path
     token, record = issue_key(settings, codec, "OPERATOR", [], "first operator", "up")
     write_secret_file(path, token + "\n")
-    record_path.write_text(json.dumps({**record, "changed_at": record["changed_at"].isoformat()}))
+    write_secret_file(
+        record_path, json.dumps({**record, "changed_at": record["changed_at"].isoformat()})
+    )
     return path
 
 
