@@ -30,7 +30,7 @@ from core.config import Settings
 from core.money import AmountError, quantize_exact
 from core.reasons import Reason
 from topics import catalogue
-from topics.authentication import refused_alert, signing_producer
+from topics.authentication import produce_refused_alert, signing_producer
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
 from topics.kafka import flush, make_consumer
@@ -151,17 +151,10 @@ class PayoutExecutor:
             catalogue.PAYOUT_COMMANDS.encode(),
         )
         if error.reason == Reason.UNAUTHENTICATED:
-            raised = refused_alert(
-                catalogue.PAYOUT_COMMANDS,
-                message.partition(),
-                message.offset(),
-                str(error),
-                f"{self.chain}-payouts",
-            )
-            self.producer.produce(
-                self.prefix + catalogue.ALERTS,
-                self.codec.encode(catalogue.ALERTS, raised),
-                raised["kind"].encode(),
+            source = (catalogue.PAYOUT_COMMANDS, message.partition(), message.offset())
+            component = f"{self.chain}-payouts"
+            produce_refused_alert(
+                self.producer, self.prefix, self.codec, source, str(error), component
             )
         flush(self.producer, "a payout dead letter")  # before the command is committed
 

@@ -29,7 +29,7 @@ from core.config import Settings
 from core.reasons import Reason
 from sinks.rows import REFRESH_EMI_ACCOUNTS, REFRESHING_TOPICS, STATEMENTS, TOPICS, rows
 from topics import catalogue
-from topics.authentication import SigningProducer, record_auth, refused_alert
+from topics.authentication import SigningProducer, produce_refused_alert, record_auth
 from topics.codec import DecodeError, make_codec
 from topics.dead_letters import dead_letter
 from topics.holes import HoleGuard
@@ -281,13 +281,10 @@ class PostgresSink:
             event.topic.encode(),
         )
         if problem.reason == Reason.UNAUTHENTICATED:
-            raised = refused_alert(
-                event.topic, event.partition, event.offset, problem.error, COMPONENT
-            )
-            self.producer.produce(
-                self.settings.topic_prefix + catalogue.ALERTS,
-                self.codec.encode(catalogue.ALERTS, raised),
-                raised["kind"].encode(),
+            source = (event.topic, event.partition, event.offset)
+            prefix = self.settings.topic_prefix
+            produce_refused_alert(
+                self.producer, prefix, self.codec, source, problem.error, COMPONENT
             )
 
 

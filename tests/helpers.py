@@ -8,6 +8,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from core.config import Settings
+from tests.record_auth import engine_signer
 from topics import catalogue
 from topics.authentication import SigningProducer, record_auth
 from topics.codec import DecodeError, SingleObjectCodec
@@ -23,8 +24,8 @@ def producer_for(settings: Settings, topic: str, signed: bool = True, **extra: A
     producer = make_producer(settings.kafka, **extra)
     if not signed:
         return producer
-    signer = (catalogue.SIGNERS.get(topic) or (catalogue.WORKER,))[0]
-    return SigningProducer(producer, settings.topic_prefix, record_auth(settings, signer))
+    auth = record_auth(settings, engine_signer(topic))
+    return SigningProducer(producer, settings.topic_prefix, auth)
 
 
 def produce(
@@ -128,7 +129,7 @@ def produce_encoded(settings: Settings, messages: list[tuple[str, str, bytes]]) 
         for signer in catalogue.SIGNING_PROCESSES
     }
     for topic, key, value in messages:
-        producer = signing[(catalogue.SIGNERS.get(topic) or (catalogue.WORKER,))[0]]
+        producer = signing[engine_signer(topic)]
         while True:
             try:
                 producer.produce(settings.topic_prefix + topic, value, key.encode())

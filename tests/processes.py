@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -36,3 +39,23 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def start_up(data_dir: Path) -> tuple[subprocess.Popen, list[str], dict[str, str]]:
+    """`tokengine up` on its own data directory and a free API port, read until its
+    `ready:` (or `error`) line: (the process, its lines so far, its environment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINE_")}
+    env.update(TOKENGINE_DATA_DIR=str(data_dir), TOKENGINE_API_PORT="0")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "tokengine", "up"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    lines = []
+    for line in up.stdout:
+        lines.append(line.rstrip())
+        if line.startswith(("ready:", "error")):
+            break
+    return up, lines, env

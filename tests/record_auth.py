@@ -10,6 +10,10 @@ KEYS = RecordKeys.generate()
 AUTH = RecordAuth(KEYS, None)  # checks only
 
 
+def engine_signer(topic: str) -> str:
+    """The process that writes `topic` in the engine (the first one it allows)."""
+    return (catalogue.SIGNERS.get(topic) or (catalogue.WORKER,))[0]
+
+
 def signed(topic: str, key: bytes | None, value: bytes | None) -> Headers | None:
-    signer = (catalogue.SIGNERS.get(topic) or (catalogue.WORKER,))[0]
-    return RecordAuth(KEYS, signer).headers(topic, key, value)
+    return RecordAuth(KEYS, engine_signer(topic)).headers(topic, key, value)

@@ -10,10 +10,8 @@ covered without changing this test.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from core.secrets import MIN_SECRET_LENGTH, passfile_of
-from tests.processes import descendants
+from tests.processes import descendants, start_up
 from tests.test_up import READY_PATTERN
 
 # public parts of an encrypted keystore: its secret is the key it decrypts to (added below)
@@ -81,27 +79,14 @@ def proc_text(pid: int, name: str) -> str:
 @pytest.fixture(scope="module")
 def running_up(tmp_path_factory) -> Iterator[dict]:
     data_dir = tmp_path_factory.mktemp("secrets") / "var"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINE_")}
-    env.update(TOKENGINE_DATA_DIR=str(data_dir), TOKENGINE_API_PORT="0")
-    up = subprocess.Popen(
-        [sys.executable, "-m", "tokengine", "up"],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    up, lines, _env = start_up(data_dir)
     try:
-        lines = []
-        for line in up.stdout:
-            lines.append(line)
-            if line.startswith(("ready:", "error")):
-                break
-        assert READY_PATTERN.match(lines[-1].rstrip()), "".join(lines)
+        assert READY_PATTERN.match(lines[-1]), "\n".join(lines)
         passfile = passfile_of(lines[-1].split("postgres=", 1)[1].split()[0])
         time.sleep(5)  # a few blocks mined, requests logged: what an idle run writes
         yield {
             "up": up,
-            "stdout": "".join(lines),
+            "stdout": "\n".join(lines),
             "data_dir": data_dir,
             "workdir": passfile.parent,
             "pids": descendants(up.pid),

@@ -4,14 +4,13 @@ node credited and shown by `tokengine balances`, a clean stop on SIGTERM."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import time
 
-from tests.processes import alive, descendants
+from tests.processes import alive, descendants, start_up
 
 READY_PATTERN = re.compile(
     r"^ready: kafka=(127\.0\.0\.1:\d+) postgres=postgresql://\S+ eth=(http://127\.0\.0\.1:\d+) "
@@ -21,22 +20,9 @@ READY_LIMIT_S = 60.0
 
 
 def test_up_prints_ready_and_stops_everything_on_sigterm(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINE_")}
-    env.update(TOKENGINE_DATA_DIR=str(tmp_path / "var"), TOKENGINE_API_PORT="0")
     started = time.monotonic()
-    up = subprocess.Popen(
-        [sys.executable, "-m", "tokengine", "up"],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    up, lines, env = start_up(tmp_path / "var")
     try:
-        lines = []
-        for line in up.stdout:
-            lines.append(line.rstrip())
-            if line.startswith(("ready:", "error")):
-                break
         elapsed = time.monotonic() - started
         assert READY_PATTERN.match(lines[-1]), "\n".join(lines)
         assert elapsed < READY_LIMIT_S

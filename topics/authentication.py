@@ -208,3 +208,19 @@ def signing_producer(settings: Any, signer: str, **extra: Any) -> SigningProduce
 
     producer = make_producer(settings.kafka or "127.0.0.1:9092", **extra)
     return SigningProducer(producer, settings.topic_prefix, record_auth(settings, signer))
+
+
+def produce_refused_alert(
+    producer: Any,
+    prefix: str,
+    codec: Any,
+    source: tuple[str, int, int],
+    error: str,
+    component: str,
+) -> None:
+    """`refused_alert` of the record at `source` (topic, partition, offset), produced to
+    the alerts topic through `producer` (a `SigningProducer`; the caller flushes)."""
+    raised = refused_alert(*source, error, component)
+    producer.produce(
+        prefix + catalogue.ALERTS, codec.encode(catalogue.ALERTS, raised), raised["kind"].encode()
+    )
