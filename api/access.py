@@ -1,7 +1,9 @@
 """Who may call the HTTP API, checked once in front of every route (an aiohttp middleware).
 
-In order: the `Host` must be one the API serves (DNS rebinding) and a browser `Origin`
-one allowed (cross-site requests); the route must be in `ROUTES` (default deny: a route
+In order: the `Host` must be one the API serves or an IP address (DNS rebinding needs a
+name: a page on evil.example that rebinds its name to us still sends `Host: evil.example`;
+an IP is what Prometheus sends a container it found by DNS) and a browser `Origin` one
+allowed (cross-site requests); the route must be in `ROUTES` (default deny: a route
 nobody listed, such as Faust's own table pages, answers 404); then, unless the route is
 open, `Authorization: Bearer <key>` must be an active key (401) of a role the route
 allows (403), and a CLIENT key must cover the `{account_id}` of the path (403); the key's
@@ -19,6 +21,7 @@ made a moment ago on another worker).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -160,11 +163,20 @@ class Access:
             found = self.authenticate(token)
         return found
 
+    def serves_host(self, name: str) -> bool:
+        if name in self.hosts:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
     @aiohttp_web.middleware
     async def middleware(
         self, request: aiohttp_web.Request, handler: Handler
     ) -> aiohttp_web.StreamResponse:
-        if host_name(request.host or "").lower() not in self.hosts:
+        if not self.serves_host(host_name(request.host or "").lower()):
             return refusal(403, Reason.FORBIDDEN_ORIGIN, "this Host is not served")
         origin = request.headers.get("Origin")
         if origin is not None and origin not in self.origins:

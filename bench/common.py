@@ -9,6 +9,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -56,8 +57,21 @@ def deposits(n: int, tag: str) -> list[tuple[str, bytes]]:
     return out
 
 
-def produce_all(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> float:
-    producer = make_producer(bootstrap, **{"linger.ms": 20})
+def engine_input_producer(settings: Settings, topic: str, **extra: Any) -> Any:
+    """A producer for the catalogue topic `topic` that signs as the engine process writing
+    it does (every input but the request topics is checked: an unsigned one is refused)."""
+    from tests.helpers import producer_for
+
+    return producer_for(settings, topic, **extra)
+
+
+def produce_all(
+    bootstrap: str, topic: str, items: list[tuple[str, bytes]], producer: Any = None
+) -> float:
+    """Produce `items` (key, value) to `topic` and wait for every acknowledgement: seconds.
+    `producer`: one of `engine_input_producer` (default: an unsigned one, for raw topics)."""
+    if producer is None:  # (not `or`: a producer with nothing queued has len 0, is falsy)
+        producer = make_producer(bootstrap, **{"linger.ms": 20})
     start = time.monotonic()
     for key, value in items:
         while True:
@@ -173,12 +187,16 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def broker_pids() -> list[int]:
-    """The embedded broker's processes (none when TOKENGINE_KAFKA points elsewhere)."""
+    """The embedded broker's processes: tansu, and s3rver when it keeps tansu's log (none
+    when TOKENGINE_KAFKA points elsewhere)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "tansu":
+                name = (entry / "comm").read_text().strip()
+                if name == "tansu" or (
+                    name == "node" and b"s3rver" in (entry / "cmdline").read_bytes()
+                ):
                     pids.append(int(entry.name))
             except OSError:
                 continue

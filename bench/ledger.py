@@ -22,6 +22,7 @@ from bench.common import (
     count_records,
     cpu_seconds,
     deposits,
+    engine_input_producer,
     from_start,
     isolated_settings,
     percentiles,
@@ -34,7 +35,6 @@ from core.config import Settings
 from tests.conftest import ASSETS_FILE, Worker
 from tokengine.processes import free_port
 from topics import catalogue
-from topics.kafka import make_producer
 
 
 def raw_broker(bootstrap: str) -> None:
@@ -138,7 +138,12 @@ def engine(settings: Settings, workers: int) -> tuple[float, dict[str, float]]:
         worker_pids = with_children([worker.process.process.pid for worker in started])
         before = {"workers": cpu_seconds(worker_pids), "broker": cpu_seconds(broker_pids())}
         start = time.monotonic()
-        produce_all(isolated.kafka, isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS, items)
+        produce_all(
+            isolated.kafka,
+            isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS,
+            items,
+            engine_input_producer(isolated, catalogue.CHAIN_OBSERVATIONS, **{"linger.ms": 20}),
+        )
         count_records(isolated, catalogue.BALANCE_UPDATES, EVENTS, 600)
         seconds = time.monotonic() - start
         after = {"workers": cpu_seconds(worker_pids), "broker": cpu_seconds(broker_pids())}
@@ -191,7 +196,9 @@ def latency(settings: Settings, rate_per_s: float) -> dict[str, tuple[float, int
     worker = Worker(isolated, free_port(), 0).start()
     count = min(EVENTS, int(rate_per_s * 10))
     items = deposits(count, "lat")
-    producer = make_producer(isolated.kafka, **{"linger.ms": SENDER_LINGER_MS})
+    producer = engine_input_producer(
+        isolated, catalogue.CHAIN_OBSERVATIONS, **{"linger.ms": SENDER_LINGER_MS}
+    )
     topic = isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS
     try:
         # keyed by command id (= the balance update's cause)

@@ -6,13 +6,20 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.common import codec, from_start, isolated_settings, produce_all, report, send_at_rate
+from bench.common import (
+    codec,
+    engine_input_producer,
+    from_start,
+    isolated_settings,
+    produce_all,
+    report,
+    send_at_rate,
+)
 from core.config import Settings
 from tests.conftest import ASSETS_FILE, Worker
 from tests.helpers import TopicReader
 from tokengine.processes import free_port
 from topics import catalogue
-from topics.kafka import make_producer
 
 RECONCILIATION_ACCOUNTS = 10_000
 
@@ -88,7 +95,7 @@ def reconciliation(settings: Settings) -> None:
     topic = isolated.topic_prefix + catalogue.BANK_NOTIFICATIONS
     try:
         results = TopicReader(isolated, catalogue.RECONCILIATION_RESULTS)
-        producer = make_producer(isolated.kafka, **{"linger.ms": 0})
+        producer = engine_input_producer(isolated, catalogue.BANK_NOTIFICATIONS, **{"linger.ms": 0})
         rate, warm_up, count = 100.0, 500, 2000
         notifications = [notification(n, "lat") for n in range(count)]
         sent_ms = send_at_rate(
@@ -109,7 +116,12 @@ def reconciliation(settings: Settings) -> None:
             )
         backlog = [notification(n, "tp") for n in range(20_000)]
         start = time.monotonic()
-        produce_all(isolated.kafka, topic, backlog)
+        produce_all(
+            isolated.kafka,
+            topic,
+            backlog,
+            engine_input_producer(isolated, catalogue.BANK_NOTIFICATIONS, **{"linger.ms": 20}),
+        )
         results.until(lambda rs: len(rs) >= count + len(backlog), 600, "backlog results")
         seconds = time.monotonic() - start
         results.close()

@@ -6,7 +6,15 @@ import statistics
 import threading
 import time
 
-from bench.common import EVENTS, deposits, isolated_settings, new_database, produce_all, report
+from bench.common import (
+    EVENTS,
+    deposits,
+    engine_input_producer,
+    isolated_settings,
+    new_database,
+    produce_all,
+    report,
+)
 from core.config import Settings
 from tests.conftest import Worker
 from tests.helpers import TopicReader
@@ -28,7 +36,12 @@ def sink(settings: Settings) -> None:
     try:
         items = deposits(EVENTS, "s")
         reader = TopicReader(isolated, catalogue.BALANCE_UPDATES)
-        produce_all(isolated.kafka, isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS, items)
+        produce_all(
+            isolated.kafka,
+            isolated.topic_prefix + catalogue.CHAIN_OBSERVATIONS,
+            items,
+            engine_input_producer(isolated, catalogue.CHAIN_OBSERVATIONS, **{"linger.ms": 20}),
+        )
         reader.until(lambda rs: len(rs) >= EVENTS, 600, "balance updates")
         reader.close()
         with psycopg.connect(isolated.database_url) as conn:

@@ -8,18 +8,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import codec, isolated_settings, report
+from bench.common import codec, engine_input_producer, isolated_settings, report
 from core.config import Settings
 from tests.conftest import ASSETS_FILE
 from topics import catalogue
-from topics.kafka import flush, make_producer
+from topics.kafka import flush
 
 
 def bind_addresses(settings: Settings, chain: str, addresses: list[str]) -> None:
     """Address n belongs to account u<n>."""
     from datetime import UTC, datetime
 
-    producer = make_producer(settings.kafka)
+    producer = engine_input_producer(settings, catalogue.ADDRESS_BINDINGS)
     for n, address in enumerate(addresses):
         binding = {"chain": chain, "address": address, "account_id": f"u{n}"}
         producer.produce(

@@ -47,12 +47,29 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_API_RATE_PER_S": "requests per second per API key (default 100, burst 2x)",
     "TOKENGINE_METRICS_OPEN": "1: /metrics without a key (default: an operator or auditor key)",
     "TOKENGINE_API_KEY_FILE": "file holding the API key the CLI and demo use to call the API",
+    "TOKENGINE_API_BIND": "address the HTTP API listens on (default 127.0.0.1; 0.0.0.0 in a "
+    "container)",
+    "TOKENGINE_METRICS_PORT": "port of /metrics for the sink and the connectors (default 0: "
+    "not served; workers serve it on the API port)",
+    "TOKENGINE_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT (default), SASL_PLAINTEXT, SASL_SSL or SSL",
+    "TOKENGINE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512 (default) or SCRAM-SHA-256",
+    "TOKENGINE_KAFKA_SASL_USERNAME": "the Kafka user this process authenticates as",
+    "TOKENGINE_KAFKA_SASL_PASSWORD_FILE": "file (mode 0600) holding that user's password",
+    "TOKENGINE_KAFKA_CA_FILE": "CA certificate (PEM) that signed the brokers' certificates",
+    "TOKENGINE_TOPIC_REPLICATION_FACTOR": "replicas of every topic created (default 1; 3 on a "
+    "cluster)",
+    "TOKENGINE_TOPIC_MIN_INSYNC_REPLICAS": "min.insync.replicas of every topic created "
+    "(default 1; 2 on a cluster, with acks=all)",
 }
 
 # Read only when the engine starts a service itself (not in a deployment).
 EMBEDDED_ONLY_VARIABLES: dict[str, str] = {
     "TOKENGINE_ANVIL_BIN": "path of the anvil binary (default: .tools from npm, then PATH)",
 }
+
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,15 @@ class Settings:
     api_rate_per_s: float = 100.0
     metrics_open: bool = False
     api_key_file: Path | None = None
+    api_bind: str = "127.0.0.1"
+    metrics_port: int = 0
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ca_file: Path | None = None
+    topic_replication_factor: int = 1
+    topic_min_insync_replicas: int = 1
 
     @property
     def record_keys_path(self) -> Path:
@@ -142,6 +168,17 @@ class Settings:
             api_rate_per_s=float(env.get("TOKENGINE_API_RATE_PER_S", "100")),
             metrics_open=env.get("TOKENGINE_METRICS_OPEN", "") in ("1", "true", "yes"),
             api_key_file=_path_or_none(env.get("TOKENGINE_API_KEY_FILE")),
+            api_bind=env.get("TOKENGINE_API_BIND") or "127.0.0.1",
+            metrics_port=int(env.get("TOKENGINE_METRICS_PORT") or "0"),
+            kafka_security_protocol=_one_of(
+                env, "TOKENGINE_KAFKA_SECURITY_PROTOCOL", KAFKA_SECURITY_PROTOCOLS
+            ),
+            kafka_sasl_mechanism=_one_of(env, "TOKENGINE_KAFKA_SASL_MECHANISM", SASL_MECHANISMS),
+            kafka_sasl_username=env.get("TOKENGINE_KAFKA_SASL_USERNAME") or None,
+            kafka_sasl_password_file=_path_or_none(env.get("TOKENGINE_KAFKA_SASL_PASSWORD_FILE")),
+            kafka_ca_file=_path_or_none(env.get("TOKENGINE_KAFKA_CA_FILE")),
+            topic_replication_factor=_positive(env, "TOKENGINE_TOPIC_REPLICATION_FACTOR"),
+            topic_min_insync_replicas=_positive(env, "TOKENGINE_TOPIC_MIN_INSYNC_REPLICAS"),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -186,6 +223,15 @@ class Settings:
             "TOKENGINE_API_RATE_PER_S": str(self.api_rate_per_s),
             "TOKENGINE_METRICS_OPEN": "1" if self.metrics_open else None,
             "TOKENGINE_API_KEY_FILE": _str_or_none(self.api_key_file),
+            "TOKENGINE_API_BIND": self.api_bind,
+            "TOKENGINE_METRICS_PORT": str(self.metrics_port),
+            "TOKENGINE_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
+            "TOKENGINE_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "TOKENGINE_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "TOKENGINE_KAFKA_SASL_PASSWORD_FILE": _str_or_none(self.kafka_sasl_password_file),
+            "TOKENGINE_KAFKA_CA_FILE": _str_or_none(self.kafka_ca_file),
+            "TOKENGINE_TOPIC_REPLICATION_FACTOR": str(self.topic_replication_factor),
+            "TOKENGINE_TOPIC_MIN_INSYNC_REPLICAS": str(self.topic_min_insync_replicas),
         }
         return {name: value for name, value in pairs.items() if value is not None}
 
@@ -208,3 +254,17 @@ def _str_or_none(value: Path | None) -> str | None:
 
 def _names(env: dict[str, str] | os._Environ, name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _one_of(env: dict[str, str] | os._Environ, name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or allowed[0]
+    if value not in allowed:
+        raise ValueError(f"{name}: unknown value {value!r} (one of {', '.join(allowed)})")
+    return value
+
+
+def _positive(env: dict[str, str] | os._Environ, name: str) -> int:
+    text = env.get(name) or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name}: a whole number of at least 1, not {text!r}")
+    return int(text)

@@ -9,6 +9,7 @@ can compose part of one). The Faust settings that matter on tansu and on real Ka
 
 from __future__ import annotations
 
+import socket
 from typing import TypeVar
 
 import faust
@@ -21,6 +22,7 @@ from core.config import Settings
 from topics import catalogue
 from topics.authentication import RecordAuth, record_auth
 from topics.codec import Codec, make_codec
+from topics.kafka import faust_credentials
 from topics.view import Fold, Folded, TopicView
 
 T = TypeVar("T")
@@ -47,7 +49,8 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         autodiscover=False,
         topic_partitions=catalogue.ACCOUNT_PARTITIONS,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
+        broker_credentials=faust_credentials(settings),
         # tansu (and small clusters) join a group in half the session timeout
         broker_session_timeout=6,
         broker_heartbeat_interval=1,
@@ -59,8 +62,8 @@ def create_app(settings: Settings) -> faust.App:
         recovery_consistency_check=False,
         producer_linger=0.005,
         web_enabled=True,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=settings.api_bind,
+        web_host=socket.gethostname() if settings.api_bind == "0.0.0.0" else settings.api_bind,
         web_port=settings.api_port,
         web_in_thread=False,
         datadir=str(settings.data_dir / "faust"),

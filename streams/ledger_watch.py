@@ -7,8 +7,10 @@ the whole ledger on every worker), per asset:
 - liabilities to users + fee account (+ clearing and liquidity in flight) == operator assets;
 - the fee account above the asset's configured `fee_floor`.
 A violation emits an `invariant.violated` alert and trips the breaker (OPEN), once per
-finding. Per-record invariants (`reserved <= balance`, reservations == open payouts) are
-checked by `streams.ledger.invariants` on every transition and stop the worker instead.
+finding. Each check also sets the operator accounts' balance gauges (and the fee floors)
+that the dashboards and the alert rules read. Per-record invariants (`reserved <=
+balance`, reservations == open payouts) are checked by `streams.ledger.invariants` on
+every transition and stop the worker instead.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from core.accounts import ledger_asset
+from core.accounts import ledger_asset, operator_assets
 from core.breaker import GLOBAL_SCOPE, State
+from streams import metrics
 from streams.app import Engine
 from streams.ledger_view import LedgerView
 from topics import catalogue
@@ -65,6 +68,17 @@ def violations(nets: dict[str, Decimal], fee_floors: dict[str, Decimal]) -> list
     return found
 
 
+def show_operator_balances(nets: dict[str, Decimal]) -> None:
+    """Set the balance gauge of every operator ledger account: its assets account is
+    debit-normal (debits - credits), the others credit-normal (credits - debits)."""
+    for account, net in nets.items():
+        if not account.startswith("operator:"):
+            continue
+        asset = ledger_asset(account)
+        balance = net if account == operator_assets(asset) else -net
+        metrics.operator_balance.labels(ledger_account=account, asset=asset).set(balance)
+
+
 class LedgerWatch:
     """Checks the whole ledger every CHECK_INTERVAL_S; each finding raised once per worker."""
 
@@ -77,11 +91,14 @@ class LedgerWatch:
             for code, asset in engine.assets.assets.items()
             if asset.fee_floor is not None
         }
+        for code, floor in self.floors.items():
+            metrics.fee_floor.labels(asset=code).set(floor)
         engine.app.timer(CHECK_INTERVAL_S, name="ledger_watch")(self.check)
 
     async def check(self) -> None:
         with self.ledger.lock:
             nets = dict(self.ledger.nets.nets)
+        show_operator_balances(nets)
         found = [v for v in violations(nets, self.floors) if v not in self.reported]
         if found:
             self.reported.update(found)

@@ -42,6 +42,18 @@ circuit_breaker_active = Gauge(
     "1 while the breaker halts payouts for the bank account's asset (or globally).",
     ["account_id"],
 )
+operator_balance = Gauge(
+    "token_engine_operator_balance",
+    "Balance of each operator ledger account (assets: what the operator holds; fees, "
+    "liquidity: what it owes itself), from the whole-ledger view; a display figure (the "
+    "ledger's amounts are exact decimals, Prometheus keeps float64).",
+    ["ledger_account", "asset"],
+)
+fee_floor = Gauge(
+    "token_engine_fee_floor",
+    "The configured floor of each asset's fee account (`fee_floor` in the asset file).",
+    ["asset"],
+)
 consumer_lag = Gauge(
     "token_engine_consumer_lag",
     "Messages not yet processed, per agent (summed over its assigned partitions).",

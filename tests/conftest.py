@@ -20,6 +20,7 @@ import pytest
 
 from core.config import Settings
 from tests.http import serve
+from tests.processes import forget_started_data
 from tokengine.processes import ManagedProcess, free_port
 from tokengine.services import EmbeddedServices
 from tokengine.up import get_json
@@ -29,6 +30,12 @@ from topics.codec import SingleObjectCodec
 ASSETS_FILE = Path(__file__).parent / "fixtures" / "assets.toml"
 
 WORKER_READY_TIMEOUT_S = 90.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forget_started_data() -> Iterator[None]:
+    yield
+    forget_started_data()
 
 
 @pytest.fixture(scope="session")

@@ -41,14 +41,32 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def start_up(data_dir: Path) -> tuple[subprocess.Popen, list[str], dict[str, str]]:
-    """`tokengine up` on its own data directory and a free API port, read until its
-    `ready:` (or `error`) line: (the process, its lines so far, its environment)."""
+STARTED_DATA_DIRS: set[Path] = set()  # what `forget_started_data` removes at the end
+
+
+def forget_started_data() -> None:
+    """Remove what runs of `up` kept outside their data directories (the Postgres data of
+    a root run whose DATA_DIR the postgres user cannot reach: pytest's 0700 tmp_path)."""
+    from tokengine.services import forget_postgres_elsewhere
+    from tokengine.up import SERVICES_DIR
+
+    for data_dir in STARTED_DATA_DIRS:
+        forget_postgres_elsewhere(data_dir / SERVICES_DIR)
+
+
+def start_up(
+    data_dir: Path, cwd: Path | None = None
+) -> tuple[subprocess.Popen, list[str], dict[str, str]]:
+    """`tokengine up` on its own data directory (relative to `cwd` when that is given, as
+    `make run`'s ./var is) and a free API port, read until its `ready:` (or `error`) line:
+    (the process, its lines so far, its environment)."""
+    STARTED_DATA_DIRS.add((cwd or Path.cwd()) / data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINE_")}
     env.update(TOKENGINE_DATA_DIR=str(data_dir), TOKENGINE_API_PORT="0")
     up = subprocess.Popen(
         [sys.executable, "-m", "tokengine", "up"],
         env=env,
+        cwd=cwd,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -85,3 +85,11 @@ def test_the_readme_lists_every_reason_code() -> None:
     assert listed == {reason.value for reason in Reason}, sorted(
         listed ^ {reason.value for reason in Reason}
     )
+
+
+def test_the_readme_lists_every_environment_variable() -> None:
+    from core.config import ENVIRONMENT_VARIABLES
+
+    section = README.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(TOKENGINE_[A-Z_]+)` \|", section, re.M))
+    assert listed == set(ENVIRONMENT_VARIABLES), sorted(listed ^ set(ENVIRONMENT_VARIABLES))

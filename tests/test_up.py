@@ -9,19 +9,21 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.processes import alive, descendants, start_up
 
 READY_PATTERN = re.compile(
     r"^ready: kafka=(127\.0\.0\.1:\d+) postgres=postgresql://\S+ eth=(http://127\.0\.0\.1:\d+) "
-    r"api=http://127\.0\.0\.1:(\d+)( btc=http://\S+)?$"
+    r"api=http://127\.0\.0\.1:(\d+)( btc=http://\S+)?( prometheus=http://127\.0\.0\.1:\d+)?$"
 )
 READY_LIMIT_S = 60.0
 
 
 def test_up_prints_ready_and_stops_everything_on_sigterm(tmp_path) -> None:
     started = time.monotonic()
-    up, lines, env = start_up(tmp_path / "var")
+    up, lines, env = start_up(Path("var"), cwd=tmp_path)  # relative, as `make run`'s is
+    env["TOKENGINE_DATA_DIR"] = str(tmp_path / "var")  # for the CLI calls made from here
     try:
         elapsed = time.monotonic() - started
         assert READY_PATTERN.match(lines[-1]), "\n".join(lines)
@@ -29,7 +31,10 @@ def test_up_prints_ready_and_stops_everything_on_sigterm(tmp_path) -> None:
         children = descendants(up.pid)
         assert len(children) >= 6  # tansu, postgres, anvil, the sink, the connectors, a worker
         kafka, eth = READY_PATTERN.match(lines[-1]).groups()[:2]
+        prometheus = re.search(r" prometheus=(\S+)$", lines[-1])
+        assert prometheus, "Debian's prometheus is installed by `make deps`: it must run"
         deposit_on_the_local_node_is_credited({**env, "TOKENGINE_KAFKA": kafka}, eth)
+        prometheus_scrapes_every_process_with_the_rules(prometheus.group(1))
         up.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0
         assert "stopped" in up.stdout.read()
@@ -67,3 +72,26 @@ def deposit_on_the_local_node_is_credited(env: dict[str, str], eth_rpc: str) -> 
             return
         time.sleep(0.5)
     raise AssertionError("the deposit on the local node was not credited")
+
+
+def prometheus_scrapes_every_process_with_the_rules(url: str) -> None:
+    """The embedded Prometheus scrapes the worker (with its key), the sink and the
+    connectors, and has loaded the deployment's alert rules."""
+    import urllib.request
+
+    def get(path: str) -> dict:
+        with urllib.request.urlopen(url + path, timeout=5) as response:
+            return json.loads(response.read())["data"]
+
+    deadline = time.monotonic() + 30
+    while True:
+        targets = get("/api/v1/targets")["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        if set(health.values()) == {"up"} or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert health == dict.fromkeys(
+        ["tokengine-worker", "tokengine-sink", "tokengine-connectors"], "up"
+    ), targets
+    rules = [r["name"] for g in get("/api/v1/rules")["groups"] for r in g["rules"]]
+    assert "TokEngineCircuitBreakerOpen" in rules, rules

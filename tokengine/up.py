@@ -7,11 +7,17 @@ executors, with funded keys on the embedded nodes) and the Faust workers (each s
 the HTTP API), waits until every worker answers ready, prints the one `ready:` line, then a progress
 line while it runs. A worker, the sink or the connectors are restarted with backoff when
 they die. On a signal, everything is stopped in reverse order and nothing is left running.
+
+Everything it starts keeps its state under DATA_DIR (default ./var): the Kafka log, Postgres,
+the chain nodes (DATA_DIR/services), keys (DATA_DIR/secrets), the workers' and connectors'
+local files; `up` twice is the same ledger. `up --fresh` empties DATA_DIR first (only a
+directory `up` made: it carries the `.tokengine-data` marker).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import threading
@@ -24,9 +30,9 @@ from pathlib import Path
 from core.config import Settings
 from core.secrets import redacted, secrets_dir, write_secret_file
 from sinks.migrate import migrate
-from tokengine.chain_nodes import embedded_btc_payout_key
-from tokengine.processes import ManagedProcess, free_port, port_accepts
-from tokengine.services import EmbeddedServices
+from tokengine.chain_nodes import embedded_btc_payout_key, embedded_payout_keystore
+from tokengine.processes import ManagedProcess, ServiceError, free_port, port_accepts
+from tokengine.services import EmbeddedServices, forget_postgres_elsewhere
 from topics.admin import create_topics
 
 READY_TIMEOUT_S = 90.0
@@ -81,13 +87,25 @@ class ChildHandle:
     command: str
     process: ManagedProcess
     restarts: int = 0
+    metrics_port: int = 0  # its /metrics (0: none), the same after a restart
+
+    @classmethod
+    def started(cls, settings: Settings, command: str) -> ChildHandle:
+        port = free_port()
+        return cls(command, start_child(settings, command, port), metrics_port=port)
+
+    @property
+    def metrics_target(self) -> str:
+        return f"127.0.0.1:{self.metrics_port}"
 
 
-def start_child(settings: Settings, command: str) -> ManagedProcess:
-    """`tokengine sink` or `tokengine connectors`, logging to DATA_DIR/logs/<command>.log."""
+def start_child(settings: Settings, command: str, metrics_port: int = 0) -> ManagedProcess:
+    """`tokengine sink` or `tokengine connectors`, logging to DATA_DIR/logs/<command>.log,
+    serving /metrics on `metrics_port` (0: not)."""
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**_base_env(), **child_environ(settings, command)}
+    env["TOKENGINE_METRICS_PORT"] = str(metrics_port)
     argv = [sys.executable, "-m", "tokengine", command]
     return ManagedProcess.start(command, argv, log_dir / f"{command}.log", env=env)
 
@@ -109,40 +127,6 @@ def child_environ(settings: Settings, command: str) -> dict[str, str]:
         for name in CONNECTOR_ONLY_VARIABLES:
             env.pop(name, None)
     return env
-
-
-EMBEDDED_PAYOUT_BALANCE_WEI = 10_000 * 10**18  # what anvil gives each development account
-
-
-def embedded_payout_keystore(settings: Settings) -> Settings:
-    """On the embedded anvil, pay out from a new key (a keystore file), funded by the node.
-
-    Not one of anvil's development keys: anvil prints those in its log.
-    """
-    if settings.eth_keystore is not None or not settings.eth_rpc:
-        return settings
-    import secrets
-
-    from eth_account import Account
-    from web3 import Web3
-
-    account = Account.create()
-    Web3(Web3.HTTPProvider(settings.eth_rpc)).provider.make_request(
-        "anvil_setBalance", [account.address, hex(EMBEDDED_PAYOUT_BALANCE_WEI)]
-    )
-
-    directory = secrets_dir(settings.data_dir)
-    password = secrets.token_hex(24)
-    password_file = write_secret_file(directory / "eth-keystore.password", password)
-    # scrypt at eth-account's default strength (n=2**18): decrypting takes 0.74 s here
-    # (encrypting 0.86 s; measured 2026-12 on the 2-core dev machine), once per connectors start
-    keystore = json.dumps(Account.encrypt(account.key, password))
-    path = write_secret_file(directory / "eth-keystore.json", keystore)
-    # the password stays in this process's settings (the demo decrypts with it); children
-    # get the file's path only (`Settings.as_environ`)
-    return settings.with_overrides(
-        eth_keystore=path, eth_keystore_password=password, eth_keystore_password_file=password_file
-    )
 
 
 def _base_env() -> dict[str, str]:
@@ -169,26 +153,55 @@ def wait_ready(workers: list[WorkerHandle], stop: threading.Event) -> bool:
 
 
 def first_operator_key(settings: Settings) -> Path:
-    """The operator key made at the first start (DATA_DIR/secrets/operator.key, readable
+    """The operator key made at the first start (DATA_DIR/secrets/operator.key)."""
+    return kept_key(settings, "operator", "OPERATOR", "first operator")
+
+
+def kept_key(settings: Settings, name: str, role: str, label: str) -> Path:
+    """A key `up` makes for itself at the first start (DATA_DIR/secrets/<name>.key, readable
     by its owner only; its public record beside it): made once, its record published again
     when the broker no longer has it."""
     from topics.codec import make_codec
     from topics.operator_records import issue_key, republish_key
 
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
-    path = settings.data_dir / "secrets" / "operator.key"
-    record_path = path.with_name("operator.key.json")
+    path = secrets_dir(settings.data_dir) / f"{name}.key"
+    record_path = path.with_name(f"{name}.key.json")
     if path.exists() and record_path.exists():
         record = json.loads(record_path.read_text())
         record["changed_at"] = datetime.fromisoformat(record["changed_at"])
         republish_key(settings, codec, path.read_text().strip(), record)
         return path
-    token, record = issue_key(settings, codec, "OPERATOR", [], "first operator", "up")
+    token, record = issue_key(settings, codec, role, [], label, "up")
     write_secret_file(path, token + "\n")
     write_secret_file(
         record_path, json.dumps({**record, "changed_at": record["changed_at"].isoformat()})
     )
     return path
+
+
+def start_monitoring(
+    settings: Settings, workers: list[WorkerHandle], children: list[ChildHandle]
+) -> tuple[str, ManagedProcess] | None:
+    """The embedded Prometheus (`tokengine.monitoring`) when it is installed: (url, process)."""
+    from tokengine.monitoring import prometheus_binary, scrape_config, start_prometheus
+
+    if prometheus_binary() is None:
+        print("note: no prometheus installed (Debian's `prometheus`): not monitoring")
+        return None
+    key_file = kept_key(settings, "prometheus", "AUDITOR", "embedded prometheus")
+    targets = {child.command: child.metrics_target for child in children}
+    config = scrape_config(
+        [f"127.0.0.1:{handle.api_port}" for handle in workers],
+        targets.get("sink"),
+        targets.get("connectors"),
+        key_file,
+    )
+    try:
+        return start_prometheus(settings.data_dir / SERVICES_DIR / "prometheus", config)
+    except ServiceError as error:  # monitoring is not worth stopping the engine for
+        print(f"warning: prometheus did not start: {error}", flush=True)
+        return None
 
 
 def progress_line(workers: list[WorkerHandle], key: str | None = None) -> str:
@@ -209,29 +222,69 @@ def choose_api_port(preferred: int) -> int:
     return free_port()
 
 
-def run_up(settings: Settings) -> int:
+DATA_MARKER = ".tokengine-data"
+SERVICES_DIR = "services"  # under DATA_DIR: what the embedded services keep
+
+
+class DataDirError(RuntimeError):
+    """DATA_DIR cannot be used (or emptied) as asked: the message says why."""
+
+
+def prepare_data_dir(data_dir: Path, fresh: bool) -> None:
+    """Make DATA_DIR (with its marker), or empty it first when `fresh`: only a directory
+    that carries the marker, never one `up` did not make."""
+    marker = data_dir / DATA_MARKER
+    if fresh and data_dir.exists() and any(data_dir.iterdir()):
+        if not marker.exists():
+            raise DataDirError(
+                f"--fresh: {data_dir} was not made by tokengine up (no {DATA_MARKER}); "
+                "not emptying it"
+            )
+        forget_postgres_elsewhere(data_dir / SERVICES_DIR)
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def run_up(settings: Settings, fresh: bool = False) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started_at = time.monotonic()
+    # absolute: children and servers run elsewhere (Postgres in its data directory,
+    # Prometheus reads paths relative to its configuration file)
+    settings = settings.with_overrides(data_dir=settings.data_dir.resolve())
+    try:
+        prepare_data_dir(settings.data_dir, fresh)
+    except DataDirError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     services = EmbeddedServices(
-        settings, eth_block_time_s=1.0, want_btc=True, btc_block_time_s=REGTEST_BLOCK_TIME_S
+        settings,
+        eth_block_time_s=1.0,
+        want_btc=True,
+        btc_block_time_s=REGTEST_BLOCK_TIME_S,
+        state_dir=settings.data_dir / SERVICES_DIR,
     )
     workers: list[WorkerHandle] = []
     children: list[ChildHandle] = []
     try:
         settings = services.start()
-        create_topics(settings.kafka, settings.topic_prefix)
+        create_topics(
+            settings.kafka,
+            settings.topic_prefix,
+            replication_factor=settings.topic_replication_factor,
+            min_insync_replicas=settings.topic_min_insync_replicas,
+        )
         migrate(settings.database_url)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         operator_key = first_operator_key(settings)
         if services.started_eth:
             settings = embedded_payout_keystore(settings)
         if services.started_btc:
             settings = embedded_btc_payout_key(settings)
-        children.append(ChildHandle("sink", start_child(settings, "sink")))
+        children.append(ChildHandle.started(settings, "sink"))
         if settings.eth_rpc or settings.btc_rpc:
-            children.append(ChildHandle("connectors", start_child(settings, "connectors")))
+            children.append(ChildHandle.started(settings, "connectors"))
         for index in range(settings.workers):
             port = choose_api_port(settings.api_port if index == 0 else 0)
             workers.append(WorkerHandle(index, port, start_worker(settings, index, port)))
@@ -239,10 +292,19 @@ def run_up(settings: Settings) -> int:
             if not stop.is_set():
                 print("error: the workers did not become ready", file=sys.stderr)
             return 0 if stop.is_set() else 1
+        prometheus = start_monitoring(settings, workers, children)
+        if prometheus is not None:
+            services.processes.append(prometheus[1])
         print(
             f"ready: kafka={settings.kafka} postgres={redacted(settings.database_url)} "
             f"eth={redacted(settings.eth_rpc)} api={workers[0].api_url}"
-            + (f" btc={redacted(settings.btc_rpc)}" if settings.btc_rpc else ""),
+            + (f" btc={redacted(settings.btc_rpc)}" if settings.btc_rpc else "")
+            + (f" prometheus={prometheus[0]}" if prometheus else ""),
+            flush=True,
+        )
+        print(
+            f"data: {settings.data_dir.resolve()} (kept across runs: Kafka log, Postgres, "
+            "chain nodes, keys; `tokengine up --fresh` starts from nothing)",
             flush=True,
         )
         print(
@@ -284,7 +346,7 @@ def supervise(
             if stop.wait(min(MAX_RESTART_BACKOFF_S, 2.0**child.restarts)):
                 return
             child.restarts += 1
-            child.process = start_child(settings, child.command)
+            child.process = start_child(settings, child.command, child.metrics_port)
         for handle in workers:
             if handle.process.alive():
                 continue

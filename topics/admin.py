@@ -1,26 +1,45 @@
-"""Creates the catalogue's topics, idempotently (existing topics are left as they are)."""
+"""Creates the catalogue's topics, idempotently (existing topics are left as they are).
+
+Partition counts are the catalogue's (they are part of the data layout: the ledger maps an
+account to a partition by them); replication and `min.insync.replicas` are the
+deployment's (`TOKENGINE_TOPIC_REPLICATION_FACTOR` / `_MIN_INSYNC_REPLICAS`).
+"""
 
 from __future__ import annotations
 
 from confluent_kafka import KafkaError
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from topics.catalogue import TOPICS, TopicSpec
+from topics.kafka import make_admin
 
 CREATE_TIMEOUT_S = 30
 
 
 def create_topics(
-    bootstrap: str, prefix: str, specs: tuple[TopicSpec, ...] = TOPICS
+    bootstrap: str,
+    prefix: str,
+    specs: tuple[TopicSpec, ...] = TOPICS,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> dict[str, str]:
     """Create every topic that does not exist yet; returns {topic: 'created' | 'exists'}."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = make_admin(bootstrap)
+    replicated = {}
+    if min_insync_replicas > 1:  # tansu (one node) is given no setting it has no use for
+        replicated["min.insync.replicas"] = str(min_insync_replicas)
     existing = set(admin.list_topics(timeout=CREATE_TIMEOUT_S).topics)
     outcome = {
         spec.full_name(prefix): "exists" for spec in specs if spec.full_name(prefix) in existing
     }
     wanted = [
-        NewTopic(spec.full_name(prefix), spec.partitions, 1, config=spec.config)
+        NewTopic(
+            spec.full_name(prefix),
+            spec.partitions,
+            replication_factor,
+            config=spec.config | replicated,
+        )
         for spec in specs
         if spec.full_name(prefix) not in existing
     ]

@@ -1,8 +1,12 @@
 """Kafka clients: every non-Faust producer and consumer is made here, with shared settings.
 
 `make_producer` / `make_consumer` (a group member), `make_reader` (assign-only: views,
-tails, one-off reads), `flush` (wait for every delivery or raise: one helper, one error),
-and how consumers read (`consume_available`).
+tails, one-off reads), `make_admin`, `flush` (wait for every delivery or raise: one helper,
+one error), and how consumers read (`consume_available`).
+
+How a client authenticates (`client_security`: SASL/SCRAM and TLS, from the
+`TOKENGINE_KAFKA_*` settings, the password read from its file) is the same for every
+client of a process; Faust gets the same through `faust_credentials`.
 
 The timeouts are chosen for tansu too: a consumer-group join waits half the session
 timeout, so a 6 s session makes joins take ~3 s instead of ~25 s.
@@ -10,10 +14,15 @@ timeout, so a 6 s session makes joins take ~3 s instead of ~25 s.
 
 from __future__ import annotations
 
+import ssl
+from functools import cache
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka.admin import AdminClient
 
+from core.config import Settings
+from core.secrets import read_secret_file
 from topics.partitioning import PRODUCER_PARTITIONER
 
 SESSION_TIMEOUT_MS = 6000
@@ -34,9 +43,66 @@ FLUSHED_BATCH_LINGER_MS = 100
 FLUSH_TIMEOUT_S = 30.0
 
 
+class KafkaSecurityError(ValueError):
+    """The Kafka security settings contradict each other (named in the message)."""
+
+
+def security_config(settings: Settings) -> dict[str, str]:
+    """librdkafka's settings for how these settings authenticate to the brokers."""
+    protocol = settings.kafka_security_protocol
+    config = {"security.protocol": protocol}
+    if protocol.startswith("SASL_"):
+        if not settings.kafka_sasl_username or settings.kafka_sasl_password_file is None:
+            raise KafkaSecurityError(
+                f"TOKENGINE_KAFKA_SECURITY_PROTOCOL={protocol} needs "
+                "TOKENGINE_KAFKA_SASL_USERNAME and TOKENGINE_KAFKA_SASL_PASSWORD_FILE"
+            )
+        config |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": settings.kafka_sasl_username,
+            "sasl.password": read_secret_file(settings.kafka_sasl_password_file),
+        }
+    if protocol.endswith("SSL") and settings.kafka_ca_file is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ca_file)
+    return config
+
+
+@cache
+def client_security() -> dict[str, str]:
+    """This process's Kafka authentication (its settings are read from the environment once,
+    like every process's): the same for each of its clients."""
+    return security_config(Settings.from_env())
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """Faust's (aiokafka's) form of `security_config`: None for PLAINTEXT."""
+    import faust
+
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=_str_or_none(settings.kafka_ca_file))
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    config = security_config(settings)
+    return faust.SASLCredentials(
+        username=config["sasl.username"],
+        password=config["sasl.password"],
+        mechanism=config["sasl.mechanism"],
+        ssl_context=context,
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
+        **client_security(),
         "partitioner": PRODUCER_PARTITIONER,
         "linger.ms": 5,
         "acks": "all",
@@ -68,6 +134,7 @@ def paced_fetching(interval_ms: int) -> dict[str, Any]:
 def consumer_config(bootstrap: str, group_id: str, **extra: Any) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
+        **client_security(),
         "group.id": group_id,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
@@ -89,8 +156,18 @@ def make_consumer(bootstrap: str, group_id: str, **extra: Any) -> Consumer:
 def make_reader(bootstrap: str, name: str, **extra: Any) -> Consumer:
     """A consumer that is assigned partitions and never joins its group nor commits."""
     return Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False, **extra}
+        {
+            "bootstrap.servers": bootstrap,
+            **client_security(),
+            "group.id": name,
+            "enable.auto.commit": False,
+            **extra,
+        }
     )
+
+
+def make_admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, **client_security()})
 
 
 class NotAcknowledged(RuntimeError):

@@ -211,6 +211,9 @@ def test_foreign_host_origin_and_undeclared_bodies_are_refused(start_worker, set
     rebound = {**auth, **json_type, "Host": "evil.example"}
     assert raw_request(url, rebound, body) == 403
     assert raw_request(worker.api_url + "/api/v1/health", {"Host": "evil.example:80"}) == 403
+    # a name that looks like an address is still a name; an IP address is no rebinding
+    assert raw_request(worker.api_url + "/api/v1/health", {"Host": "10.0.0.5.evil.example"}) == 403
+    assert raw_request(worker.api_url + "/api/v1/health", {"Host": "172.18.0.7:6066"}) == 200
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
         assert raw_request(url, {**auth, "Content-Type": content_type}, body) == 415
     assert count(settings, catalogue.DEPOSIT_REQUESTS, 1) == 1

@@ -17,12 +17,15 @@ from topics import catalogue
 
 @click.command()
 @click.option("--workers", type=click.IntRange(1, 8), default=None, help="Faust workers to run.")
-def up(workers: int | None) -> None:
+@click.option(
+    "--fresh", is_flag=True, help="Empty DATA_DIR first: start from nothing (the data is lost)."
+)
+def up(workers: int | None, fresh: bool) -> None:
     """Start everything: embedded services (unless configured), topics, workers, API."""
     from tokengine.up import run_up
 
     settings = settings_or_fail(need_kafka=False)
-    sys.exit(run_up(settings.with_overrides(workers=workers or settings.workers)))
+    sys.exit(run_up(settings.with_overrides(workers=workers or settings.workers), fresh))
 
 
 @click.command()
@@ -35,6 +38,20 @@ def worker() -> None:
     run_worker(settings)
 
 
+def serve_metrics(settings) -> None:
+    """This process's Prometheus metrics at http://API_BIND:METRICS_PORT/metrics, when
+    TOKENGINE_METRICS_PORT is set (the sink and the connectors; a worker serves its own on
+    the API port, behind a key). No key here: publish the port to Prometheus alone."""
+    if settings.metrics_port <= 0:
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(settings.metrics_port, addr=settings.api_bind)
+    except OSError as error:
+        fail(f"TOKENGINE_METRICS_PORT: {settings.api_bind}:{settings.metrics_port}: {error}")
+
+
 @click.command()
 def sink() -> None:
     """Run the Postgres sink (migrates first) until stopped."""
@@ -42,6 +59,7 @@ def sink() -> None:
 
     settings = settings_or_fail()
     database_url_or_fail(settings)
+    serve_metrics(settings)
     run_sink(settings)
 
 
@@ -53,6 +71,7 @@ def connectors() -> None:
     settings = settings_or_fail()
     if not settings.eth_rpc and not settings.btc_rpc:
         fail("TOKENGINE_ETH_RPC / TOKENGINE_BTC_RPC: neither is set (no chain to watch)")
+    serve_metrics(settings)
     run_connectors(settings)
 
 
@@ -82,7 +101,14 @@ def topics_create() -> None:
     from topics.admin import create_topics
 
     settings = settings_or_fail()
-    for name, outcome in sorted(create_topics(settings.kafka, settings.topic_prefix).items()):
+    for name, outcome in sorted(
+        create_topics(
+            settings.kafka,
+            settings.topic_prefix,
+            replication_factor=settings.topic_replication_factor,
+            min_insync_replicas=settings.topic_min_insync_replicas,
+        ).items()
+    ):
         click.echo(f"{outcome:8} {name}")
 
 

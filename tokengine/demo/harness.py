@@ -27,11 +27,11 @@ from sinks.migrate import migrate
 from standins.simulated_bank import SimulatedBank
 from standins.solidity import deploy_token
 from tokengine.api_client import call
-from tokengine.chain_nodes import embedded_btc_payout_key
+from tokengine.chain_nodes import embedded_btc_payout_key, embedded_payout_keystore
 from tokengine.demo.scenario import AED_ACCOUNT, USD_ACCOUNT, demo_assets
 from tokengine.processes import free_port
 from tokengine.services import EmbeddedServices
-from tokengine.up import ChildHandle, embedded_payout_keystore, get_json, start_child, start_worker
+from tokengine.up import ChildHandle, get_json, start_child, start_worker
 from topics import catalogue
 from topics.admin import create_topics
 from topics.authentication import signing_producer
