@@ -42,6 +42,7 @@ from topics import catalogue
 from topics.codec import Codec
 from topics.dead_letters import dead_letter, excerpt
 from topics.kafka import flush
+from topics.metrics import dead_letters
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
@@ -288,6 +289,7 @@ class BankConnector:
             error=f"{error} ({described})",
             component="bank-connector",
         )
+        dead_letters.labels("bank-connector", error.reason).inc()
         self.producer.produce(
             self.prefix + catalogue.DEAD_LETTERS,
             self.codec.encode(catalogue.DEAD_LETTERS, record),

@@ -34,6 +34,7 @@ from topics.authentication import produce_refused_alert, signing_producer
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
 from topics.kafka import flush, make_consumer
+from topics.metrics import dead_letters
 from topics.view import TopicView
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ class PayoutExecutor:
         letter = dead_letter_of_message(
             message, catalogue.PAYOUT_COMMANDS, error.reason, str(error), f"{self.chain}-payouts"
         )
+        dead_letters.labels(f"{self.chain}-payouts", error.reason).inc()
         self.producer.produce(
             self.prefix + catalogue.DEAD_LETTERS,
             self.codec.encode(catalogue.DEAD_LETTERS, letter),

@@ -34,6 +34,7 @@ from topics.codec import DecodeError, make_codec
 from topics.dead_letters import dead_letter
 from topics.holes import HoleGuard
 from topics.kafka import NotAcknowledged, flush, make_consumer, make_producer
+from topics.metrics import dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,7 @@ class PostgresSink:
             error=problem.error,
             component=COMPONENT,
         )
+        dead_letters.labels(COMPONENT, problem.reason).inc()
         self.producer.produce(
             self.settings.topic_prefix + catalogue.DEAD_LETTERS,
             self.codec.encode(catalogue.DEAD_LETTERS, letter),

@@ -47,6 +47,7 @@ STOP_TIMEOUT_S = 15.0
 RELAYED: dict[str, Counter] = {
     "events_processed": metrics.events_processed,
     "dead_letters": metrics.dead_letters,
+    "unauthenticated_records": metrics.unauthenticated_records,
 }
 LabelSet = tuple[tuple[str, str], ...]
 

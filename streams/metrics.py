@@ -7,21 +7,20 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
+# kept by every kind of process (the sink and the connectors too): defined in topics/
+from topics.metrics import dead_letters, unauthenticated_records  # noqa: F401
+
 events_processed = Counter(
     "token_engine_events_processed", "Events processed, per agent.", ["agent"]
-)
-dead_letters = Counter(
-    "token_engine_dead_letters", "Messages sent to the dead-letter topic.", ["component", "reason"]
-)
-unauthenticated_records = Counter(
-    "token_engine_unauthenticated_records",
-    "Records refused because the engine did not write them (forged or altered).",
-    ["topic", "reader"],
 )
 
 stale_writes_ignored = Counter(
     "token_engine_stale_writes_ignored",
     "Changelog records older than the table's, ignored in recovery (a stale worker's writes).",
+)
+ledger_holes_skipped = Counter(
+    "token_engine_ledger_holes_skipped",
+    "Holes in ledger-commands passed as settled (offsets the broker will never deliver).",
 )
 ledger_rewinds = Counter(
     "token_engine_ledger_rewinds",

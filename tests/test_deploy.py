@@ -110,9 +110,13 @@ def start_process(settings, command: str, log_dir: Path, **overrides) -> tuple[M
 
 
 def write_stand_in(path: Path, log: Path) -> None:
-    """A Kafka tool that records its arguments (one line each, calls separated by ---)."""
+    """A Kafka tool that records its arguments (one line each, calls separated by ---); an
+    `@file` argument is recorded, then the arguments the file holds (as argparse4j reads
+    them, one per line)."""
     path.write_text(
-        f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done >> {log}\necho --- >> {log}\n'
+        "#!/bin/sh\n"
+        'for a in "$@"; do printf "%s\\n" "$a"; case "$a" in @*) cat "${a#@}";; esac; done'
+        f" >> {log}\necho --- >> {log}\n"
     )
     path.chmod(0o755)
 
@@ -296,6 +300,7 @@ def test_the_broker_entrypoint_renders_the_cluster_and_formats_every_user(tmp_pa
         "BROKER_RUNTIME_DIR": str(tmp_path / "run"),
         "SECRETS_DIR": str(secrets),
         "BROKER_BIN_DIR": str(bin_dir),
+        "KAFKA_LOG_DIRS": str(tmp_path / "data"),  # never formatted: the format runs
     }
     entrypoint = compose.SERVICES["kafka-1"]["entrypoint"]
     assert entrypoint == ["bash", "/deploy/broker-entrypoint.sh"]
@@ -323,7 +328,11 @@ def test_the_broker_entrypoint_renders_the_cluster_and_formats_every_user(tmp_pa
     for listener in ("client", "external"):
         jaas = properties[f"listener.name.{listener}.scram-sha-512.sasl.jaas.config"]
         assert "password" not in jaas  # the server side of SCRAM holds no password
-    format_call, start_call = calls(log)
+    recorded, start_call = calls(log)
+    # the passwords reach kafka-storage.sh in a file it reads, never on its command line
+    [from_file] = [a for a in recorded if a.startswith("@")]
+    assert not Path(from_file[1:]).exists()  # removed once the storage is formatted
+    format_call = [a for a in recorded if not a.startswith("@")]
     assert format_call[:6] == [
         "format",
         "--config",
@@ -340,6 +349,12 @@ def test_the_broker_entrypoint_renders_the_cluster_and_formats_every_user(tmp_pa
     ]
     assert added == expected
     assert start_call == [str(tmp_path / "run" / "server.properties")]
+    # a formatted volume is started as it is: no format, no password read into a file
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "meta.properties").write_text("version=1\n")
+    log.unlink()
+    subprocess.run(["bash", str(script)], env=env, check=True, timeout=30)
+    assert calls(log) == [[str(tmp_path / "run" / "server.properties")]]
 
 
 def test_the_acl_script_calls_kafka_acls_as_it_reads(tmp_path) -> None:

@@ -34,6 +34,7 @@ from core.reasons import Reason
 from topics import catalogue
 from topics.alerts import alert
 from topics.codec import DecodeError
+from topics.metrics import unauthenticated_records
 
 HEADER = "tokengine-auth"
 # Faust's changelog of the ledger's accounts table (not a catalogue topic): its records
@@ -168,7 +169,9 @@ def record_auth(settings: Any, signer: str | None) -> RecordAuth:
 
 def refused_alert(topic: str, partition: int, offset: int, error: str, component: str) -> dict:
     """The CRITICAL alert every refusal of an unauthenticated record raises (its id names
-    the record, so a refusal repeated after a crash is the same alert)."""
+    the record, so a refusal repeated after a crash is the same alert); counted in
+    `token_engine_unauthenticated_records` of the refusing process."""
+    unauthenticated_records.labels(topic, component).inc()
     return alert(
         "record.unauthenticated",
         "CRITICAL",

@@ -80,12 +80,16 @@ allow worker topic LITERAL "${P}dead-letters" Write
 allow worker topic LITERAL "${P}api-keys" Write
 # Faust's own topics (table changelogs, the assignor's leader topic), which it creates
 allow worker topic PREFIXED "${A}-" Create Read Write Describe DescribeConfigs
-allow worker group PREFIXED "${A}" Read Describe
+# the groups a worker joins: Faust's (the app id) and intake's; not a prefix, which would
+# also match the sink's and the payout executors' groups (a worker could then join them
+# and commit past payout commands nobody paid)
+allow worker group LITERAL "${A}" Read Describe
+allow worker group LITERAL "${A}-intake" Read Describe
 # views and tails read by assignment, never in a group, but librdkafka still looks their
 # group id (the view's name) up: Describe only, on any group
 allow worker group LITERAL '*' Describe
 # TOKENGINE_PROCESSING_GUARANTEE=exactly_once: Faust's transactional producers
-allow worker transactional-id PREFIXED "${A}" Write Describe
+allow worker transactional-id PREFIXED "${A}-" Write Describe
 allow worker cluster LITERAL kafka-cluster IdempotentWrite
 
 # -- connectors: read every engine topic; write observations, payout results, alerts

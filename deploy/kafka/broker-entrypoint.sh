@@ -12,8 +12,10 @@
 #   the storage is formatted (`kafka-storage.sh format --add-scram`), with the password of
 #   /run/secrets/kafka-<user>-password. `--ignore-formatted` leaves a formatted volume as it
 #   is: a password changed later is changed with kafka-configs.sh (see the README), not
-#   here. The format command carries the passwords in its arguments for the second it
-#   runs (kafka-storage.sh takes them no other way); only this container sees them.
+#   here. The passwords never go on a command line (the host's `ps` sees a container's
+#   processes): the `--add-scram` arguments are written to a 0600 file on the tmpfs that
+#   kafka-storage.sh reads as `@file` (its parser takes arguments from files), removed
+#   after; and the format runs only on a volume that was never formatted.
 # - Runs as root (compose bind-mounts file secrets with the host file's owner and mode
 #   0600; only root reads them in the container).
 set -euo pipefail
@@ -78,11 +80,20 @@ sasl.mechanism=$SCRAM_MECHANISM
 sasl.jaas.config=$SCRAM username="broker" password="$broker";
 EOF
 
-scram=()
-for user in $SCRAM_USERS; do
-  scram+=(--add-scram "$SCRAM_MECHANISM=[name=$user,password=$(password "$user")]")
-done
-"$BIN/kafka-storage.sh" format --config "$PROPERTIES" --cluster-id "$CLUSTER_ID" \
-  --ignore-formatted "${scram[@]}"
+LOG_DIRS=${KAFKA_LOG_DIRS:-/var/lib/kafka/data}
+if [[ ! -e "$LOG_DIRS/meta.properties" ]]; then
+  arguments=$RUNTIME/format.arguments
+  (
+    umask 077
+    : >"$arguments"
+    for user in $SCRAM_USERS; do
+      printf '%s\n%s\n' --add-scram \
+        "$SCRAM_MECHANISM=[name=$user,password=$(password "$user")]" >>"$arguments"
+    done
+  )
+  "$BIN/kafka-storage.sh" format --config "$PROPERTIES" --cluster-id "$CLUSTER_ID" \
+    --ignore-formatted "@$arguments"
+  rm -f "$arguments"
+fi
 
 exec "$BIN/kafka-server-start.sh" "$PROPERTIES"

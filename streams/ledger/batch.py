@@ -3,17 +3,30 @@
 Owns the rules of one batch, over any store of records (`RecordStore`: the agent's
 accounts table, or a dict in the pure tests): each message decoded and applied in its
 partition's order (`streams.ledger.apply`), a message after a hole in its partition not
-applied (the feed reads again from the watermark: `rewind`), the partition's watermark
+applied (the feed reads again from the watermark: `rewind`) unless the hole is settled
+(below), the partition's watermark
 advanced in its control record, refused commands dead-lettered with their alerts, held
 payouts released after a breaker change (their records' version and offset moved on),
 and the outputs encoded in order. The batch keeps every record it touched, changed in
 memory only: writing them (pages, then accounts, then control records: `write_order`)
 is the caller's, after the outputs are acknowledged.
+
+A settled hole: offsets the broker will never deliver. tansu on `s3://` assigns offsets
+and moves its watermark before it has stored the batch: a broker killed in between leaves
+those offsets empty for good (seen after a SIGKILL of everything: `ledger-commands[6]`
+offset 6 missing, 7 on). What was there was never acknowledged, so its producer wrote it
+again later. A record is visible late only while the request that wrote the offsets
+before it is in flight: once the first record after a hole was written more than
+`SETTLED_HOLE_S` ago, no request can still fill it, and the hole is passed with a
+CRITICAL `ledger.hole_skipped` alert. The rule reads only the records, so a replay passes
+the same holes the same way.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from core.assets import AssetCatalogue
@@ -31,12 +44,16 @@ from streams.ledger.records import (
 )
 from streams.ledger.step import Context, Output
 from topics import catalogue
+from topics.alerts import alert
 from topics.authentication import RecordAuth, refused_alert
 from topics.codec import Codec, DecodeError
 from topics.dead_letters import dead_letter_of_message
 from topics.holes import HoleTimer
 
 COMPONENT = "ledger"
+# longer than any produce request can be in flight (librdkafka's request.timeout.ms is 30 s)
+SETTLED_HOLE_S = 60.0
+TIMESTAMP_NOT_AVAILABLE = 0  # confluent_kafka's value (this module does no broker I/O)
 SEQUENCE_HEADER = "sequence"  # on ledger-entries records: the transaction's chain sequence
 
 
@@ -155,10 +172,28 @@ class Batch:
         expected = self.watermark(partition).applied_offset + 1
         if offset <= expected or expected == 0:
             return True
+        if settled(message):
+            self.holes.over((partition, expected))
+            self.skip_hole(partition, expected, offset)
+            return True
         if self.holes.waited_too_long((partition, expected)):
             raise LedgerHole(f"ledger-commands[{partition}]: offsets from {expected} not delivered")
         self.rewind[partition] = expected
         return False
+
+    def skip_hole(self, partition: int, first: int, after: int) -> None:
+        metrics.ledger_holes_skipped.inc()
+        hole = f"ledger-commands[{partition}]@{first}-{after - 1}"
+        raised = alert(
+            "ledger.hole_skipped",
+            "CRITICAL",
+            f"{hole}: offsets the broker never delivered (never acknowledged to their "
+            "writer, which wrote them again): passed",
+            raised_by=hole,
+            raised_at=datetime.now(UTC),
+            details={"partition": partition, "first": first, "last": after - 1},
+        )
+        self.emit([Output(catalogue.ALERTS, raised["kind"], raised)])
 
     def advance(self, message: Message) -> None:
         control = self.watermark(message.partition())
@@ -245,6 +280,14 @@ class Batch:
     def changed_records(self) -> list[tuple[str, AccountRecord | None]]:
         """(key, record or None for a deleted page), in the order they must be written."""
         return [(key, self.working[key]) for key in sorted(self.changed, key=write_order)]
+
+
+def settled(message: Message) -> bool:
+    """The hole before `message` can no longer fill: `message` was written long enough ago."""
+    kind, written_ms = message.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE or written_ms <= 0:
+        return False
+    return time.time() - written_ms / 1000 > SETTLED_HOLE_S
 
 
 def apply_batch(

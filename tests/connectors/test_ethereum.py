@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from prometheus_client import REGISTRY
 from web3 import Web3
 
 from connectors.chain_watcher import WatcherWiring
@@ -450,3 +451,6 @@ def test_forged_internal_records_are_refused_never_applied_never_paid(chain, sta
     alerted = {a["details"]["topic"] for a in alerts
                if (a["kind"], a["severity"]) == ("record.unauthenticated", "CRITICAL")}  # fmt: skip
     assert alerted == kinds, alerted
+    # the executor (in this process) counted its refusal where its /metrics shows it
+    refusal = {"topic": catalogue.PAYOUT_COMMANDS, "reader": "ethereum-payouts"}
+    assert REGISTRY.get_sample_value("token_engine_unauthenticated_records_total", refusal)

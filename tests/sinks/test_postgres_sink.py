@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from sinks.migrate import database_url_named, migrate
 from sinks.postgres import PostgresSink
@@ -220,6 +221,8 @@ def test_a_constraint_violation_goes_to_dead_letters_and_the_sink_goes_on(settin
         "updated_at": observation("x", "1", "0x1")["observed_at"],
     }
     good = {**bad, "account_id": "pos", "balance": Decimal(5), "available": Decimal(5)}
+    counted = {"component": "postgres-sink", "reason": "constraint_violation"}
+    before = REGISTRY.get_sample_value("token_engine_dead_letters_total", counted) or 0.0
     produce(settings, catalogue.BALANCE_UPDATES, "neg", bad)
     produce(settings, catalogue.BALANCE_UPDATES, "pos", good)
     sink = SinkThread(settings)
@@ -228,6 +231,8 @@ def test_a_constraint_violation_goes_to_dead_letters_and_the_sink_goes_on(settin
     [letter] = values(read_topic(settings, catalogue.DEAD_LETTERS, until_count=1))
     assert (letter["reason"], letter["component"]) == ("constraint_violation", "postgres-sink")
     assert "accounts_balance_check" in letter["error"]
+    # counted where the sink serves its /metrics (the DeadLettersGrowing rule reads it)
+    assert REGISTRY.get_sample_value("token_engine_dead_letters_total", counted) == before + 1
 
 
 def test_a_value_postgres_cannot_store_goes_to_dead_letters_and_the_sink_goes_on(
