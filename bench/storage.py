@@ -36,7 +36,7 @@ from tests.conftest import Worker
 from tokengine.processes import ManagedProcess, free_port
 from tokengine.services import EmbeddedServices, start_kafka_log_store, start_tansu
 from topics import catalogue
-from topics.kafka import flush, make_admin, make_producer, make_reader
+from topics.kafka import flush, make_admin, make_consumer, make_producer, make_reader
 
 RECORDS = int(os.environ.get("BENCH_STORAGE_RECORDS", "50000"))
 PARTITIONS = 8
@@ -175,8 +175,6 @@ def read_back(bootstrap: str) -> tuple[float, dict[int, int]]:
 
 
 def commit(bootstrap: str, ends: dict[int, int]) -> None:
-    from topics.kafka import make_consumer
-
     consumer = make_consumer(bootstrap, GROUP)
     offsets = [TopicPartition(TOPIC, p, offset) for p, offset in ends.items()]
     consumer.commit(offsets=offsets, asynchronous=False)
@@ -184,8 +182,6 @@ def commit(bootstrap: str, ends: dict[int, int]) -> None:
 
 
 def committed(bootstrap: str) -> dict[int, int]:
-    from topics.kafka import make_consumer
-
     consumer = make_consumer(bootstrap, GROUP)
     found = consumer.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], 30)
     consumer.close()

@@ -83,7 +83,8 @@ def faust_credentials(settings: Settings) -> Any:
         return None
     context = None
     if protocol.endswith("SSL"):
-        context = ssl.create_default_context(cafile=_str_or_none(settings.kafka_ca_file))
+        ca_file = settings.kafka_ca_file
+        context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
     if protocol == "SSL":
         return faust.SSLCredentials(context)
     config = security_config(settings)
@@ -93,10 +94,6 @@ def faust_credentials(settings: Settings) -> Any:
         mechanism=config["sasl.mechanism"],
         ssl_context=context,
     )
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 from streams.ledger.batch import SETTLED_HOLE_S, apply_batch
 from tests.ledger_inputs import ASSETS, observation
 from tests.record_auth import AUTH
-from tests.streams.pure_ledger import PureLedger, codec
+from tests.streams.pure_ledger import Message, PureLedger, codec
 from topics import catalogue
 from topics.holes import HoleTimer
 
@@ -48,8 +48,6 @@ def deposits_with_a_hole(written_ago_s: float):
     ledger = PureLedger()
     [(partition, first)] = ledger.commands_of("CHAIN_OBSERVATION", observation("ann", "1", "0xa1"))
     [(_, second)] = ledger.commands_of("CHAIN_OBSERVATION", observation("ann", "2", "0xa2"))
-    from tests.streams.pure_ledger import Message
-
     written = int((time.time() - written_ago_s) * 1000)
     return ledger, [
         Written(Message(partition, 0, first, written), written),
