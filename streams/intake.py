@@ -347,6 +347,8 @@ class IntakeLoop:
             # commit only once every output of the batch is acknowledged (at-least-once);
             # without waiting for the commit: a lost one re-sends commands the ledger ignores
             flush(self.producer, "intake's outputs (not committing)")  # raises: loop stops
-            self.consumer.commit(offsets=self.holes.positions(), asynchronous=True)
+            moved = self.holes.moved()  # only these: one broker write per partition
+            if moved:
+                self.consumer.commit(offsets=moved, asynchronous=True)
             metrics.events_processed.labels(COMPONENT).inc(handled)
         return handled

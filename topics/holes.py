@@ -46,6 +46,7 @@ class HoleGuard:
         self.consumer = consumer
         self.timer = HoleTimer(hole_wait_s)
         self.expected: dict[tuple[str, int], int] = {}
+        self.handed_out: dict[tuple[str, int], int] = {}  # what `moved` last returned
         self.holes_waited = 0
 
     def start_at(self, partitions: Iterable[TopicPartition]) -> None:
@@ -60,9 +61,23 @@ class HoleGuard:
         """Where reading has got to without a hole: the offsets safe to commit."""
         return [TopicPartition(t, p, o) for (t, p), o in self.expected.items()]
 
+    def moved(self) -> list[TopicPartition]:
+        """The safe positions that moved since the last call: what a commit after each batch
+        needs. (Committing every assigned partition each time is one broker write per
+        partition: on tansu over s3rver, seconds per commit, long enough to hold the group's
+        heartbeat back past the session timeout.)"""
+        moved = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in self.expected.items()
+            if self.handed_out.get((topic, partition)) != offset
+        ]
+        self.handed_out.update(((tp.topic, tp.partition), tp.offset) for tp in moved)
+        return moved
+
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
             self.expected.pop((tp.topic, tp.partition), None)
+            self.handed_out.pop((tp.topic, tp.partition), None)
 
     def contiguous(self, messages: list[Message]) -> list[Message]:
         """The messages that continue their partition without a hole, in order."""
