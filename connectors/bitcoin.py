@@ -4,8 +4,10 @@ Owns reading a node over the Bitcoin Core JSON-RPC (`getblockcount`, `getblockha
 `getblock` raw, `getrawtransaction`) and parsing raw blocks with `bitcoinlib`. An output
 pays a deposit address when its public-key hash equals the bound address's (compared as
 hashes: block parsing renders addresses without knowing the network). Deposit ids are
-(chain, txid, output index). Position, confirmations, security levels, reorgs and
-publishing are `connectors.chain_watcher`'s.
+(chain, txid, output index). Outflows: the watcher keeps the outputs paying operator
+wallets (hot wallets and deposit addresses) that it has read, and a transaction spending one
+is an outflow of what it spent less what it paid back to those wallets. Position,
+confirmations, security levels, reorgs and publishing are `connectors.chain_watcher`'s.
 
 Credentials: from a cookie file (`user:password`, bitcoind's `.cookie`, read again when
 the node answers 401: it writes a new one at each start), else the URL's own (an external
@@ -26,6 +28,7 @@ import httpx
 from bitcoinlib.blocks import Block
 from bitcoinlib.encoding import EncodingError, addr_base58_to_pubkeyhash
 
+from connectors import wallet_outflows
 from connectors.chain_watcher import ChainWatcher, Tracked, WatcherWiring
 from core.secrets import read_secret_file
 
@@ -108,10 +111,10 @@ class BitcoinWatcher(ChainWatcher):
             return False
         return transaction.get("blockhash") == tracked.block_hash
 
-    def deposit_hashes(self) -> dict[bytes, str]:
-        """Public-key hash -> bound address."""
+    def deposit_hashes(self, addresses=None) -> dict[bytes, str]:
+        """Public-key hash -> address, for the bound addresses (or those given)."""
         hashes = {}
-        for address in self.facts.addresses:
+        for address in self.facts.addresses if addresses is None else addresses:
             try:
                 hashes[addr_base58_to_pubkeyhash(address, as_hex=False)] = address
             except (EncodingError, ValueError):
@@ -125,8 +128,19 @@ class BitcoinWatcher(ChainWatcher):
         raw = bytes.fromhex(self.rpc("getblock", block_hash, 0))
         block = Block.parse_bytes(raw, parse_transactions=True)
         wanted = self.deposit_hashes()
+        wallets = {**wanted, **self.deposit_hashes(self.hot_wallets)}
         for transaction in block.transactions:
+            spends = (f"{i.prev_txid.hex()}:{i.output_n_int}" for i in transaction.inputs)
+            spent, wallet = wallet_outflows.spend(self.state.wallet_outputs, spends, number)
+            paid_back, to = 0, ""
             for index, output in enumerate(transaction.outputs):
+                held = wallets.get(output.public_hash)
+                if held is not None and output.value > 0:
+                    key = f"{transaction.txid}:{index}"
+                    wallet_outflows.hold(self.state.wallet_outputs, key, held, output.value, number)
+                    paid_back += output.value
+                elif not to:
+                    to = output.address or ""
                 address = wanted.get(output.public_hash)
                 if address is not None and output.value > 0:
                     self.track(
@@ -139,4 +153,7 @@ class BitcoinWatcher(ChainWatcher):
                         address,
                         output.value,
                     )
+            if wallet:  # spent from an operator wallet, even if all of it came back
+                units = max(0, spent - paid_back)
+                self.outflow(self.asset, transaction.txid, (number, block_hash), wallet, to, units)
         return block_hash

@@ -5,9 +5,12 @@ hashes, deposits under watch; written atomically after each step, so a restart r
 without a gap), one step (reorg check, new blocks, confirmations), the security level of
 each deposit (`connectors.confirmations`), and the `ChainObservation` it publishes:
 SEEN while confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the
-deposit's block away. A chain supplies `head`, `block_hash`, `read_block` and
-`still_included` (`connectors.ethereum`, `connectors.bitcoin`). A node that does not
-answer is retried with backoff (logged and counted), never a crash loop.
+deposit's block away. It also publishes a `WalletOutflow` for every transaction in a
+block that takes value out of an operator wallet (a hot wallet the payout executors spend
+from, or a bound deposit address): reconciliation matches each with what the engine
+prepared (`streams.reconciliation.wallets`). A chain supplies `head`, `block_hash`,
+`read_block` and `still_included` (`connectors.ethereum`, `connectors.bitcoin`). A node
+that does not answer is retried with backoff (logged and counted), never a crash loop.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +29,9 @@ from typing import Any
 from confluent_kafka import Producer
 from prometheus_client import Counter, Gauge
 
+from connectors import wallet_outflows
 from connectors.confirmations import Price, confirmations_required
+from connectors.wallet_outflows import WalletOutputs
 from core import observations
 from core.assets import Asset, AssetCatalogue
 from core.bindings import Bindings
@@ -81,6 +86,7 @@ class WatcherState:
     last_block: int
     hashes: dict[str, str]  # block number (text) -> hash
     tracked: dict[str, Tracked]
+    wallet_outputs: WalletOutputs = field(default_factory=dict)  # `connectors.wallet_outflows`
 
     @classmethod
     def load(cls, path: Path, start_block: int) -> WatcherState:
@@ -88,13 +94,14 @@ class WatcherState:
             return cls(start_block - 1, {}, {})
         data = json.loads(path.read_text())
         tracked = {k: Tracked(**v) for k, v in data["tracked"].items()}
-        return cls(data["last_block"], data["hashes"], tracked)
+        return cls(data["last_block"], data["hashes"], tracked, data.get("wallet_outputs", {}))
 
     def save(self, path: Path) -> None:
         data = {
             "last_block": self.last_block,
             "hashes": self.hashes,
             "tracked": {k: asdict(v) for k, v in self.tracked.items()},
+            "wallet_outputs": self.wallet_outputs,
         }
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(data))
@@ -140,6 +147,7 @@ class WatcherWiring:
     assets: AssetCatalogue
     state_path: Path
     start_block: int = 0
+    hot_wallets: tuple[str, ...] = ()  # the payout executors' addresses on this chain
 
     @classmethod
     def from_settings(
@@ -184,8 +192,10 @@ class ChainWatcher:
             self.facts.fold,
             name=f"{self.chain}-watcher",
         )
+        self.hot_wallets = {self.normalize_address(a) for a in wiring.hot_wallets}
         self.stopping = threading.Event()
         self.published = 0
+        self.outflows = 0  # wallet outflows published
 
     # -- what a chain supplies -----------------------------------------------------------
 
@@ -244,6 +254,7 @@ class ChainWatcher:
             blocks_processed.labels(self.chain).inc()
         progressed = last > self.state.last_block
         self.state.last_block = max(self.state.last_block, last)
+        wallet_outflows.prune(self.state.wallet_outputs, self.state.last_block - REORG_WINDOW)
         self.publish_confirmations(head)
         flush(self.producer, "observations")
         self.state.save(self.state_path)
@@ -263,6 +274,7 @@ class ChainWatcher:
         log.warning("reorg: blocks above %d changed", fork)
         for number in [n for n in self.state.hashes if int(n) > fork]:
             del self.state.hashes[number]
+        wallet_outflows.rewind(self.state.wallet_outputs, fork)
         for deposit_id, tracked in list(self.state.tracked.items()):
             if tracked.block_number > fork and not self.still_included(tracked):
                 self.publish(tracked, "REMOVED", 0, 0)
@@ -294,6 +306,30 @@ class ChainWatcher:
             self.facts.addresses[self.normalize_address(to)],
             str(amount),
         )
+
+    def wallet_role(self, address: str) -> str | None:
+        """HOT or DEPOSIT for an operator wallet's address, None for anyone else's."""
+        normal = self.normalize_address(address or "")
+        if normal in self.hot_wallets:
+            return "HOT"
+        return "DEPOSIT" if normal in self.facts.addresses else None
+
+    def outflow(
+        self, asset: Asset, tx_hash: str, block: tuple[int, str], wallet: str, to: str, units
+    ) -> None:
+        """Publish that `units` of `asset` left operator wallet `wallet` in `block`."""
+        role = self.wallet_role(wallet) or "DEPOSIT"
+        record = wallet_outflows.outflow_record(
+            self.chain, asset, tx_hash, block, (wallet, role), to, units
+        )
+        log.info("%s: %s %s left %s wallet %s in %s", self.chain, record["amount"], asset.code,
+                 role, wallet, tx_hash)  # fmt: skip
+        self.producer.produce(
+            self.prefix + catalogue.WALLET_OUTFLOWS,
+            self.codec.encode(catalogue.WALLET_OUTFLOWS, record),
+            self.chain.encode(),
+        )
+        self.outflows += 1
 
     def publish_confirmations(self, head: int) -> None:
         now = datetime.now(UTC)

@@ -3,7 +3,9 @@
 Owns reading Ethereum with `web3`: native transfers in each block's transactions and
 ERC20 `Transfer` logs of the configured contracts (assets with a `contract`), to addresses
 bound to accounts (address-bindings, chain `ethereum`). Deposit ids are (chain, tx hash,
-log index; 0 for a native transfer). Position, confirmations, security levels, reorgs and
+log index; 0 for a native transfer). Outflows: every transaction an operator wallet sent
+(its value if it succeeded, plus the gas it paid, in ETH) and every ERC20 `Transfer` out of
+one (summed per transaction and token). Position, confirmations, security levels, reorgs and
 publishing are `connectors.chain_watcher`'s.
 """
 
@@ -56,8 +58,15 @@ class EthereumWatcher(ChainWatcher):
     def read_block(self, number: int) -> str:
         block = self.w3.eth.get_block(number, full_transactions=True)
         block_hash = block["hash"].to_0x_hex()
+        outflows: dict[tuple[str, str, str], list] = {}  # (tx, asset, wallet) -> [to, units]
         if self.native is not None:
             for tx in block["transactions"]:
+                if self.wallet_role(tx["from"]):
+                    receipt = self.w3.eth.get_transaction_receipt(tx["hash"])
+                    spent = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+                    spent += tx["value"] if receipt["status"] == 1 else 0
+                    key = (tx["hash"].to_0x_hex(), self.native.code, tx["from"])
+                    outflows[key] = [tx.get("to") or "", spent]
                 to = (tx.get("to") or "").lower()
                 if tx["value"] > 0 and to in self.facts.addresses:
                     self.track(
@@ -83,11 +92,14 @@ class EthereumWatcher(ChainWatcher):
                 if len(entry["topics"]) != 3 or len(bytes(entry["data"])) != 32:
                     continue  # not an ERC20 Transfer(from, to, value) (e.g. ERC721's)
                 to = "0x" + entry["topics"][2].hex()[-40:]
-                if to.lower() not in self.facts.addresses:
-                    continue
                 asset = self.tokens[entry["address"].lower()]
                 sender = "0x" + entry["topics"][1].hex()[-40:]
                 value = int.from_bytes(bytes(entry["data"]), "big")
+                if self.wallet_role(sender) and value > 0:
+                    key = (entry["transactionHash"].to_0x_hex(), asset.code, sender)
+                    outflows.setdefault(key, [to, 0])[1] += value
+                if to.lower() not in self.facts.addresses:
+                    continue
                 self.track(
                     asset,
                     entry["transactionHash"].to_0x_hex(),
@@ -98,4 +110,7 @@ class EthereumWatcher(ChainWatcher):
                     to.lower(),
                     value,
                 )
+        assets = {a.code: a for a in self.assets.values()}
+        for (tx_hash, code, wallet), (to, units) in outflows.items():
+            self.outflow(assets[code], tx_hash, (number, block_hash), wallet, to, units)
         return block_hash

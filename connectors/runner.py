@@ -16,6 +16,7 @@ import json
 import logging
 import signal
 import threading
+from dataclasses import replace
 
 from eth_account import Account
 
@@ -43,6 +44,8 @@ def payout_key(settings: Settings) -> bytes | None:
 
 
 def build_connectors(settings: Settings) -> list:
+    """The watchers and the executors; each watcher guards its chain's hot wallet (the
+    executor's address) as well as the deposit addresses."""
     if not (settings.kafka and (settings.eth_rpc or settings.btc_rpc)):
         raise ValueError("the connectors need TOKENGINE_KAFKA and a chain node")
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
@@ -50,26 +53,31 @@ def build_connectors(settings: Settings) -> list:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     running: list = []
     if settings.btc_rpc:
+        btc_key = None
+        if settings.btc_payout_key_file is not None:
+            btc_key = read_payout_key(settings.btc_payout_key_file)
         wiring = WatcherWiring.from_settings(settings, codec, assets, "btc-watcher.json")
-        running.append(BitcoinWatcher(wiring, bitcoin_rpc(settings)))
-    if settings.btc_rpc and settings.btc_payout_key_file is not None:
-        running.append(
-            BitcoinPayouts(
-                ExecutorWiring.from_settings(
-                    settings, f"{settings.app_id}-btc-payouts", codec, assets
-                ),
-                bitcoin_rpc(settings),
-                read_payout_key(settings.btc_payout_key_file),
-                settings.btc_fee_rate,
+        hot = (btc_key.address(),) if btc_key is not None else ()
+        running.append(BitcoinWatcher(replace(wiring, hot_wallets=hot), bitcoin_rpc(settings)))
+        if btc_key is not None:
+            running.append(
+                BitcoinPayouts(
+                    ExecutorWiring.from_settings(
+                        settings, f"{settings.app_id}-btc-payouts", codec, assets
+                    ),
+                    bitcoin_rpc(settings),
+                    btc_key,
+                    settings.btc_fee_rate,
+                )
             )
-        )
     if not settings.eth_rpc:
         return running
+    key = payout_key(settings)
     wiring = WatcherWiring.from_settings(
         settings, codec, assets, "eth-watcher.json", settings.eth_start_block
     )
-    running.append(EthereumWatcher(wiring, settings.eth_rpc))
-    key = payout_key(settings)
+    hot = (Account.from_key(key).address,) if key is not None else ()
+    running.append(EthereumWatcher(replace(wiring, hot_wallets=hot), settings.eth_rpc))
     if key is not None:
         wiring = ExecutorWiring.from_settings(
             settings, f"{settings.app_id}-eth-payouts", codec, assets

@@ -267,6 +267,8 @@ def request_result(v: dict[str, Any], _: Currencies) -> list[Row]:
 
 
 def reconciliation_result(v: dict[str, Any], currencies: Currencies) -> list[Row]:
+    if v["tier"] == "WALLET_ONCHAIN":  # a wallet outflow's check: no bank account's figure
+        return [row("reconciliation_result", v)]
     return [
         row("reconciliation_result", v),
         row("emi_account", v, currency=currencies.get(v["asset"], "")),

@@ -58,6 +58,7 @@ CHAIN_OBSERVATIONS = "chain-observations"
 BANK_NOTIFICATIONS = "bank-notifications"
 BANK_STATEMENTS = "bank-statements"
 BANK_BALANCES = "bank-balances"
+WALLET_OUTFLOWS = "wallet-outflows"
 TRANSFER_CREDITS = "transfer-credits"
 LEDGER_COMMANDS = "ledger-commands"
 LEDGER_ENTRIES = "ledger-entries"
@@ -153,6 +154,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         ("intraday balance client",),
         ("reconciliation tier 2",),
         "Intraday bank balances.",
+    ),
+    _topic(
+        WALLET_OUTFLOWS,
+        "chain",
+        "WalletOutflow",
+        ("eth watcher", "btc watcher"),
+        ("reconciliation (wallets)",),
+        "Transactions taking value out of an operator wallet, to match with payouts.",
     ),
     _topic(
         TRANSFER_CREDITS,
@@ -286,6 +295,7 @@ SIGNERS: dict[str, tuple[str, ...]] = {
     BANK_NOTIFICATIONS: (WORKER,),
     BANK_STATEMENTS: (WORKER,),
     BANK_BALANCES: (WORKER,),
+    WALLET_OUTFLOWS: (CONNECTORS,),
     TRANSFER_CREDITS: (WORKER,),
     LEDGER_COMMANDS: (WORKER,),
     LEDGER_ENTRIES: (WORKER,),

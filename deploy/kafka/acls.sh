@@ -92,10 +92,12 @@ allow worker group LITERAL '*' Describe
 allow worker transactional-id PREFIXED "${A}-" Write Describe
 allow worker cluster LITERAL kafka-cluster IdempotentWrite
 
-# -- connectors: read every engine topic; write observations, payout results, alerts
+# -- connectors: read every engine topic; write observations, payout results, wallet
+#    outflows, alerts
 allow connectors topic PREFIXED "${P}" Read Describe
 allow connectors topic LITERAL "${P}chain-observations" Write
 allow connectors topic LITERAL "${P}payout-results" Write
+allow connectors topic LITERAL "${P}wallet-outflows" Write
 allow connectors topic LITERAL "${P}alerts" Write
 allow connectors topic LITERAL "${P}dead-letters" Write
 allow connectors group LITERAL "${A}-eth-payouts" Read Describe

@@ -1,8 +1,9 @@
-"""Three-tier reconciliation: the Faust agent keyed by operator bank account.
+"""Reconciliation: the Faust agent of the three bank tiers and of the operator wallets.
 
 Agent:  reconcile (bank-notifications = tier 1, bank-balances = tier 2, bank-statements =
         tier 3; all keyed by the bank account, so one record sees its account's events in
-        order).
+        order; and wallet-outflows, keyed by chain, checked by
+        `streams.reconciliation.wallets`, which keeps no record).
 Table:  reconciliation (one `BankAccountRecord` per bank account: the bank-reported
         balance and the entry references already applied, in one record, so a redelivered
         camt.054 changes nothing).
@@ -34,6 +35,7 @@ from streams.outputs import OutputProducer
 from streams.reconciliation.core import BankAccountRecord
 from streams.reconciliation.state import ReconciliationView
 from streams.reconciliation.tiers import COMPONENT, TIERS, Tiers
+from streams.reconciliation.wallets import WalletGuard
 from topics import catalogue
 from topics.alerts import alert
 from topics.authentication import refused_alert
@@ -115,7 +117,9 @@ class Reconciliation:
             "reconciliation",
             "One record per operator bank account: bank balance and applied entries.",
         )
-        engine.app.agent(engine.raw_topic(*TIERS), name="reconcile")(self.reconcile)
+        self.wallets = WalletGuard(engine, state)
+        topics = engine.raw_topic(*TIERS, catalogue.WALLET_OUTFLOWS)
+        engine.app.agent(topics, name="reconcile")(self.reconcile)
 
     async def reconcile(self, stream: faust.StreamT) -> None:
         producer = OutputProducer(  # no linger: latency
@@ -150,6 +154,9 @@ class Reconciliation:
             value = self.codec.decode(topic, message.value)
         except DecodeError as error:
             self.dead_letter(event, topic, outputs, error.reason, str(error))
+            return None
+        if topic == catalogue.WALLET_OUTFLOWS:
+            await self.wallets.check(value, outputs)
             return None
         try:  # the connector's checks: a configured account, its currency, its scale, dates
             asset = check_bank_event(value, self.assets)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -201,20 +202,29 @@ def results_of(settings, payout_id: str, settled: bool = True) -> list[dict]:
     return mine(found)
 
 
+def start_paying(node, settings, worker, hot_wallet, account: str, group: str):
+    """`account` holds 1 BTC; an executor paying from `hot_wallet` and a miner are running:
+    (executor, its thread, miner, a destination address of the node's wallet)."""
+    url, rpc = node
+    produce(settings, catalogue.CHAIN_OBSERVATIONS, account, deposit_of(account, "1", account))
+    wait_for(lambda: balances(worker, account).get("BTC"), what=f"{account}'s deposit")
+    executor = btc_executor(settings, url, hot_wallet, group)
+    thread = threading.Thread(target=executor.run, daemon=True)
+    miner = RegtestMiner(url, 0.3, rpc.cookie_file)
+    thread.start()
+    miner.start()
+    return executor, thread, miner, rpc("getnewaddress")
+
+
 def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, btc_settings, start_worker):
     url, rpc = node
     settings = btc_settings
     worker = start_worker(settings=settings)
     hot_wallet = Key(network="testnet")
     rpc("generatetoaddress", 101, hot_wallet.address())  # one mature 50 BTC coinbase
-    produce(settings, catalogue.CHAIN_OBSERVATIONS, "gina", deposit_of("gina", "1", "g1"))
-    wait_for(lambda: balances(worker, "gina").get("BTC"), what="gina's deposit")
-    executor = btc_executor(settings, url, hot_wallet, "btc-payouts-a")
-    thread = threading.Thread(target=executor.run, daemon=True)
-    miner = RegtestMiner(url, 0.3, rpc.cookie_file)
-    thread.start()
-    miner.start()
-    destination = rpc("getnewaddress")
+    executor, thread, miner, destination = start_paying(
+        node, settings, worker, hot_wallet, "gina", "btc-payouts-a"
+    )
     try:
         body = {
             "request_id": "btc-pay",
@@ -322,3 +332,72 @@ def test_btc_payouts_are_signed_sent_once_and_obey_the_breaker(node, btc_setting
         again.stop()
         miner.stop()
         thread.join(10)
+
+
+def test_btc_outflows_are_explained_by_payouts_and_a_theft_opens_the_breaker(
+    node, btc_settings, start_worker
+):
+    """The watcher keeps the hot wallet's outputs: a payout spending them is explained by
+    its recorded txid; a transaction signed with the hot wallet's key that no payout
+    recorded is CRITICAL in its block, with the breaker OPEN."""
+    url, rpc = node
+    settings = btc_settings
+    worker = start_worker(settings=settings)
+    hot_wallet = Key(network="testnet")
+    assets = load_assets(settings.assets_file)
+    wiring = WatcherWiring.from_settings(
+        settings, codec, assets, "btc-watcher.json", rpc("getblockcount") + 1
+    )
+    watcher = BitcoinWatcher(
+        replace(wiring, hot_wallets=(hot_wallet.address(),)), BitcoinRpc(url, rpc.cookie_file)
+    )
+    watcher_thread = threading.Thread(target=watcher.run, daemon=True)
+    watcher_thread.start()
+    rpc("generatetoaddress", 101, hot_wallet.address())  # one mature coinbase, watched
+    executor, thread, miner, destination = start_paying(
+        node, settings, worker, hot_wallet, "hana", "btc-payouts-guarded"
+    )
+    try:
+        body = {"request_id": "btc-guarded", "account_id": "hana", "asset": "BTC",
+                "amount": "0.25", "destination_address": destination}  # fmt: skip
+        assert call("POST", f"{worker.api_url}/api/v1/withdrawals", body)[0] == 202
+        assert final(worker, "btc-guarded")["status"] == "COMPLETED"
+        confirmed = results_of(settings, "po:hana:btc-guarded")[-1]
+        check_id = f"wallet:bitcoin:{confirmed['tx_hash']}:BTC"
+        results = read_topic(
+            settings,
+            catalogue.RECONCILIATION_RESULTS,
+            until=lambda rs: any(r["value"]["check_id"] == check_id for r in rs),
+        )
+        [paid] = [r for r in values(results) if r["check_id"] == check_id]
+        # what left the wallet: the payout and its network fee (the change came back)
+        assert paid["level"] == "OK"
+        assert paid["bank_balance"] == Decimal("0.25") + confirmed["network_fee"]
+        miner.stop()
+        miner.join(10)
+
+        theft_raw = executor.build(payout_command("po:theft", "1", destination), assets["BTC"])
+        theft = rpc("sendrawtransaction", theft_raw)
+        [block] = rpc("generatetoaddress", 1, rpc("getnewaddress"))
+        height = rpc("getblock", block)["height"]
+        alerts = read_topic(
+            settings,
+            catalogue.ALERTS,
+            until=lambda rs: any(r["value"]["details"].get("tx_hash") == theft for r in rs),
+        )
+        [raised] = [a for a in values(alerts) if a["details"].get("tx_hash") == theft]
+        assert rpc("getblockcount") == height  # no block mined since
+        assert (raised["kind"], raised["severity"]) == ("wallet.unexplained_outflow", "CRITICAL")
+        assert raised["details"]["block_number"] == str(height)
+        opened = read_topic(
+            settings,
+            catalogue.BREAKER_STATE,
+            until=lambda rs: any(theft in r["value"]["reason"] for r in rs),
+        )
+        assert {r["value"]["state"] for r in opened if theft in r["value"]["reason"]} == {"OPEN"}
+    finally:
+        for component in (executor, watcher, miner):
+            component.stop()
+        thread.join(10)
+        watcher_thread.join(10)
+    assert executor.sent == 1

@@ -3,13 +3,15 @@
 Deposits of ETH and of an ERC20 compiled offline with solc are credited once their
 confirmations reach the security level; a reorg removes an unconfirmed deposit and makes
 a credited one an alert, never a second credit; a payout is paid once, with its network
-fee, even when the executor restarts after recording it.
+fee, even when the executor restarts after recording it; value that leaves the hot wallet
+or a deposit address in a transaction no payout recorded opens the breaker in its block.
 """
 
 from __future__ import annotations
 
 import tempfile
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -92,12 +94,12 @@ def run_in_thread(component) -> threading.Thread:
     return thread
 
 
-def watcher_for(settings, w3) -> EthereumWatcher:
+def watcher_for(settings, w3, hot_wallets: tuple[str, ...] = ()) -> EthereumWatcher:
     assets = load_assets(settings.assets_file)
     wiring = WatcherWiring.from_settings(
         settings, codec, assets, "eth-watcher.json", w3.eth.block_number
     )
-    return EthereumWatcher(wiring, settings.eth_rpc)
+    return EthereumWatcher(replace(wiring, hot_wallets=hot_wallets), settings.eth_rpc)
 
 
 def bind(settings, address: str, account: str) -> None:
@@ -406,6 +408,11 @@ def test_forged_internal_records_are_refused_never_applied_never_paid(chain, sta
         forged(settings, catalogue.BREAKER_STATE, "global",
                {"scope": "global", "state": "OPEN", "level": "CRITICAL", "reason": "forged",
                 "actor": "operator:root", "changed_at": datetime.now(UTC)})  # fmt: skip
+        forged(settings, catalogue.WALLET_OUTFLOWS, "ethereum",
+               {"outflow_id": "ethereum:0xf3:ETH", "chain": "ethereum", "asset": "ETH",
+                "tx_hash": "0xf3", "block_number": 1, "block_hash": "0xb",
+                "wallet_address": thief, "wallet_role": "HOT", "to_address": thief,
+                "amount": Decimal("1"), "observed_at": datetime.now(UTC)})  # fmt: skip
         # the workload, with the forgeries in flight: a payout and transfers
         body = {"request_id": "f-pay", "account_id": "erin", "asset": "ETH", "amount": "0.1",
                 "destination_address": destination}  # fmt: skip
@@ -445,7 +452,8 @@ def test_forged_internal_records_are_refused_never_applied_never_paid(chain, sta
     refused = {d["source_topic"] for d in letters if d["reason"] == "unauthenticated"}
     kinds = {catalogue.ADDRESS_BINDINGS, catalogue.PRICES, catalogue.CHAIN_OBSERVATIONS,
              catalogue.LEDGER_COMMANDS, catalogue.TRANSFER_CREDITS, catalogue.PAYOUT_COMMANDS,
-             catalogue.BREAKER_STATE, catalogue.PAYOUT_RESULTS}  # fmt: skip
+             catalogue.BREAKER_STATE, catalogue.PAYOUT_RESULTS,
+             catalogue.WALLET_OUTFLOWS}  # fmt: skip
     assert refused == kinds, refused
     alerts = values(read_topic(settings, catalogue.ALERTS, timeout_s=3))
     alerted = {a["details"]["topic"] for a in alerts
@@ -454,3 +462,126 @@ def test_forged_internal_records_are_refused_never_applied_never_paid(chain, sta
     # the executor (in this process) counted its refusal where its /metrics shows it
     refusal = {"topic": catalogue.PAYOUT_COMMANDS, "reader": "ethereum-payouts"}
     assert REGISTRY.get_sample_value("token_engine_unauthenticated_records_total", refusal)
+
+
+def wallet_checks(settings, tx_hashes: set[str]) -> dict[str, dict]:
+    """The WALLET_ONCHAIN results of these transactions' outflows, by check id."""
+
+    def checks(records):
+        return {
+            r["value"]["check_id"]: r["value"]
+            for r in records
+            if r["value"]["tier"] == "WALLET_ONCHAIN"
+            and r["value"]["check_id"].split(":")[2] in tx_hashes
+        }
+
+    found = read_topic(
+        settings,
+        catalogue.RECONCILIATION_RESULTS,
+        until=lambda rs: {c.split(":")[2] for c in checks(rs)} >= tx_hashes,
+    )
+    return checks(found)
+
+
+def unexplained_alert(settings, tx_hash: str) -> dict:
+    def mine(records):
+        return [
+            r["value"]
+            for r in records
+            if r["value"]["kind"] == "wallet.unexplained_outflow"
+            and r["value"]["details"]["tx_hash"] == tx_hash
+        ]
+
+    return mine(read_topic(settings, catalogue.ALERTS, until=mine))[0]
+
+
+def stolen(w3, key: bytes, to: str, wei: int) -> dict:
+    """A transfer signed with an operator wallet's key behind the engine's back; its receipt."""
+    thief = Account.from_key(key)
+    signed = thief.sign_transaction({
+        "to": to, "value": wei, "gas": 21_000, "gasPrice": w3.eth.gas_price,
+        "nonce": w3.eth.get_transaction_count(thief.address), "chainId": w3.eth.chain_id,
+    })  # fmt: skip
+    return w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+
+
+def test_an_outflow_no_payout_recorded_opens_the_breaker_in_its_block(chain, start_worker):
+    """Storiqa invariant 4: each balance decrease on the chain has a pending transaction in
+    the engine. The payouts' outflows (ETH, and a token with the gas it cost) are explained;
+    a transfer out of the hot wallet made with its key, and one out of a deposit address,
+    are CRITICAL at once: the alert names the transaction and the breaker opens before
+    another block is mined."""
+    w3, token, settings = chain
+    worker = start_worker(settings=settings)
+    key = dev_key(7)
+    hot_wallet = Account.from_key(key).address
+    token.functions.transfer(hot_wallet, 1000 * 10**6).transact({"from": w3.eth.accounts[0]})
+    for asset, amount, tx in (("ETH", "1", "0xa1"), ("TOK", "100", "0xa2")):
+        produce(settings, catalogue.CHAIN_OBSERVATIONS, "wendy",
+                observation_of("wendy", asset, amount, tx))  # fmt: skip
+    wait_for(lambda: len(balances(worker, "wendy")) == 2, what="wendy's deposits")
+    deposit_key = Account.create()
+    bind(settings, deposit_key.address, "wendy")
+    executor = executor_for(settings, key, "payouts-guarded")
+    watcher = watcher_for(settings, w3, hot_wallets=(hot_wallet,))
+    threads = [run_in_thread(executor), run_in_thread(watcher)]
+    destination, thief = Account.create().address, Account.create().address
+    try:
+        for request_id, asset, amount in (("g-eth", "ETH", "0.1"), ("g-tok", "TOK", "10")):
+            body = {"request_id": request_id, "account_id": "wendy", "asset": asset,
+                    "amount": amount, "destination_address": destination}  # fmt: skip
+            assert call("POST", f"{worker.api_url}/api/v1/withdrawals", body)[0] == 202
+            assert final(worker, request_id)["status"] == "COMPLETED"
+        paid = {
+            r["payout_id"]: r["tx_hash"]
+            for r in values(read_topic(settings, catalogue.PAYOUT_RESULTS, until_count=4))
+            if r["status"] == "CONFIRMED"
+        }
+        eth_tx, tok_tx = paid["po:wendy:g-eth"], paid["po:wendy:g-tok"]
+        checks = wallet_checks(settings, {eth_tx, tok_tx})
+        by_asset = {(c["check_id"].split(":")[2], c["asset"]): c for c in checks.values()}
+        assert set(by_asset) == {(eth_tx, "ETH"), (tok_tx, "TOK"), (tok_tx, "ETH")}
+        assert {c["level"] for c in checks.values()} == {"OK"}
+        assert by_asset[(tok_tx, "TOK")]["bank_balance"] == Decimal(10)
+        receipt = w3.eth.get_transaction_receipt(eth_tx)
+        gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        assert by_asset[(eth_tx, "ETH")]["bank_balance"] == Decimal(10**17 + gas).scaleb(-18)
+
+        theft = stolen(w3, key, thief, 5 * 10**17)
+        theft_hash = theft["transactionHash"].to_0x_hex()
+        raised = unexplained_alert(settings, theft_hash)
+        assert w3.eth.block_number == theft["blockNumber"]  # no block mined since
+        assert raised["severity"] == "CRITICAL" and theft_hash in raised["message"]
+        assert raised["details"]["amount"] == str(
+            Decimal(5 * 10**17 + theft["gasUsed"] * theft["effectiveGasPrice"]).scaleb(-18)
+        )
+        opened = read_topic(
+            settings,
+            catalogue.BREAKER_STATE,
+            until=lambda rs: any(r["value"]["state"] == "OPEN" for r in rs),
+        )
+        [breaker] = {r["value"]["scope"]: r["value"] for r in opened
+                     if r["value"]["state"] == "OPEN"}.values()  # fmt: skip
+        assert breaker["scope"] == "global" and theft_hash in breaker["reason"]
+        assert breaker["actor"] == "reconciliation"
+        [finding] = [
+            d
+            for d in values(read_topic(settings, catalogue.DISCREPANCIES, timeout_s=3))
+            if d["reference"] == theft_hash
+        ]
+        assert (finding["type"], finding["severity"]) == ("UNEXPLAINED_OUTFLOW", "CRITICAL")
+
+        # a deposit address is the operator's too: value taken out of it with its key
+        w3.eth.send_transaction(
+            {"from": w3.eth.accounts[0], "to": deposit_key.address, "value": 10**16}
+        )
+        emptied = stolen(w3, bytes(deposit_key.key), thief, 5 * 10**15)
+        raised = unexplained_alert(settings, emptied["transactionHash"].to_0x_hex())
+        assert "deposit wallet" in raised["message"]
+    finally:
+        for component in (executor, watcher):
+            component.stop()
+        for thread in threads:
+            thread.join(10)
+    assert w3.eth.get_balance(destination) == 10**17  # the payouts, once each
+    assert executor.sent == 2
