@@ -61,6 +61,8 @@ ROUTES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/reconciliation/summary"): OVERSEERS,
     ("GET", "/api/v1/audit"): OVERSEERS,
     ("POST", "/api/v1/bindings"): frozenset({OPERATOR}),
+    ("POST", "/api/v1/accounts/{account_id}/deposit-addresses"): frozenset({CLIENT, OPERATOR}),
+    ("POST", "/api/v1/suspense/assignments"): frozenset({OPERATOR}),
     ("POST", "/api/v1/prices"): frozenset({OPERATOR}),
     ("GET", "/api/v1/breaker"): OVERSEERS,
     ("POST", "/api/v1/breaker"): frozenset({OPERATOR}),

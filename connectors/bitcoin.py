@@ -112,9 +112,10 @@ class BitcoinWatcher(ChainWatcher):
         return transaction.get("blockhash") == tracked.block_hash
 
     def deposit_hashes(self, addresses=None) -> dict[bytes, str]:
-        """Public-key hash -> address, for the bound addresses (or those given)."""
+        """Public-key hash -> address, for the deposit addresses (or those given)."""
         hashes = {}
-        for address in self.facts.addresses if addresses is None else addresses:
+        watched = self.facts.deposit_addresses() if addresses is None else addresses
+        for address in watched:
             try:
                 hashes[addr_base58_to_pubkeyhash(address, as_hex=False)] = address
             except (EncodingError, ValueError):
@@ -147,8 +148,7 @@ class BitcoinWatcher(ChainWatcher):
                         self.asset,
                         transaction.txid,
                         index,
-                        number,
-                        block_hash,
+                        (number, block_hash, block.time * 1000),
                         "",
                         address,
                         output.value,

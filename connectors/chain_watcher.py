@@ -1,13 +1,15 @@
 """What every chain watcher shares: position, deposits under watch, reorgs, publishing.
 
 Owns the chain-independent part of a watcher: the saved state (last block, recent block
-hashes, deposits under watch; written atomically after each step, so a restart resumes
-without a gap), one step (reorg check, new blocks, confirmations), the security level of
-each deposit (`connectors.confirmations`), and the `ChainObservation` it publishes:
-SEEN while confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the
-deposit's block away. It also publishes a `WalletOutflow` for every transaction in a
-block that takes value out of an operator wallet (a hot wallet the payout executors spend
-from, or a bound deposit address): reconciliation matches each with what the engine
+hashes, deposits under watch, the account each deposit was attributed to: the one bound
+at its block's time, `connectors.chain_facts`, kept if a reorg moves the deposit to a block
+of another time; written atomically after each step, so a restart resumes without a gap),
+one step (reorg check, new blocks, confirmations), the security level of each deposit
+(`connectors.confirmations`), and the `ChainObservation` it publishes: SEEN while
+confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the deposit's
+block away. It also publishes a `WalletOutflow` for every transaction in a block that
+takes value out of an operator wallet (a hot wallet the payout executors spend from, or a
+deposit address, bound or in the pool): reconciliation matches each with what the engine
 prepared (`streams.reconciliation.wallets`). A chain supplies `head`, `block_hash`,
 `read_block` and `still_included` (`connectors.ethereum`, `connectors.bitcoin`). A node
 that does not answer is retried with backoff (logged and counted), never a crash loop.
@@ -19,22 +21,20 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import Producer
 from prometheus_client import Counter, Gauge
 
 from connectors import wallet_outflows
-from connectors.confirmations import Price, confirmations_required
+from connectors.chain_facts import ChainFacts
+from connectors.confirmations import confirmations_required
 from connectors.wallet_outflows import WalletOutputs
 from core import observations
 from core.assets import Asset, AssetCatalogue
-from core.bindings import Bindings
 from core.config import Settings
 from core.money import MAX_AMOUNT
 from topics import catalogue
@@ -49,7 +49,6 @@ REORG_WINDOW = 64  # block hashes kept to find a fork point
 MAX_BLOCKS_PER_STEP = 500
 POLL_INTERVAL_S = 0.5
 MAX_BACKOFF_S = 30.0
-MAX_PRICE_CLOCK_AHEAD = timedelta(minutes=1)
 
 blocks_processed = Counter("token_engine_watcher_blocks", "Blocks read, per chain.", ["chain"])
 node_errors = Counter(
@@ -87,6 +86,9 @@ class WatcherState:
     hashes: dict[str, str]  # block number (text) -> hash
     tracked: dict[str, Tracked]
     wallet_outputs: WalletOutputs = field(default_factory=dict)  # `connectors.wallet_outflows`
+    # deposit id -> [account, block]: the account a deposit was first attributed to, kept
+    # while a reorg may bring it back in a block of another time (another binding's)
+    attributed: dict[str, list] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path, start_block: int) -> WatcherState:
@@ -94,7 +96,8 @@ class WatcherState:
             return cls(start_block - 1, {}, {})
         data = json.loads(path.read_text())
         tracked = {k: Tracked(**v) for k, v in data["tracked"].items()}
-        return cls(data["last_block"], data["hashes"], tracked, data.get("wallet_outputs", {}))
+        return cls(data["last_block"], data["hashes"], tracked, data.get("wallet_outputs", {}),
+                   data.get("attributed", {}))  # fmt: skip
 
     def save(self, path: Path) -> None:
         data = {
@@ -102,38 +105,11 @@ class WatcherState:
             "hashes": self.hashes,
             "tracked": {k: asdict(v) for k, v in self.tracked.items()},
             "wallet_outputs": self.wallet_outputs,
+            "attributed": self.attributed,
         }
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(data))
         os.replace(temporary, path)
-
-
-class ChainFacts:
-    """What the watcher reads from topics: deposit addresses and USD prices.
-
-    Bindings follow `core.bindings` (malformed or conflicting ones are ignored). A
-    price that is not positive, or stamped in the future, is ignored: it would make every
-    deposit need the fewest confirmations (a missing price means the most).
-    """
-
-    def __init__(self, chain: str, normalize: Callable[[str], str], network: str = "") -> None:
-        self.chain = chain
-        self.bindings = Bindings(chain, normalize, network or "bitcoin")
-        self.addresses = self.bindings.addresses  # normalised address -> account id
-        self.prices: dict[str, Price] = {}
-
-    def fold(self, topic: str, value: dict[str, Any]) -> None:
-        if topic == catalogue.ADDRESS_BINDINGS:
-            self.bindings.fold(value)
-        elif topic == catalogue.PRICES:
-            price = value["usd_price"]
-            ahead = value["as_of"] - datetime.now(UTC)
-            if price > 0 and ahead < MAX_PRICE_CLOCK_AHEAD:
-                self.prices[value["asset"]] = Price(price, value["as_of"])
-            else:
-                log.warning(
-                    "price of %s ignored: %s as of %s", value["asset"], price, value["as_of"]
-                )
 
 
 @dataclass(frozen=True)
@@ -182,7 +158,8 @@ class ChainWatcher:
         self.state_path = wiring.state_path
         self.state = WatcherState.load(wiring.state_path, wiring.start_block)
         network = next((a.network for a in self.assets.values() if a.network), "")
-        self.facts = ChainFacts(self.chain, self.normalize_address, network)
+        pool = wiring.assets.pools.get(self.chain)
+        self.facts = ChainFacts(self.chain, self.normalize_address, network, pool)
         self.view = TopicView(
             wiring.bootstrap,
             wiring.prefix,
@@ -243,18 +220,26 @@ class ChainWatcher:
     # -- one step: reorgs, new blocks, confirmations ------------------------------------
 
     def step(self) -> bool:
-        self.view.wait_caught_up()
         head = self.head()
+        # after the head: every binding acknowledged before these blocks were mined is
+        # folded, so no deposit to a freshly bound address is taken for nobody's (suspense)
+        self.view.wait_caught_up()
         self.handle_reorg()
         last = min(head, self.state.last_block + MAX_BLOCKS_PER_STEP)
         for number in range(self.state.last_block + 1, last + 1):
-            self.state.hashes[str(number)] = self.read_block(number)
+            with self.view.lock:  # the bindings and the pool hold still while a block is read
+                self.state.hashes[str(number)] = self.read_block(number)
             for old in [n for n in self.state.hashes if int(n) <= number - REORG_WINDOW]:
                 del self.state.hashes[old]
             blocks_processed.labels(self.chain).inc()
         progressed = last > self.state.last_block
         self.state.last_block = max(self.state.last_block, last)
         wallet_outflows.prune(self.state.wallet_outputs, self.state.last_block - REORG_WINDOW)
+        for deposit_id, (_, number) in list(self.state.attributed.items()):
+            if number < self.state.last_block - 2 * REORG_WINDOW and (
+                deposit_id not in self.state.tracked
+            ):
+                del self.state.attributed[deposit_id]
         self.publish_confirmations(head)
         flush(self.producer, "observations")
         self.state.save(self.state_path)
@@ -281,10 +266,14 @@ class ChainWatcher:
                 del self.state.tracked[deposit_id]
         self.state.last_block = fork  # rescanned: a transaction mined again is found again
 
-    def track(self, asset: Asset, tx_hash, index, number, block_hash, sender, to, units) -> None:
-        """Watch a transfer to a bound address. Zero-value transfers (address-poisoning spam)
-        are not watched; dust below the minimum is published and refused by intake (a dead
-        letter records it); an amount beyond what the wire carries is logged, not watched."""
+    def track(
+        self, asset: Asset, tx_hash, index, block: tuple[int, str, int], sender, to, units
+    ) -> None:
+        """Watch a transfer to a deposit address, for the account bound at the block's time
+        (`block`: number, hash, time in epoch ms). Zero-value transfers (address-poisoning
+        spam) are not watched; dust below the minimum is published and refused by intake
+        (a dead letter records it); an amount beyond what the wire carries is logged."""
+        number, block_hash, block_ms = block
         deposit_id = observations.deposit_id(asset, tx_hash, index)
         if units <= 0 or units >= MAX_AMOUNT.scaleb(asset.decimals):
             transfers_ignored.labels(self.chain, "zero" if units <= 0 else "out_of_range").inc()
@@ -303,16 +292,26 @@ class ChainWatcher:
             block_hash,
             sender.lower(),
             to,
-            self.facts.addresses[self.normalize_address(to)],
+            self.attribute(deposit_id, to, block_ms, number),
             str(amount),
         )
+
+    def attribute(self, deposit_id: str, to: str, block_ms: int, number: int) -> str:
+        """The account bound at the block's time, or the one the deposit had in the block
+        a reorg took away: a deposit mined again later is never credited to a second
+        account (its first credit's mark is on the first one's record)."""
+        first = self.state.attributed.get(deposit_id)
+        if first is None:
+            first = [self.facts.account_at(to, block_ms), number]
+            self.state.attributed[deposit_id] = first
+        return first[0]
 
     def wallet_role(self, address: str) -> str | None:
         """HOT or DEPOSIT for an operator wallet's address, None for anyone else's."""
         normal = self.normalize_address(address or "")
         if normal in self.hot_wallets:
             return "HOT"
-        return "DEPOSIT" if normal in self.facts.addresses else None
+        return "DEPOSIT" if normal and self.facts.watched(normal) else None
 
     def outflow(
         self, asset: Asset, tx_hash: str, block: tuple[int, str], wallet: str, to: str, units

@@ -58,6 +58,7 @@ class EthereumWatcher(ChainWatcher):
     def read_block(self, number: int) -> str:
         block = self.w3.eth.get_block(number, full_transactions=True)
         block_hash = block["hash"].to_0x_hex()
+        at = (number, block_hash, int(block["timestamp"]) * 1000)
         outflows: dict[tuple[str, str, str], list] = {}  # (tx, asset, wallet) -> [to, units]
         if self.native is not None:
             for tx in block["transactions"]:
@@ -68,13 +69,12 @@ class EthereumWatcher(ChainWatcher):
                     key = (tx["hash"].to_0x_hex(), self.native.code, tx["from"])
                     outflows[key] = [tx.get("to") or "", spent]
                 to = (tx.get("to") or "").lower()
-                if tx["value"] > 0 and to in self.facts.addresses:
+                if tx["value"] > 0 and self.facts.watched(to):
                     self.track(
                         self.native,
                         tx["hash"].to_0x_hex(),
                         0,
-                        number,
-                        block_hash,
+                        at,
                         tx["from"],
                         to,
                         tx["value"],
@@ -98,14 +98,13 @@ class EthereumWatcher(ChainWatcher):
                 if self.wallet_role(sender) and value > 0:
                     key = (entry["transactionHash"].to_0x_hex(), asset.code, sender)
                     outflows.setdefault(key, [to, 0])[1] += value
-                if to.lower() not in self.facts.addresses:
+                if not self.facts.watched(to.lower()):
                     continue
                 self.track(
                     asset,
                     entry["transactionHash"].to_0x_hex(),
                     entry["logIndex"],
-                    number,
-                    block_hash,
+                    at,
                     sender,
                     to.lower(),
                     value,

@@ -3,9 +3,10 @@
 Per asset: a user's balance `user:<account>:<asset>` (a credit balance: its net is minus
 the balance), what the operator holds `operator:<asset>:assets`, the fees it earned
 `operator:<asset>:fees`, the liquidity of 1:1 conversions `operator:<asset>:liquidity`,
-and `clearing:<asset>` for internal transfers between the debit on one partition and the
-credit on another. Account ids hold no ':' (`core.fields.account_id`), so no user's
-account can be another ledger account.
+deposits nobody is bound for `operator:<asset>:suspense`, and `clearing:<asset>` for
+internal transfers between the debit on one partition and the credit on another. Account
+ids hold no ':' (`core.fields.account_id`), so no user's account can be another ledger
+account.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def operator_fees(asset: str) -> str:
 
 def operator_liquidity(asset: str) -> str:
     return f"operator:{asset}:liquidity"
+
+
+def operator_suspense(asset: str) -> str:
+    """Deposits to a deposit address no binding attributes, until an operator assigns them
+    (held by the engine's suspense record: `core.fields.SUSPENSE_ACCOUNT`)."""
+    return f"operator:{asset}:suspense"
 
 
 def clearing(asset: str) -> str:

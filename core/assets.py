@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache, cached_property
 from pathlib import Path
 
+from core.address_pool import PoolConfig, PoolConfigError, parse_pools
 from core.addresses import BITCOIN_NETWORKS, ETH_ADDRESS
 from core.fields import ASSET_CODE, CURRENCY
 from core.money import MAX_DECIMALS, AmountError, parse_amount, quantize_exact, quantize_up
@@ -264,6 +265,7 @@ def _check_catalogue(assets: dict[str, Asset]) -> None:
 @dataclass(frozen=True)
 class AssetCatalogue:
     assets: dict[str, Asset]
+    pools: dict[str, PoolConfig] = field(default_factory=dict)  # chain -> its address pool
 
     def __getitem__(self, code: str) -> Asset:
         try:
@@ -305,7 +307,15 @@ def parse_assets(text: str) -> AssetCatalogue:
         raise AssetConfigError("every asset is a table: [assets.CODE]")
     assets = {code: _asset(code, spec) for code, spec in tables.items()}
     _check_catalogue(assets)
-    return AssetCatalogue(assets)
+    network = next((a.network for a in assets.values() if a.chain == "bitcoin"), "bitcoin")
+    try:
+        pools = parse_pools(raw.get("pools"), network or "bitcoin")
+    except PoolConfigError as error:
+        raise AssetConfigError(str(error)) from None
+    unknown = sorted(set(raw) - {"assets", "pools"})
+    if unknown:
+        raise AssetConfigError(f"unknown table {unknown[0]!r}")
+    return AssetCatalogue(assets, pools)
 
 
 @cache

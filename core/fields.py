@@ -21,7 +21,10 @@ from core.reasons import Reason
 # accounts' separator, so no id can look like an operator, clearing or another user's
 # account), and a name of the engine's own ledger accounts is refused.
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
-RESERVED_ACCOUNT_IDS = frozenset({"operator", "clearing", "user", "system", "engine"})
+SUSPENSE_ACCOUNT = "suspense"  # the engine's: deposits no binding attributes wait here
+RESERVED_ACCOUNT_IDS = frozenset(
+    {"operator", "clearing", "user", "system", "engine", SUSPENSE_ACCOUNT}
+)
 # Request ids are chosen by clients ("order:123"): ':' allowed.
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 TX_HASH = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -86,6 +89,14 @@ def account_id(value: object, field: str = "account_id") -> str:
     if value.lower() in RESERVED_ACCOUNT_IDS:
         raise FieldError(Reason.INVALID_FIELD, field, f"{value!r} is reserved for the engine")
     return value
+
+
+def holder_account_id(value: object, field: str = "account_id") -> str:
+    """An account a ledger record may belong to: a user's, or the engine's suspense
+    account (never one a client names: `account_id` refuses it)."""
+    if value == SUSPENSE_ACCOUNT:
+        return value
+    return account_id(value, field)
 
 
 def request_id(value: object, field: str = "request_id") -> str:

@@ -10,7 +10,9 @@ way from the same payload:
 - `payout:<payout id>:confirmed|failed` for a payout's final result;
 - `transfer-credit:<sender>:<request id>` for the credit leg of an internal transfer (the
   sender is part of it: two accounts may use one request id);
-- `breaker:<offset>` for a breaker change (its offset on breaker-state).
+- `breaker:<offset>` for a breaker change (its offset on breaker-state);
+- `assignment:<deposit id>` for an operator's assignment of a deposit held in suspense,
+  `assignment-credit:<deposit id>` for its credit leg (a deposit is assigned once).
 A payout is `po:<account>:<request id>`. Reconciliation checks are
 `tier1:<bank account>:<message id>`, `tier2:<bank account>:<as of, ms>` and
 `tier3:<bank account>:<date>:<message id>`; a snapshot is `<bank account>:<date>`. Ids
@@ -26,6 +28,8 @@ DEPOSIT_PREFIX = "deposit:"
 PAYOUT_RESULT_PREFIX = "payout:"
 TRANSFER_CREDIT_PREFIX = "transfer-credit:"
 BREAKER_PREFIX = "breaker:"
+ASSIGNMENT_PREFIX = "assignment:"
+ASSIGNMENT_CREDIT_PREFIX = "assignment-credit:"
 
 
 def request_command(request_id: str) -> str:
@@ -45,6 +49,14 @@ def payout_result_command(payout_id: str, status: str) -> str:
 
 def transfer_credit(sender: str, request_id: str) -> str:
     return f"{TRANSFER_CREDIT_PREFIX}{sender}:{request_id}"
+
+
+def assignment(deposit_id: str) -> str:
+    return f"{ASSIGNMENT_PREFIX}{deposit_id}"
+
+
+def assignment_credit(deposit_id: str) -> str:
+    return f"{ASSIGNMENT_CREDIT_PREFIX}{deposit_id}"
 
 
 def breaker_command(offset: int) -> str:

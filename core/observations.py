@@ -68,5 +68,5 @@ def creditable(
     id is checked unless the caller did: the ledger checks every command's)."""
     asset = observed_asset(observation, assets)
     if check_account:
-        fields.account_id(observation.get("account_id"))
+        fields.holder_account_id(observation.get("account_id"))
     return asset, deposit_amount(asset, observation.get("amount"))

@@ -78,7 +78,8 @@ class Reason(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # a body that is not declared JSON/XML
     RATE_LIMITED = "rate_limited"  # the key's request rate is spent: try again shortly
     # the HTTP API
-    NOT_FOUND = "not_found"  # no such request, discrepancy or account
+    NOT_FOUND = "not_found"  # no such request, discrepancy, account or deposit in suspense
+    POOL_EXHAUSTED = "pool_exhausted"  # no free deposit address in the chain's pool
     UNAVAILABLE = "unavailable"  # the broker or the database did not answer
     TIMEOUT = "timeout"  # no result within the wait
     BANK_API_UNAVAILABLE = "bank_api_unavailable"  # the intraday bank API did not answer

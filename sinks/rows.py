@@ -298,7 +298,15 @@ def breaker_state(v: dict[str, Any], _: Currencies) -> list[Row]:
 def address_binding(v: dict[str, Any], _: Currencies) -> list[Row]:
     event_id = f"binding:{v['chain']}:{v['address']}:{v['account_id']}"
     at = v["bound_at"]
+    if v.get("expires_at") is not None:  # a pool binding: one address is bound again later
+        event_id += f":{at.isoformat()}"
     return [audit(event_id, catalogue.ADDRESS_BINDINGS, v["account_id"], "address.bound", v, at)]
+
+
+def deposit_assignment(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"assignment:{v['deposit_id']}:{v['assigned_at'].isoformat()}"
+    topic, at = catalogue.DEPOSIT_ASSIGNMENTS, v["assigned_at"]
+    return [audit(event_id, topic, v["account_id"], "deposit.assigned", v, at)]
 
 
 def asset_price(v: dict[str, Any], _: Currencies) -> list[Row]:
@@ -327,6 +335,7 @@ ROWS: dict[str, Callable[[dict[str, Any], Currencies], list[Row]]] = {
     catalogue.EOD_SNAPSHOTS: eod_snapshot,
     catalogue.BREAKER_STATE: breaker_state,
     catalogue.ADDRESS_BINDINGS: address_binding,
+    catalogue.DEPOSIT_ASSIGNMENTS: deposit_assignment,
     catalogue.PRICES: asset_price,
     catalogue.API_KEYS: api_key,
 }

@@ -34,7 +34,7 @@ from core import fields, ids
 from core.assets import AssetCatalogue, load_assets
 from core.breaker import scope_problem
 from core.config import Settings
-from core.fields import FieldError
+from core.fields import SUSPENSE_ACCOUNT, FieldError
 from core.observations import creditable, observed_asset
 from core.reasons import Reason
 from core.requests import RequestError, revalidate
@@ -74,8 +74,13 @@ INPUT_TOPICS = (
     catalogue.PAYOUT_RESULTS,
     catalogue.TRANSFER_CREDITS,
     catalogue.BREAKER_STATE,
+    catalogue.DEPOSIT_ASSIGNMENTS,
     *CHECKED_ONLY_TOPICS,
 )
+CREDIT_LEGS = {  # command kind -> the prefix of its id
+    "TRANSFER_CREDIT": ids.TRANSFER_CREDIT_PREFIX,
+    "ASSIGNMENT_CREDIT": ids.ASSIGNMENT_CREDIT_PREFIX,
+}
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,7 @@ def _observation_command(source: Source, record: dict[str, Any], assets: AssetCa
             creditable(record, assets)  # zero, dust and bad amounts are never credited
         else:
             observed_asset(record, assets)
-            fields.account_id(record["account_id"])
+            fields.holder_account_id(record["account_id"])
     except FieldError as error:
         raise Rejected(error.reason, str(error)) from None
     if record["status"] == "SEEN":
@@ -173,13 +178,35 @@ def _transfer_credit(source: Source, record: dict[str, Any]) -> list[Output]:
         fields.account_id(account)
     except FieldError as error:
         raise Rejected(error.reason, str(error)) from None
-    if record["kind"] != "TRANSFER_CREDIT" or not record["command_id"].startswith(
-        ids.TRANSFER_CREDIT_PREFIX
-    ):
-        raise Rejected(Reason.INVALID_FIELD, f"kind: {record['kind']} is not a transfer credit")
+    prefix = CREDIT_LEGS.get(record["kind"])
+    if prefix is None or not record["command_id"].startswith(prefix):
+        raise Rejected(Reason.INVALID_FIELD, f"kind: {record['kind']} is not a credit leg")
     if partition_for(account, catalogue.ACCOUNT_PARTITIONS) != source.partition:
         raise Rejected(Reason.WRONG_PARTITION, f"account_id: {account!r} is not of this partition")
     return [Output(catalogue.LEDGER_COMMANDS, account, source.value, source.partition)]
+
+
+def _assignment_command(source: Source, record: dict[str, Any], assets) -> dict[str, Any]:
+    """An operator's assignment of a deposit in suspense: a command of the suspense record
+    (keyed by it, so on its partition), checked again by the ledger against its mark."""
+    try:
+        if not isinstance(record["deposit_id"], str) or not record["deposit_id"]:
+            raise FieldError(Reason.MISSING_FIELD, "deposit_id", "is required")
+        asset = assets.get(record["asset"])
+        if asset is None:
+            raise FieldError(Reason.UNKNOWN_ASSET, "asset", f"unknown asset {record['asset']!r}")
+        fields.account_id(record["account_id"])
+        if not record["note"].strip():
+            raise FieldError(Reason.MISSING_FIELD, "note", "why the deposit is theirs")
+    except FieldError as error:
+        raise Rejected(error.reason, str(error)) from None
+    if record["amount"] <= 0:
+        raise Rejected(Reason.INVALID_AMOUNT, "amount: must be positive")
+    if partition_for(SUSPENSE_ACCOUNT, catalogue.ACCOUNT_PARTITIONS) != source.partition:
+        message = "key: an assignment is keyed by the suspense account"
+        raise Rejected(Reason.WRONG_PARTITION, message)
+    command_id = ids.assignment(record["deposit_id"])
+    return command(source, "DEPOSIT_ASSIGNMENT", command_id, SUSPENSE_ACCOUNT)
 
 
 def route(
@@ -216,6 +243,8 @@ def _route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) 
             ledger_command = _request_command(source, record, assets)
         elif source.topic == catalogue.CHAIN_OBSERVATIONS:
             ledger_command = _observation_command(source, record, assets)
+        elif source.topic == catalogue.DEPOSIT_ASSIGNMENTS:
+            ledger_command = _assignment_command(source, record, assets)
         else:
             ledger_command = _payout_command(source, record)
     except DecodeError as error:

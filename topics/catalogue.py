@@ -53,6 +53,7 @@ DEPOSIT_REQUESTS = "deposit-requests"
 WITHDRAWAL_REQUESTS = "withdrawal-requests"
 TRANSFER_REQUESTS = "transfer-requests"
 ADDRESS_BINDINGS = "address-bindings"
+DEPOSIT_ASSIGNMENTS = "deposit-assignments"
 PRICES = "prices"
 CHAIN_OBSERVATIONS = "chain-observations"
 BANK_NOTIFICATIONS = "bank-notifications"
@@ -112,6 +113,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         ("chain watchers",),
         "Deposit address -> account.",
         cleanup="compact",
+    ),
+    _topic(
+        DEPOSIT_ASSIGNMENTS,
+        "account_id (suspense)",
+        "DepositAssignment",
+        ("operator", "cli"),
+        ("intake",),
+        "Deposits held in suspense, assigned by an operator to their account.",
     ),
     _topic(
         PRICES,
@@ -290,6 +299,7 @@ WORKER, CONNECTORS, SINK, OPERATOR = "worker", "connectors", "sink", "operator"
 SIGNING_PROCESSES = (WORKER, CONNECTORS, SINK, OPERATOR)
 SIGNERS: dict[str, tuple[str, ...]] = {
     ADDRESS_BINDINGS: (OPERATOR, WORKER),
+    DEPOSIT_ASSIGNMENTS: (OPERATOR, WORKER),  # the worker's API: an operator key's decision
     PRICES: (OPERATOR, WORKER),
     CHAIN_OBSERVATIONS: (CONNECTORS, WORKER),  # the worker's bank connector: bank credits
     BANK_NOTIFICATIONS: (WORKER,),
@@ -340,4 +350,6 @@ COMMAND_PAYLOAD_TOPICS: dict[str, str] = {
     "CHAIN_OBSERVATION": CHAIN_OBSERVATIONS,
     "PAYOUT_RESULT": PAYOUT_RESULTS,
     "BREAKER_CHANGE": BREAKER_STATE,
+    "DEPOSIT_ASSIGNMENT": DEPOSIT_ASSIGNMENTS,
+    "ASSIGNMENT_CREDIT": DEPOSIT_ASSIGNMENTS,
 }

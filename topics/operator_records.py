@@ -1,7 +1,8 @@
-"""The records an operator's decision makes: a deposit-address binding, a price, a breaker
-change, an API key and its revocation; each checked by one set of rules whichever door it
-comes through (the CLI as the local owner, the API with an operator key), each naming its
-actor, and published signed (`topics.authentication`) and acknowledged.
+"""The records an operator's decision makes: a deposit-address binding, the assignment of
+a deposit held in suspense, a price, a breaker change, an API key and its revocation; each
+checked by one set of rules whichever door it comes through (the CLI as the local owner,
+the API with an operator key), each naming its actor, and published signed
+(`topics.authentication`) and acknowledged.
 
 Every builder raises `FieldError` naming the field before anything is produced.
 """
@@ -17,8 +18,9 @@ from core.assets import AssetCatalogue
 from core.bindings import Bindings
 from core.breaker import scope_problem
 from core.fields import FieldError
-from core.money import AmountError, parse_amount
+from core.money import AmountError, parse_amount, scale_unit
 from core.reasons import Reason
+from core.requests import amount_field
 from topics import catalogue
 from topics.breaker import breaker_record, broadcast
 from topics.codec import Codec
@@ -49,10 +51,6 @@ def binding(
     bindings = Bindings(chain, normalize, network)
     for value in read_to_end(settings, catalogue.ADDRESS_BINDINGS):
         bindings.fold(value)
-    bound = bindings.account_for(address)
-    if bound is not None and bound != account:
-        message = f"{chain}:{address} is already bound to another account ({bound})"
-        raise FieldError(Reason.INVALID_FIELD, "address", message)
     record = {
         "chain": chain,
         "address": address,
@@ -60,7 +58,36 @@ def binding(
         "bound_at": datetime.now(UTC),
         "actor": actor,
     }
+    problem = bindings.problem(record)
+    if problem:
+        raise FieldError(Reason.INVALID_FIELD, "address", f"{chain}:{address}: {problem}")
     return f"{chain}:{address}", record
+
+
+def assignment(assets: AssetCatalogue, body: dict[str, Any], actor: str) -> dict[str, Any]:
+    """A DepositAssignment: a deposit held in suspense, its asset and amount as credited
+    there (the ledger checks them against its mark), the user account, and why."""
+    deposit_id = body.get("deposit_id")
+    if not isinstance(deposit_id, str) or deposit_id.count(":") < 2:
+        raise FieldError(Reason.INVALID_FIELD, "deposit_id", "chain:tx_hash:index")
+    asset = assets.get(body.get("asset"))
+    if asset is None:
+        raise FieldError(
+            Reason.UNKNOWN_ASSET, "asset", f"unknown asset {fields.shown(body.get('asset'))}"
+        )
+    amount = amount_field(body, "amount", asset, scale_unit(asset.decimals))
+    note = body.get("note")
+    if not isinstance(note, str) or not note.strip():
+        raise FieldError(Reason.MISSING_FIELD, "note", "why the deposit is theirs (evidence)")
+    return {
+        "deposit_id": deposit_id,
+        "asset": asset.code,
+        "amount": amount,
+        "account_id": fields.account_id(body.get("account"), "account"),
+        "note": note.strip()[:500],
+        "assigned_at": datetime.now(UTC),
+        "actor": actor,
+    }
 
 
 def price(assets: AssetCatalogue, asset: object, usd_price: object, actor: str) -> dict[str, Any]:

@@ -60,6 +60,7 @@ allow worker topic LITERAL "${P}deposit-requests" Write
 allow worker topic LITERAL "${P}withdrawal-requests" Write
 allow worker topic LITERAL "${P}transfer-requests" Write
 allow worker topic LITERAL "${P}address-bindings" Write
+allow worker topic LITERAL "${P}deposit-assignments" Write
 allow worker topic LITERAL "${P}prices" Write
 allow worker topic LITERAL "${P}chain-observations" Write
 allow worker topic LITERAL "${P}bank-notifications" Write

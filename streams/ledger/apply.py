@@ -47,6 +47,7 @@ from streams.ledger.postings import emit_balance_updates
 from streams.ledger.records import AccountRecord, Mark
 from streams.ledger.results import reemit_result
 from streams.ledger.step import Context, Output, Step
+from streams.ledger.suspense import on_assignment_credit, on_deposit_assignment
 from streams.ledger.transfers import on_transfer_credit, on_transfer_request
 
 
@@ -106,4 +107,6 @@ HANDLERS = {
     "TRANSFER_REQUEST": on_transfer_request,
     "TRANSFER_CREDIT": on_transfer_credit,
     "BREAKER_CHANGE": on_breaker_change,
+    "DEPOSIT_ASSIGNMENT": on_deposit_assignment,
+    "ASSIGNMENT_CREDIT": on_assignment_credit,
 }

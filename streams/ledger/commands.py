@@ -81,7 +81,7 @@ def check_addressee(command: Command) -> None:
             raise Rejected(Reason.INVALID_FIELD, message)
         return
     try:
-        fields.account_id(command.account_id)
+        fields.holder_account_id(command.account_id)
     except FieldError as error:
         raise Rejected(error.reason, str(error)) from None
     if command.partition >= 0 and record_partition(command.account_id) != command.partition:
@@ -107,6 +107,10 @@ def expected_command(command: Command) -> tuple[str | None, str | None]:
             payload["deposit_id"], payload["status"], payload["block_hash"]
         )
         return observed, payload["account_id"]
+    if kind == "DEPOSIT_ASSIGNMENT":
+        return ids.assignment(payload["deposit_id"]), fields.SUSPENSE_ACCOUNT
+    if kind == "ASSIGNMENT_CREDIT":
+        return ids.assignment_credit(payload["deposit_id"]), payload["account_id"]
     if kind == "PAYOUT_RESULT":
         if payload["status"] not in ("CONFIRMED", "FAILED"):
             raise Rejected(
@@ -186,4 +190,6 @@ VOLATILE_FIELDS = {
     ),
     "PAYOUT_RESULT": ("reported_at",),
     "BREAKER_CHANGE": (),
+    "DEPOSIT_ASSIGNMENT": ("assigned_at",),
+    "ASSIGNMENT_CREDIT": ("assigned_at",),
 }

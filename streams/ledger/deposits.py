@@ -2,7 +2,8 @@
 
 Owns what a CHAIN_OBSERVATION does (a CONFIRMED one credits `operator assets -> user` once,
 its mark kept for ever; a REMOVED one alerts if the deposit was credited: never credit
-twice) and what a DEPOSIT_REQUEST does (COMPLETED at once if its deposit is credited,
+twice; a deposit of the suspense record is held in suspense: `streams.ledger.suspense`)
+and what a DEPOSIT_REQUEST does (COMPLETED at once if its deposit is credited,
 else it waits: `streams.ledger.awaiting`). Zero, dust and foreign-chain deposits are
 refused (`core.observations.creditable`).
 """
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 from core import ids
 from core.accounts import operator_assets
-from core.fields import FieldError
+from core.fields import SUSPENSE_ACCOUNT, FieldError
 from core.observations import creditable, deposit_id
 from core.reasons import Reason
 from streams.ledger.awaiting import await_deposit
@@ -23,6 +24,7 @@ from streams.ledger.postings import refuse_beyond_range, transfer
 from streams.ledger.records import Mark
 from streams.ledger.results import CREDITED, decide
 from streams.ledger.step import Step, alert, asset_or_none, positive_amount_of
+from streams.ledger.suspense import credit_suspense
 from streams.ledger.transfers import continue_cross_chain
 
 
@@ -67,17 +69,15 @@ def on_chain_observation(step: Step) -> None:
         raise Rejected(error.reason, str(error)) from None
     refuse_beyond_range(step.record, asset, amount)
     record = step.record
-    transfer(
-        step,
-        "deposit",
-        asset.code,
-        operator_assets(asset.code),
-        record.user_account(asset.code),
-        amount,
-    )
+    if record.account_id == SUSPENSE_ACCOUNT:
+        kept = credit_suspense(step, asset, amount, key)
+    else:
+        transfer(step, "deposit", asset.code, operator_assets(asset.code),
+                 record.user_account(asset.code), amount)  # fmt: skip
+        kept = {CREDITED: str(amount)}
     mark_id = step.command.command_id
     mark = record.credited[mark_id]
-    record.credited[mark_id] = Mark(mark.fingerprint, mark.at_ms, {CREDITED: str(amount)})
+    record.credited[mark_id] = Mark(mark.fingerprint, mark.at_ms, kept)
     waiting = record.awaiting.get(key)
     if waiting is None or waiting.get("asset", asset.code) != asset.code:
         return  # nothing waits for it, or a request for another asset's deposit

@@ -38,7 +38,12 @@ MARK_PAGE_PREFIX = "~marks:"
 FINAL_PAGE_PREFIX = "~final:"
 PAGE_PREFIXES = (MARK_PAGE_PREFIX, FINAL_PAGE_PREFIX)
 # command ids whose marks are kept for ever: money moved without a request window
-CREDITED_PREFIXES = (ids.DEPOSIT_PREFIX, ids.TRANSFER_CREDIT_PREFIX)
+CREDITED_PREFIXES = (
+    ids.DEPOSIT_PREFIX,
+    ids.TRANSFER_CREDIT_PREFIX,
+    ids.ASSIGNMENT_PREFIX,
+    ids.ASSIGNMENT_CREDIT_PREFIX,
+)
 
 
 # Marks and payouts are named tuples: immutable like a frozen dataclass, and made and

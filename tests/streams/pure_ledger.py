@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from core import ids
+from core.fields import SUSPENSE_ACCOUNT
 from streams.ledger.batch import apply_batch
 from streams.ledger.records import AccountRecord, control_key, record_partition
 from streams.ledger.step import Output
@@ -35,6 +36,7 @@ COMMAND_ID = {
     ),
     "PAYOUT_RESULT": lambda p: ids.payout_result_command(p["payout_id"], p["status"]),
     "TRANSFER_CREDIT": lambda p: ids.transfer_credit(p["account_id"], p["request_id"]),
+    "DEPOSIT_ASSIGNMENT": lambda p: ids.assignment(p["deposit_id"]),
 }
 
 
@@ -101,7 +103,9 @@ class PureLedger:
                 for p in range(catalogue.ACCOUNT_PARTITIONS)
             ]
         decoded = codec.decode(TOPIC_OF[kind], data)
-        account = decoded["to_account_id"] if kind == "TRANSFER_CREDIT" else decoded["account_id"]
+        addressee = {"TRANSFER_CREDIT": decoded.get("to_account_id"),
+                     "DEPOSIT_ASSIGNMENT": SUSPENSE_ACCOUNT}  # fmt: skip
+        account = addressee.get(kind, decoded["account_id"])
         partition = max(record_partition(account), 0)
         return [(partition, self.envelope(kind, account, data, COMMAND_ID[kind](decoded)))]
 

@@ -17,6 +17,11 @@ def test_a_healthy_ledger_has_no_violations() -> None:
         "operator:WEI:fees": Decimal(-1),
     }
     assert violations(nets, {"WEI": Decimal(0)}) == []
+    # a deposit nobody was bound for is owed too, to whom it is assigned
+    held = {**nets, "operator:WEI:assets": Decimal(8), "operator:WEI:suspense": Decimal(-3)}
+    assert violations(held, {"WEI": Decimal(0)}) == []
+    lost = {**held, "operator:WEI:suspense": Decimal(-2), "operator:WEI:fees": Decimal(-2)}
+    assert violations(lost, {}) == []  # balanced, and every unit accounted for
 
 
 def test_each_kind_of_violation_is_found() -> None:

@@ -1,5 +1,6 @@
 """Commands that publish one record an operator or a client decides: a request, a deposit
-address binding, a price, a circuit-breaker change (and the breaker's state), API keys.
+address binding (by hand, or from a pool), the assignment of a deposit in suspense, a
+price, a circuit-breaker change (and the breaker's state), API keys.
 
 Every argument is checked with the same rules the API and the ledger apply (a request is
 built by `core.requests`; an operator's decision by `topics.operator_records`, as the
@@ -15,13 +16,14 @@ from pathlib import Path
 
 import click
 
-from core import access
+from core import access, fields
 from core.assets import load_assets
-from core.fields import FieldError
+from core.fields import SUSPENSE_ACCOUNT, FieldError
 from core.requests import KINDS, RequestError, build_request
 from tokengine.cli.arguments import (
     fail,
     owner_actor,
+    owner_producer,
     publish,
     read_json_argument,
     settings_or_fail,
@@ -66,6 +68,54 @@ def bind(chain: str, address: str, account: str) -> None:
         fail(f"--{error.field}: {str(error).split(': ', 1)[-1]}")
     publish(settings, catalogue.ADDRESS_BINDINGS, key, binding)
     click.echo(f"{chain}:{address} -> {account}")
+
+
+@click.command("deposit-address")
+@click.option("--chain", type=click.Choice(("ethereum", "bitcoin")), required=True)
+@click.option("--account", required=True, help="The user account the address is for.")
+def deposit_address(chain: str, account: str) -> None:
+    """Hand out an account's deposit address from the chain's pool (the same one while its
+    binding lives; see topics/address_binder.py); prints the address and its expiry."""
+    from topics.address_binder import Binder, PoolExhausted
+    from topics.codec import make_codec
+
+    settings = settings_or_fail()
+    try:
+        account = fields.account_id(account, "account")
+    except FieldError as error:
+        fail(f"--account: {str(error).split(': ', 1)[-1]}")
+    producer = owner_producer(settings)
+    codec = make_codec(settings.schema_registry, settings.topic_prefix)
+    binder = Binder(settings.kafka or "", settings.topic_prefix, codec, producer.auth,
+                    producer, load_assets(settings.assets_file)).start()  # fmt: skip
+    try:
+        bound = binder.bind(chain, account, owner_actor())
+    except FieldError as error:
+        fail(f"--{error.field}: {str(error).split(': ', 1)[-1]}")
+    except (PoolExhausted, TimeoutError) as error:
+        fail(str(error))
+    finally:
+        binder.stop()
+    click.echo(f"{chain}:{bound.address} -> {account} until {bound.expires_at.isoformat()}")
+
+
+@click.command()
+@click.option("--deposit", "deposit_id", required=True, help="chain:tx_hash:index")
+@click.option("--asset", required=True)
+@click.option("--amount", required=True, help="As held in suspense.")
+@click.option("--account", required=True, help="The user account it belongs to.")
+@click.option("--note", required=True, help="Why: the evidence (a ticket, the sender).")
+def assign(deposit_id: str, asset: str, amount: str, account: str, note: str) -> None:
+    """Assign a deposit held in suspense to the user account it belongs to (once)."""
+    settings = settings_or_fail()
+    body = {"deposit_id": deposit_id, "asset": asset, "amount": amount, "account": account,
+            "note": note}  # fmt: skip
+    try:
+        record = operator_records.assignment(load_assets(settings.assets_file), body, owner_actor())
+    except FieldError as error:
+        fail(f"--{error.field}: {str(error).split(': ', 1)[-1]}")
+    publish(settings, catalogue.DEPOSIT_ASSIGNMENTS, SUSPENSE_ACCOUNT, record)
+    click.echo(f"{deposit_id} -> {record['account_id']} (assignment sent; the ledger checks it)")
 
 
 @click.command()
@@ -216,4 +266,4 @@ def write_secret(path: Path, text: str) -> None:
         handle.write(text + "\n")
 
 
-COMMANDS = (submit, bind, price, breaker, keys)
+COMMANDS = (submit, bind, deposit_address, assign, price, breaker, keys)

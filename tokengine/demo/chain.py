@@ -1,15 +1,19 @@
-"""Demo steps on the chains: deposit addresses and prices, on-chain deposits credited at
-their security level, and a bitcoin payout signed and sent on regtest."""
+"""Demo steps on the chains: deposit addresses from the pool and prices, on-chain deposits
+credited at their security level (one to an unbound pool address held in suspense until an
+operator assigns it), and a bitcoin payout signed and sent on regtest."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from eth_account import Account
 
-from tokengine.demo.harness import Demo, console
+from core.address_pool import derive
+from core.assets import load_assets
+from core.fields import SUSPENSE_ACCOUNT
+from tokengine.demo.harness import Demo, DemoFailure, console
 from tokengine.demo.scenario import AED_ACCOUNT, USD_ACCOUNT
 from topics import catalogue
 from topics.tail import read_to_end
@@ -26,14 +30,23 @@ def configure(demo: Demo) -> None:
     demo.addresses = {}
     now = datetime.now(UTC)
     for user in ("alice", "bob", "carol"):
-        address = Account.create().address
-        demo.addresses[user] = address
-        binding = {"chain": "ethereum", "address": address, "account_id": user, "bound_at": now}
-        demo.produce(catalogue.ADDRESS_BINDINGS, f"ethereum:{address}", binding)
+        path = f"/api/v1/accounts/{user}/deposit-addresses"
+        status, bound = demo.api("POST", path, {"chain": "ethereum"})
+        if status != 201:
+            raise DemoFailure(f"{user}'s deposit address: {status} {bound}")
+        again = demo.api("POST", path, {"chain": "ethereum"})
+        demo.report.check(f"{user} keeps one pool address", again == (200, bound),
+                          f"index {bound['index']}, bound until {bound['expires_at']}")  # fmt: skip
+        demo.addresses[user] = address = bound["address"]
         reference = f"TKE-{user.upper()}"
         bank = {"chain": "bank", "address": reference, "account_id": user, "bound_at": now}
         demo.produce(catalogue.ADDRESS_BINDINGS, f"bank:{reference}", bank)
-        console.print(f"   {user}: {address} (bank reference {reference})")
+        console.print(f"   {user}: {address} (pool index {bound['index']}, bank reference "
+                      f"{reference})")  # fmt: skip
+    # blocks are stamped with whole seconds: one stamped with the second a binding began in
+    # may have been made before it, and is nobody's (suspense); deposits start after it
+    began = datetime.fromisoformat(bound["bound_at"]).replace(microsecond=0)
+    demo.wait(lambda: datetime.now(UTC) >= began + timedelta(seconds=1), "the next second")
     for asset, usd in (("ETH", "3000"), ("TOK", "1"), ("BTC", "50000")):
         price = {"asset": asset, "usd_price": Decimal(usd), "as_of": now}
         demo.produce(catalogue.PRICES, asset, price)
@@ -97,8 +110,31 @@ def chain_deposits(demo: Demo) -> None:
             f"level {required} confirmations, credited at {final['confirmations']}",
         )
 
+    suspense_deposit(demo)
     if demo.btc:
         btc_deposit(demo)
+
+
+def suspense_deposit(demo: Demo) -> None:
+    """0.004 ETH to a pool address nobody holds: held in suspense, assigned by an operator."""
+    config = load_assets(demo.settings.assets_file).pools["ethereum"]
+    address = derive(config, config.size - 1)  # the pool's last: never handed out here
+    before = demo.balance("erin", "ETH")
+    tx = demo.w3.eth.send_transaction(
+        {"from": demo.w3.eth.accounts[1], "to": address, "value": 4 * 10**15}
+    )
+    observed = demo.wait(lambda: demo.observed(tx.to_0x_hex()), "the watcher to see it")
+    held = observed["account_id"] == SUSPENSE_ACCOUNT
+    demo.wait(lambda: demo.alerted("deposit.in_suspense", observed["deposit_id"]), "its alert")
+    assignment = {"deposit_id": observed["deposit_id"], "asset": "ETH", "amount": "0.004",
+                  "account": "erin", "note": "demo: erin's ticket names the tx"}  # fmt: skip
+    status, _ = demo.api("POST", "/api/v1/suspense/assignments", assignment)
+    demo.wait(lambda: demo.balance("erin", "ETH") > before, "the assignment credited")
+    demo.report.check(
+        "a deposit to an unbound pool address waits in suspense until assigned",
+        held and status == 202 and demo.balance("erin", "ETH") - before == Decimal("0.004"),
+        f"{address}: suspense, alert deposit.in_suspense, assigned to erin by an operator",
+    )
 
 
 def btc_deposit(demo: Demo) -> None:

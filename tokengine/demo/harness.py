@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bitcoinlib.keys import HDKey
 from rich.console import Console
 from web3 import Web3
 
@@ -137,7 +138,10 @@ class Demo:
         )
         self.token = deploy_token(self.w3, self.w3.eth.accounts[0], "TOK", 6, 10**15)
         assets_file = data_dir / "assets.toml"
-        assets_file.write_text(demo_assets(self.token.address))
+        # the pool's xpub, from a seed made for this run (nothing sweeps deposit addresses
+        # yet, so its private key is not kept)
+        self.pool_xpub = HDKey().subkey_for_path("m/44'/60'/0'").wif_public()
+        assets_file.write_text(demo_assets(self.token.address, self.pool_xpub))
         self.bank = SimulatedBank({AED_ACCOUNT: "AED", USD_ACCOUNT: "USD"}).start()
         settings = settings.with_overrides(
             assets_file=assets_file,
@@ -188,6 +192,11 @@ class Demo:
             if o["tx_hash"].lower() == tx_hash.lower()
         ]
         return found[-1] if found else None
+
+    def alerted(self, kind: str, deposit_id: str) -> bool:
+        alerts = read_to_end(self.settings, catalogue.ALERTS, timeout_s=5)
+        return any(a["kind"] == kind and a["details"].get("deposit_id") == deposit_id
+                   for a in alerts)  # fmt: skip
 
     def camt054(
         self,

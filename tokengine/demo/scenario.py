@@ -1,7 +1,8 @@
 """What the demo's scenario runs on: its assets, its bank accounts, the bank files it sends.
 
 The asset catalogue (ETH, an ERC20 deployed by the demo, BTC on regtest, two bank-backed
-currencies) and the camt.053 statement the bank sends at end of day.
+currencies, the Ethereum deposit-address pool) and the camt.053 statement the bank sends
+at end of day.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ confirmation_levels_usd = ["100:0", "500:1", "1000:2", "*:3"]
 """
 
 
-def demo_assets(token_address: str) -> str:
+def demo_assets(token_address: str, eth_pool_xpub: str) -> str:
     return (
         BTC_ASSET
         + f"""
+[pools.ethereum]
+xpub = "{eth_pool_xpub}"
+size = 20
+low_water = 5
+binding_seconds = 86400
+
 [assets.ETH]
 unit = "ETH"
 chain = "ethereum"
