@@ -27,14 +27,7 @@ from topics.jsonable import jsonable
 
 
 def install(engine: Engine, operations: Operations) -> None:
-    binder = Binder(
-        engine.bootstrap,
-        engine.settings.topic_prefix,
-        engine.codec,
-        engine.auth,
-        operations.producer,
-        engine.assets,
-    )
+    binder = Binder(engine.bootstrap, engine.codec, operations.producer, engine.assets)
     engine.app.service(ViewService(binder.view))
 
     @engine.app.page("/api/v1/accounts/{account_id}/deposit-addresses")

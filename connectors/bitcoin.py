@@ -94,6 +94,7 @@ class BitcoinWatcher(ChainWatcher):
         super().__init__(wiring)
         self.rpc = rpc if isinstance(rpc, BitcoinRpc) else BitcoinRpc(rpc)
         self.asset = next(iter(self.assets.values()), None)
+        self.deposit_hashes_at: tuple[int, dict[bytes, str]] = (-1, {})  # bindings version
 
     def head(self) -> int:
         return self.rpc("getblockcount")
@@ -112,10 +113,17 @@ class BitcoinWatcher(ChainWatcher):
         return transaction.get("blockhash") == tracked.block_hash
 
     def deposit_hashes(self, addresses=None) -> dict[bytes, str]:
-        """Public-key hash -> address, for the deposit addresses (or those given)."""
+        """Public-key hash -> address, for the deposit addresses (or those given); the
+        deposit addresses' are decoded again only when the bindings (so the pool) change,
+        not for every block."""
+        if addresses is None:
+            version = self.facts.bindings.version
+            if self.deposit_hashes_at[0] != version:
+                self.deposit_hashes_at = (version, self.deposit_hashes(
+                    self.facts.deposit_addresses()))  # fmt: skip
+            return self.deposit_hashes_at[1]
         hashes = {}
-        watched = self.facts.deposit_addresses() if addresses is None else addresses
-        for address in watched:
+        for address in addresses:
             try:
                 hashes[addr_base58_to_pubkeyhash(address, as_hex=False)] = address
             except (EncodingError, ValueError):

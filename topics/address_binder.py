@@ -20,13 +20,14 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from core import fields
 from core.address_pool import Pool
 from core.assets import AssetCatalogue
 from core.bindings import Binding, Bindings, epoch_ms
 from core.fields import FieldError
 from core.reasons import Reason
 from topics import catalogue, operator_records
-from topics.authentication import RecordAuth, SigningProducer
+from topics.authentication import SigningProducer
 from topics.codec import Codec
 from topics.view import TopicView
 
@@ -62,25 +63,21 @@ class BoundAddress:
 
 
 class Binder:
+    """Publishes through `producer` (signed); reads bindings with the producer's topic
+    prefix and record keys."""
+
     def __init__(
-        self,
-        bootstrap: str,
-        prefix: str,
-        codec: Codec,
-        auth: RecordAuth,
-        producer: SigningProducer,
-        assets: AssetCatalogue,
+        self, bootstrap: str, codec: Codec, producer: SigningProducer, assets: AssetCatalogue
     ) -> None:
-        self.prefix, self.codec, self.producer = prefix, codec, producer
+        self.prefix, self.codec, self.producer = producer.prefix, codec, producer
         network = next((a.network for a in assets.on_chain("bitcoin")), "") or "bitcoin"
         self.pools = {
             chain: Pool(config, Bindings(chain, NORMALIZE.get(chain, str), network))
             for chain, config in assets.pools.items()
         }
         self.lock = threading.Lock()  # one pick and publish at a time in this process
-        self.view = TopicView(
-            bootstrap, prefix, codec, auth, [catalogue.ADDRESS_BINDINGS], self._fold, "binder"
-        )
+        self.view = TopicView(bootstrap, self.prefix, codec, producer.auth,
+                              [catalogue.ADDRESS_BINDINGS], self._fold, "binder")  # fmt: skip
         for chain, pool in self.pools.items():
             pool_fresh.labels(chain).set_function(lambda pool=pool: self._fresh(pool))
             pool_low_water.labels(chain).set(pool.config.low_water)
@@ -112,6 +109,7 @@ class Binder:
         """The account's deposit address on `chain` (FieldError for a chain without a
         pool, PoolExhausted when no address is free, TimeoutError if the view lags)."""
         pool = self.pool(chain)
+        fields.account_id(account_id)  # not the engine's own (suspense, operator, ...)
         with self.lock:
             for _ in range(ATTEMPTS):
                 self.caught_up()

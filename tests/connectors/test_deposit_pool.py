@@ -1,4 +1,5 @@
-"""Deposit-address pools against a real node (anvil), the watcher and the worker's API.
+"""Deposit-address pools against real nodes (anvil, the regtest bitcoind), the watchers and
+the worker's API.
 
 Twenty addresses derived from an xpub; a user binds one and keeps it while the binding
 lives; a deposit belongs to the account bound at its block's time: one before expiry
@@ -17,11 +18,14 @@ from decimal import Decimal
 
 from bitcoinlib.keys import HDKey
 
+from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
+from connectors.chain_watcher import WatcherWiring
 from core.address_pool import PoolConfig, derive
 from core.assets import load_assets
 from core.observations import deposit_id
-from tests.connectors.test_ethereum import anvil, chain, run_in_thread, watcher_for  # noqa: F401
-from tests.helpers import read_topic, values
+from tests.connectors.test_bitcoin import btc_settings, node  # noqa: F401
+from tests.connectors.test_ethereum import anvil, chain, codec, run_in_thread, watcher_for  # noqa: F401
+from tests.helpers import produce, read_topic, values
 from tests.http import call, call_text
 from tests.streams.test_ledger_worker import balances, wait_for
 from topics import catalogue
@@ -65,6 +69,7 @@ def test_pool_bindings_expiry_rebinding_and_suspense(chain, start_worker):  # no
         status, alice = bind("alice")
         assert status == 201 and alice["address"] == pool[0] and alice["index"] == 0
         assert bind("alice") == (200, alice)  # the same address while the binding lives
+        assert bind("suspense")[0] == 400  # the engine's own accounts hold no address
         next_second(alice["bound_at"])  # a block stamped with the binding's second is nobody's
         send(pool[0], "0.01")  # mined at once: inside alice's binding
         unbound = send(pool[19], "0.002")  # an address nobody holds yet
@@ -112,3 +117,50 @@ def test_pool_bindings_expiry_rebinding_and_suspense(chain, start_worker):  # no
     finally:
         watcher.stop()
         load_assets.cache_clear()
+
+
+def test_a_bitcoin_pool_address_credits_its_holder_and_an_unbound_one_waits(
+    node, btc_settings, start_worker  # noqa: F811
+):  # fmt: skip
+    url, rpc = node
+    settings = btc_settings
+    key = HDKey(network="testnet").subkey_for_path("m/44'/1'/0'")
+    with settings.assets_file.open("a") as assets:
+        assets.write(f'\n[pools.bitcoin]\nxpub = "{key.wif_public()}"\nsize = 5\nlow_water = 2\n')
+    load_assets.cache_clear()
+    config = load_assets(settings.assets_file).pools["bitcoin"]
+    worker = start_worker(settings=settings)
+    price = {"asset": "BTC", "usd_price": Decimal("50000"), "as_of": datetime.now(UTC)}
+    produce(settings, catalogue.PRICES, "BTC", price)
+    wiring = WatcherWiring.from_settings(
+        settings, codec, load_assets(settings.assets_file), "btc-watcher.json",
+        rpc("getblockcount") + 1,
+    )  # fmt: skip
+    watcher = BitcoinWatcher(wiring, BitcoinRpc(url, rpc.cookie_file))
+    run_in_thread(watcher)
+    miner = rpc("getnewaddress")
+    try:
+        status, gina = call(
+            "POST", f"{worker.api_url}/api/v1/accounts/gina/deposit-addresses", {"chain": "bitcoin"}
+        )
+        assert status == 201 and gina["address"] == derive(config, 0)
+        assert rpc("validateaddress", gina["address"])["isvalid"]  # the node's own check
+        paid = rpc("sendtoaddress", gina["address"], 0.001)  # 50 USD: level 0
+        unbound = rpc("sendtoaddress", derive(config, 4), 0.0015)
+        next_second(gina["bound_at"])  # the block is stamped after the binding began
+        rpc("generatetoaddress", 1, miner)
+        wait_for(lambda: btc_balance(worker, "gina") == Decimal("0.001"), what="gina credited")
+        alerts = read_topic(
+            settings, catalogue.ALERTS,
+            until=lambda rs: any(r["value"]["kind"] == "deposit.in_suspense" for r in rs),
+        )  # fmt: skip
+        [held] = [a for a in values(alerts) if a["kind"] == "deposit.in_suspense"]
+        assert held["details"]["deposit_id"].startswith(f"bitcoin:{unbound}:")
+        assert paid != unbound
+    finally:
+        watcher.stop()
+        load_assets.cache_clear()
+
+
+def btc_balance(worker, account: str) -> Decimal:
+    return Decimal(balances(worker, account).get("BTC", {}).get("balance", "0"))

@@ -86,8 +86,8 @@ def deposit_address(chain: str, account: str) -> None:
         fail(f"--account: {str(error).split(': ', 1)[-1]}")
     producer = owner_producer(settings)
     codec = make_codec(settings.schema_registry, settings.topic_prefix)
-    binder = Binder(settings.kafka or "", settings.topic_prefix, codec, producer.auth,
-                    producer, load_assets(settings.assets_file)).start()  # fmt: skip
+    binder = Binder(settings.kafka or "", codec, producer, load_assets(settings.assets_file))
+    binder.start()
     try:
         bound = binder.bind(chain, account, owner_actor())
     except FieldError as error:
