@@ -136,11 +136,14 @@ class BitcoinWatcher(ChainWatcher):
             return block_hash
         raw = bytes.fromhex(self.rpc("getblock", block_hash, 0))
         block = Block.parse_bytes(raw, parse_transactions=True)
-        wanted = self.deposit_hashes()
-        wallets = {**wanted, **self.deposit_hashes(self.hot_wallets)}
+        deposits, hot = self.deposit_hashes(), self.deposit_hashes(self.hot_wallets)
+        wallets = {**deposits, **hot}
         for transaction in block.transactions:
             spends = (f"{i.prev_txid.hex()}:{i.output_n_int}" for i in transaction.inputs)
             spent, wallet = wallet_outflows.spend(self.state.wallet_outputs, spends, number)
+            # credited: outputs to deposit addresses; to a hot wallet, unless the operator's
+            # wallets pay it (change, a sweep); a coinbase paying it is the operator's too
+            wanted = deposits if wallet else wallets
             paid_back, to = 0, ""
             for index, output in enumerate(transaction.outputs):
                 held = wallets.get(output.public_hash)

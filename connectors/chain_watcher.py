@@ -1,16 +1,17 @@
 """What every chain watcher shares: position, deposits under watch, reorgs, publishing.
 
 Owns the chain-independent part of a watcher: the saved state (last block, recent block
-hashes, deposits under watch, the account each deposit was attributed to: the one bound
-at its block's time, `connectors.chain_facts`, kept if a reorg moves the deposit to a block
-of another time; written atomically after each step, so a restart resumes without a gap),
-one step (reorg check, new blocks, confirmations), the security level of each deposit
-(`connectors.confirmations`), and the `ChainObservation` it publishes: SEEN while
-confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the deposit's
-block away. It also publishes a `WalletOutflow` for every transaction in a block that
-takes value out of an operator wallet (a hot wallet the payout executors spend from, or a
-deposit address, bound or in the pool): reconciliation matches each with what the engine
-prepared (`streams.reconciliation.wallets`). A chain supplies `head`, `block_hash`,
+hashes, deposits under watch, the account each deposit was attributed to: the one bound at
+its block's time, `connectors.chain_facts`, kept if a reorg moves the deposit to a block of
+another time; a transfer into a hot wallet from outside the operator's wallets is the
+treasury's, the operator's capital; written atomically after each step, so a restart resumes
+without a gap), one step (reorg check, new blocks, confirmations), the security level of
+each deposit (`connectors.confirmations`), and the `ChainObservation` it publishes: SEEN
+while confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the deposit's
+block away. It also publishes a `WalletOutflow` for every transaction in a block that takes
+value out of an operator wallet (a hot wallet the payout executors spend from, or a deposit
+address, bound or in the pool): reconciliation matches each with what the engine prepared
+(`streams.reconciliation.wallets`). A chain supplies `head`, `block_hash`,
 `read_block` and `still_included` (`connectors.ethereum`, `connectors.bitcoin`). A node
 that does not answer is retried with backoff (logged and counted), never a crash loop.
 """
@@ -36,6 +37,7 @@ from connectors.wallet_outflows import WalletOutputs
 from core import observations
 from core.assets import Asset, AssetCatalogue
 from core.config import Settings
+from core.fields import TREASURY_ACCOUNT
 from core.money import MAX_AMOUNT
 from topics import catalogue
 from topics.authentication import signing_producer
@@ -302,9 +304,19 @@ class ChainWatcher:
         account (its first credit's mark is on the first one's record)."""
         first = self.state.attributed.get(deposit_id)
         if first is None:
-            first = [self.facts.account_at(to, block_ms), number]
+            holder = TREASURY_ACCOUNT if self.normalize_address(to) in self.hot_wallets else None
+            first = [holder or self.facts.account_at(to, block_ms), number]
             self.state.attributed[deposit_id] = first
         return first[0]
+
+    def receives(self, sender: str, to: str) -> bool:
+        """Whether a transfer to `to` is one the ledger credits: to a deposit address
+        (its holder's), or to a hot wallet from outside the operator's wallets (the
+        operator's capital; one between its own wallets moves nothing it owns)."""
+        normal = self.normalize_address(to or "")
+        if normal in self.hot_wallets:
+            return self.wallet_role(sender) is None
+        return bool(normal) and self.facts.watched(normal)
 
     def wallet_role(self, address: str) -> str | None:
         """HOT or DEPOSIT for an operator wallet's address, None for anyone else's."""

@@ -2,8 +2,9 @@
 
 Owns paying a payout on Ethereum: SUBMITTED (with the transaction hash and nonce) is
 reported and acknowledged *before* the transaction is sent, then CONFIRMED with the actual
-network fee (ETH payouts; an ERC20 payout's gas is paid in ETH, not in the token, so it
-reports none) or FAILED with the reason. The loop, the breaker and the reports are
+network fee, always in ETH (an ERC20 payout's gas is paid in ETH, not in the token: its
+result names ETH as the fee's asset) or FAILED with the reason (a reverted transaction
+with the gas it burnt). The loop, the breaker and the reports are
 `connectors.payout_executor`'s.
 
 Never pays twice: a payout's nonce, hash and signed bytes are recorded (SUBMITTED) before
@@ -132,13 +133,23 @@ class EthereumPayouts(PayoutExecutor):
             return True  # reported FAILED
         if receipt is None:
             return False  # stopping: the next run finds the transaction by what it recorded
+        gas = self.gas_paid(asset, receipt)
         if receipt["status"] != 1:
-            self.report(command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=Reason.REVERTED)
+            self.report(
+                command, "FAILED", tx_hash=tx_hash, nonce=nonce, reason=Reason.REVERTED, **gas
+            )
             return True
-        fee_wei = receipt["gasUsed"] * receipt["effectiveGasPrice"]
-        network_fee = Decimal(fee_wei).scaleb(-18) if asset.is_native else None
-        self.report(command, "CONFIRMED", tx_hash=tx_hash, nonce=nonce, network_fee=network_fee)
+        self.report(command, "CONFIRMED", tx_hash=tx_hash, nonce=nonce, **gas)
         return True
+
+    def gas_paid(self, asset: Asset, receipt) -> dict[str, Any]:
+        """The fee a mined transaction paid, in ETH, and the asset it is in when that is
+        not the payout's (an ERC20 payout)."""
+        fee = Decimal(receipt["gasUsed"] * receipt["effectiveGasPrice"]).scaleb(-18)
+        native = self.assets.native(self.chain)
+        if asset.is_native or native is None:
+            return {"network_fee": fee if asset.is_native else None}
+        return {"network_fee": fee, "network_fee_asset": native.code}
 
     def broadcast(self, command, raw: str, tx_hash: str, nonce: int, first: bool) -> bool:
         """Send the signed bytes; False once FAILED is reported (only when nothing can have

@@ -69,7 +69,7 @@ class EthereumWatcher(ChainWatcher):
                     key = (tx["hash"].to_0x_hex(), self.native.code, tx["from"])
                     outflows[key] = [tx.get("to") or "", spent]
                 to = (tx.get("to") or "").lower()
-                if tx["value"] > 0 and self.facts.watched(to):
+                if tx["value"] > 0 and self.receives(tx["from"], to):
                     self.track(
                         self.native,
                         tx["hash"].to_0x_hex(),
@@ -98,7 +98,7 @@ class EthereumWatcher(ChainWatcher):
                 if self.wallet_role(sender) and value > 0:
                     key = (entry["transactionHash"].to_0x_hex(), asset.code, sender)
                     outflows.setdefault(key, [to, 0])[1] += value
-                if not self.facts.watched(to.lower()):
+                if not self.receives(sender, to):
                     continue
                 self.track(
                     asset,

@@ -237,6 +237,7 @@ class PayoutExecutor:
             "status": status,
             "tx_hash": fields.get("tx_hash"),
             "network_fee": fields.get("network_fee"),
+            "network_fee_asset": fields.get("network_fee_asset"),
             "reason": fields.get("reason"),
             "detail": None if detail is None else str(detail)[:MAX_DETAIL],
             "reported_at": datetime.now(UTC),

@@ -294,6 +294,10 @@ class AssetCatalogue:
     def on_chain(self, chain: str) -> list[Asset]:
         return [asset for asset in self.assets.values() if asset.chain == chain]
 
+    def native(self, chain: str) -> Asset | None:
+        """The chain's own coin (it pays the chain's fees), if it is configured."""
+        return next((a for a in self.on_chain(chain) if a.is_native), None)
+
 
 def parse_assets(text: str) -> AssetCatalogue:
     try:

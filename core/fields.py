@@ -22,8 +22,10 @@ from core.reasons import Reason
 # account), and a name of the engine's own ledger accounts is refused.
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 SUSPENSE_ACCOUNT = "suspense"  # the engine's: deposits no binding attributes wait here
-RESERVED_ACCOUNT_IDS = frozenset(
-    {"operator", "clearing", "user", "system", "engine", SUSPENSE_ACCOUNT}
+TREASURY_ACCOUNT = "treasury"  # the engine's: what is sent to its hot wallets from outside
+ENGINE_HOLDERS = frozenset({SUSPENSE_ACCOUNT, TREASURY_ACCOUNT})  # records no client names
+RESERVED_ACCOUNT_IDS = frozenset({"operator", "clearing", "user", "system", "engine"}) | (
+    ENGINE_HOLDERS
 )
 # Request ids are chosen by clients ("order:123"): ':' allowed.
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
@@ -92,9 +94,9 @@ def account_id(value: object, field: str = "account_id") -> str:
 
 
 def holder_account_id(value: object, field: str = "account_id") -> str:
-    """An account a ledger record may belong to: a user's, or the engine's suspense
-    account (never one a client names: `account_id` refuses it)."""
-    if value == SUSPENSE_ACCOUNT:
+    """An account a ledger record may belong to: a user's, or one of the engine's own
+    (suspense, treasury: never one a client names, `account_id` refuses them)."""
+    if value in ENGINE_HOLDERS:
         return value
     return account_id(value, field)
 

@@ -71,15 +71,16 @@ STATEMENTS: dict[str, str] = {
             created_at = EXCLUDED.created_at,
             updated_at = GREATEST(EXCLUDED.updated_at, payouts.updated_at)""",
     "payout_result": """
-        INSERT INTO payouts (payout_id, account_id, state, tx_hash, network_fee, reason,
-            updated_at)
+        INSERT INTO payouts (payout_id, account_id, state, tx_hash, network_fee,
+            network_fee_asset, reason, updated_at)
         VALUES (%(payout_id)s, %(account_id)s, %(status)s, %(tx_hash)s, %(network_fee)s,
-            %(reason)s, %(reported_at)s)
+            %(network_fee_asset)s, %(reason)s, %(reported_at)s)
         ON CONFLICT (payout_id) DO UPDATE SET
             state = CASE WHEN payouts.state IN ('CONFIRMED', 'FAILED') THEN payouts.state
                          ELSE EXCLUDED.state END,
             tx_hash = COALESCE(EXCLUDED.tx_hash, payouts.tx_hash),
             network_fee = COALESCE(EXCLUDED.network_fee, payouts.network_fee),
+            network_fee_asset = COALESCE(EXCLUDED.network_fee_asset, payouts.network_fee_asset),
             reason = COALESCE(EXCLUDED.reason, payouts.reason),
             updated_at = GREATEST(EXCLUDED.updated_at, payouts.updated_at)""",
     "request_result": """
@@ -253,6 +254,7 @@ def payout_command(v: dict[str, Any], _: Currencies) -> list[Row]:
 def payout_result(v: dict[str, Any], _: Currencies) -> list[Row]:
     event_id = f"payout:{v['payout_id']}:{v['status']}"
     operation = f"payout.{v['status'].lower()}"
+    v = {"network_fee_asset": None, **v}  # results written before the field existed
     return audited(
         "payout_result", v, catalogue.PAYOUT_RESULTS, event_id, operation, v["reported_at"]
     )

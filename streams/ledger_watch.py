@@ -4,8 +4,8 @@ Every `CHECK_INTERVAL_S` it checks the nets of every ledger account (`streams.le
 the whole ledger on every worker), per asset:
 - every posting balanced: the nets of all ledger accounts sum to zero;
 - no user account below zero;
-- liabilities to users + fee account + suspense (+ clearing and liquidity in flight) ==
-  operator assets;
+- liabilities to users + fee account + suspense + capital (+ clearing and liquidity in
+  flight) == operator assets;
 - the fee account above the asset's configured `fee_floor`.
 A violation emits an `invariant.violated` alert and trips the breaker (OPEN), once per
 finding. Each check also sets the operator accounts' balance gauges (and the fee floors)
@@ -22,7 +22,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from core.accounts import ledger_asset, operator_assets, operator_suspense
+from core.accounts import ledger_asset, operator_assets, operator_capital, operator_suspense
 from core.breaker import GLOBAL_SCOPE, State
 from streams import metrics
 from streams.app import Engine
@@ -58,6 +58,7 @@ def violations(nets: dict[str, Decimal], fee_floors: dict[str, Decimal]) -> list
             users[asset]
             - nets.get(f"operator:{asset}:fees", Decimal(0))
             - nets.get(operator_suspense(asset), Decimal(0))  # owed to whom it is assigned
+            - nets.get(operator_capital(asset), Decimal(0))  # the operator's own funding
         )
         in_flight = -nets.get(f"clearing:{asset}", Decimal(0)) - nets.get(
             f"operator:{asset}:liquidity", Decimal(0)

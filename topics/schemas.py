@@ -1,8 +1,11 @@
 """Avro schemas: loads `avro/*.avsc` (data only) and answers by name or fingerprint.
 
 A schema's fingerprint is the CRC-64-AVRO of its parsing canonical form, as the Avro
-single-object encoding uses it. Old writer schemas can be registered so that a reader
-with a newer schema still reads old data (schema evolution).
+single-object encoding uses it. Every earlier version of a schema that was ever released
+is kept in `avro/released/<Name>.<fingerprint>.avsc` and loaded as a writer schema, so a
+log written by an older TokEngine (the embedded default keeps its data across upgrades)
+is still read, by the current schema with the new fields' defaults (schema evolution; a
+change must stay readable that way: `tests/topics/test_schema_history.py`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class SchemaStore:
                 raise ValueError(f"{path.name} declares {schema.name}")
             self.current[schema.name] = schema
             self.by_fingerprint[schema.fingerprint] = schema
+        for path in sorted((directory / "released").glob("*.avsc")):
+            self.register_writer(json.loads(path.read_text()))
 
     def register_writer(self, source: dict) -> Schema:
         """Make an older (or other) writer schema readable."""

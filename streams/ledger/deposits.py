@@ -2,7 +2,8 @@
 
 Owns what a CHAIN_OBSERVATION does (a CONFIRMED one credits `operator assets -> user` once,
 its mark kept for ever; a REMOVED one alerts if the deposit was credited: never credit
-twice; a deposit of the suspense record is held in suspense: `streams.ledger.suspense`)
+twice; a deposit of the suspense record is held in suspense: `streams.ledger.suspense`;
+one of the treasury record, a transfer into a hot wallet, is the operator's capital)
 and what a DEPOSIT_REQUEST does (COMPLETED at once if its deposit is credited,
 else it waits: `streams.ledger.awaiting`). Zero, dust and foreign-chain deposits are
 refused (`core.observations.creditable`).
@@ -13,8 +14,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from core import ids
-from core.accounts import operator_assets
-from core.fields import SUSPENSE_ACCOUNT, FieldError
+from core.accounts import operator_assets, operator_capital
+from core.fields import SUSPENSE_ACCOUNT, TREASURY_ACCOUNT, FieldError
 from core.observations import creditable, deposit_id
 from core.reasons import Reason
 from streams.ledger.awaiting import await_deposit
@@ -71,6 +72,10 @@ def on_chain_observation(step: Step) -> None:
     record = step.record
     if record.account_id == SUSPENSE_ACCOUNT:
         kept = credit_suspense(step, asset, amount, key)
+    elif record.account_id == TREASURY_ACCOUNT:  # the operator funded a hot wallet
+        transfer(step, "wallet_funding", asset.code, operator_assets(asset.code),
+                 operator_capital(asset.code), amount)  # fmt: skip
+        kept = {CREDITED: str(amount)}
     else:
         transfer(step, "deposit", asset.code, operator_assets(asset.code),
                  record.user_account(asset.code), amount)  # fmt: skip

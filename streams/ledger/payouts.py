@@ -2,8 +2,9 @@
 
 Owns what a WITHDRAWAL_REQUEST does (refused, or amount + fee reserved and a payout
 prepared, its command emitted unless the breaker holds it), what a PAYOUT_RESULT does
-(CONFIRMED: the withdrawal and its fee posted, the chain's fee paid by the operator;
-FAILED: the reservation released, a failure fee charged; exactly one of them, once), and
+(CONFIRMED: the withdrawal and its fee posted, the chain's fee paid by the operator, in
+the coin it was paid in: an ERC20 payout's gas from the ETH fee account; FAILED: the
+reservation released, a failure fee charged; exactly one of them, once), and
 releasing held payouts when the breaker closes. The breaker's rules are `core.breaker`'s.
 """
 
@@ -213,16 +214,33 @@ def on_payout_result(step: Step) -> None:
             Reason.UNKNOWN_ASSET,
             f"payout {payout.payout_id}: asset {payout.asset} not configured",
         )
+    fee_asset = network_fee_asset(step, payout, asset, result.get("network_fee_asset"))
     fee = result["network_fee"]
     try:
-        network_fee = amount_of(asset, fee, "network_fee") if fee else ZERO
+        network_fee = amount_of(fee_asset, fee, "network_fee") if fee else ZERO
     except Rejected as rejection:
         refuse_with_alert(step, rejection.reason, f"payout {payout.payout_id}: {rejection}")
     release(step, asset.code, payout.amount + payout.fee)
     if result["status"] == "CONFIRMED":
-        commit_payout(step, payout, asset, network_fee)
+        commit_payout(step, payout, asset, (fee_asset, network_fee))
     else:
-        roll_back_payout(step, payout, asset, network_fee, payout_failure(result["reason"]))
+        reason = payout_failure(result["reason"])
+        roll_back_payout(step, payout, asset, (fee_asset, network_fee), reason)
+
+
+def network_fee_asset(step: Step, payout: Payout, asset: Asset, code: str | None) -> Asset:
+    """The asset a result's network fee is in: the payout's, or its chain's native coin."""
+    if code is None or code == asset.code:
+        return asset
+    native = step.context.assets.native(asset.chain)
+    if native is None or native.code != code:
+        refuse_with_alert(
+            step,
+            Reason.UNKNOWN_ASSET,
+            f"payout {payout.payout_id}: network_fee_asset {code!r} is not the native coin "
+            f"of {asset.chain}",
+        )
+    return native
 
 
 def payout_failure(reason: str | None) -> Reason:
@@ -233,25 +251,29 @@ def payout_failure(reason: str | None) -> Reason:
         return Reason.PAYOUT_FAILED
 
 
-def pay_network_fee(step: Step, asset: Asset, network_fee: Decimal) -> None:
-    """The chain's actual fee is the operator's cost, paid from the fee account."""
-    if network_fee:
+def pay_network_fee(step: Step, network_fee: tuple[Asset, Decimal]) -> None:
+    """The chain's actual fee is the operator's cost, paid from the fee account of the
+    coin it was paid in."""
+    asset, amount = network_fee
+    if amount:
         transfer(
             step,
             "network_fee_correction",
             asset.code,
             operator_fees(asset.code),
             operator_assets(asset.code),
-            network_fee,
+            amount,
         )
 
 
-def commit_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal) -> None:
+def commit_payout(
+    step: Step, payout: Payout, asset: Asset, network_fee: tuple[Asset, Decimal]
+) -> None:
     user = step.record.user_account(asset.code)
     transfer(step, "withdrawal", asset.code, user, operator_assets(asset.code), payout.amount)
     if payout.fee:
         transfer(step, "withdrawal_fee", asset.code, user, operator_fees(asset.code), payout.fee)
-    pay_network_fee(step, asset, network_fee)
+    pay_network_fee(step, network_fee)
     step.record.payouts[payout.payout_id] = payout._replace(state="CONFIRMED")
     decide(
         step,
@@ -265,7 +287,7 @@ def commit_payout(step: Step, payout: Payout, asset: Asset, network_fee: Decimal
 
 
 def roll_back_payout(
-    step: Step, payout: Payout, asset: Asset, network_fee: Decimal, reason: str
+    step: Step, payout: Payout, asset: Asset, network_fee: tuple[Asset, Decimal], reason: str
 ) -> None:
     failure_fee = min(asset.failure_fee, payout.amount + payout.fee)
     if failure_fee:
@@ -277,7 +299,7 @@ def roll_back_payout(
             operator_fees(asset.code),
             failure_fee,
         )
-    pay_network_fee(step, asset, network_fee)
+    pay_network_fee(step, network_fee)
     step.record.payouts[payout.payout_id] = payout._replace(state="FAILED")
     decide(
         step,

@@ -395,6 +395,15 @@ def test_btc_outflows_are_explained_by_payouts_and_a_theft_opens_the_breaker(
             until=lambda rs: any(theft in r["value"]["reason"] for r in rs),
         )
         assert {r["value"]["state"] for r in opened if theft in r["value"]["reason"]} == {"OPEN"}
+
+        # the coinbases paying the hot wallet are the operator's capital; the change its
+        # own payout paid back to it is not a funding (the theft's change neither)
+        treasury = {
+            o["tx_hash"]
+            for o in values(read_topic(settings, catalogue.CHAIN_OBSERVATIONS, timeout_s=3))
+            if o["account_id"] == "treasury"
+        }
+        assert len(treasury) == 101 and not treasury & {confirmed["tx_hash"], theft}
     finally:
         for component in (executor, watcher, miner):
             component.stop()

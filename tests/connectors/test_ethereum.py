@@ -268,6 +268,22 @@ def test_payouts_are_paid_once_with_the_network_fee(chain, start_worker):
         receipt = w3.eth.get_transaction_receipt(eth_result["tx_hash"])
         fee = Decimal(receipt["gasUsed"] * receipt["effectiveGasPrice"]).scaleb(-18)
         assert eth_result["network_fee"] == fee > 0
+        assert eth_result["network_fee_asset"] is None  # in the payout's asset
+        # the token payout's gas is ETH the hot wallet spent: reported, and booked, in ETH
+        tok_result = next(r for r in confirmed if r["payout_id"] == "po:erin:pay-tok")
+        receipt = w3.eth.get_transaction_receipt(tok_result["tx_hash"])
+        gas = Decimal(receipt["gasUsed"] * receipt["effectiveGasPrice"]).scaleb(-18)
+        assert (tok_result["network_fee"], tok_result["network_fee_asset"]) == (gas, "ETH")
+
+        def gas_booked(entries) -> bool:
+            return any(e["value"]["kind"] == "network_fee_correction"
+                       and e["value"]["postings"] == [
+                           {"ledger_account": "operator:ETH:fees", "direction": "DEBIT",
+                            "amount": gas},
+                           {"ledger_account": "operator:ETH:assets", "direction": "CREDIT",
+                            "amount": gas}] for e in entries)  # fmt: skip
+
+        assert gas_booked(read_topic(settings, catalogue.LEDGER_ENTRIES, until=gas_booked))
         # 1 - 0.25 - 0.0005 fee; the network fee is the operator's (a correction it pays)
         assert Decimal(balances(worker, "erin")["ETH"]["balance"]) == Decimal("0.7495")
     finally:
@@ -585,3 +601,51 @@ def test_an_outflow_no_payout_recorded_opens_the_breaker_in_its_block(chain, sta
             thread.join(10)
     assert w3.eth.get_balance(destination) == 10**17  # the payouts, once each
     assert executor.sent == 2
+
+
+def test_transfers_into_the_hot_wallet_are_the_operators_capital(chain, start_worker):
+    """What is sent to a hot wallet from outside the operator's wallets is value the
+    operator holds: credited `operator assets -> operator capital` (ETH and a token), so
+    the ledger's operator assets count what its wallets hold; a payout it makes is not."""
+    w3, token, settings = chain
+    start_worker(settings=settings)
+    hot = Account.create()
+    watcher = watcher_for(settings, w3, hot_wallets=(hot.address,))
+    thread = run_in_thread(watcher)
+    try:
+        funded = w3.eth.send_transaction(
+            {"from": w3.eth.accounts[1], "to": hot.address, "value": 2 * 10**18}
+        ).to_0x_hex()
+        tokens = (
+            token.functions.transfer(hot.address, 300 * 10**6)
+            .transact({"from": w3.eth.accounts[0]})
+            .to_0x_hex()
+        )
+        for _ in range(12):  # past every security level
+            w3.provider.make_request("evm_mine", [])
+
+        def funding(entries) -> dict[str, list]:
+            return {e["value"]["asset"]: e["value"]["postings"] for e in entries
+                    if e["value"]["kind"] == "wallet_funding"}  # fmt: skip
+
+        found = funding(read_topic(settings, catalogue.LEDGER_ENTRIES,
+                                   until=lambda es: len(funding(es)) == 2))  # fmt: skip
+        assert found == {
+            asset: [
+                {"ledger_account": f"operator:{asset}:assets", "direction": "DEBIT",
+                 "amount": amount},
+                {"ledger_account": f"operator:{asset}:capital", "direction": "CREDIT",
+                 "amount": amount},
+            ]
+            for asset, amount in (("ETH", Decimal(2)), ("TOK", Decimal(300)))
+        }  # fmt: skip
+        confirmed = [
+            o
+            for o in values(read_topic(settings, catalogue.CHAIN_OBSERVATIONS, timeout_s=3))
+            if o["status"] == "CONFIRMED"
+        ]
+        assert {(o["tx_hash"], o["account_id"]) for o in confirmed} == {
+            (funded, "treasury"), (tokens, "treasury")}  # fmt: skip
+    finally:
+        watcher.stop()
+        thread.join(10)

@@ -315,7 +315,8 @@ def test_a_payout_row_is_the_same_whichever_topic_the_sink_reads_first(
         payouts.append(dump(url)["payouts"])
     assert payouts[0] == payouts[1]
     [row] = payouts[0]
-    assert row[-1] == max(T0, result["reported_at"])  # updated_at: the later of the two
+    # the last columns: updated_at (the later of the two), network_fee_asset (the payout's)
+    assert row[-2:] == (max(T0, result["reported_at"]), None)
 
 
 def start_sink_process(settings, log_dir, index: int) -> ManagedProcess:

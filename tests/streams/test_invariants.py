@@ -22,6 +22,11 @@ def test_a_healthy_ledger_has_no_violations() -> None:
     assert violations(held, {"WEI": Decimal(0)}) == []
     lost = {**held, "operator:WEI:suspense": Decimal(-2), "operator:WEI:fees": Decimal(-2)}
     assert violations(lost, {}) == []  # balanced, and every unit accounted for
+    # what the operator funded its hot wallet with is its capital, not a user's
+    funded = {**nets, "operator:WEI:assets": Decimal(105), "operator:WEI:capital": Decimal(-100)}
+    assert violations(funded, {"WEI": Decimal(0)}) == []
+    elsewhere = {**nets, "operator:WEI:assets": Decimal(105), "operator:WEI:other": Decimal(-100)}
+    assert any("operator assets 105" in v for v in violations(elsewhere, {}))
 
 
 def test_each_kind_of_violation_is_found() -> None:

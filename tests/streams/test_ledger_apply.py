@@ -80,6 +80,41 @@ def test_storiqa_scenario_deposit_withdraw_with_fees_then_transfers() -> None:
         check_invariants(record)
 
 
+def test_an_erc20_payouts_gas_is_paid_from_the_eth_fee_account() -> None:
+    """The gas of a token payout is ETH the hot wallet spent: the operator's ETH, not the
+    token's, and at ETH's scale (the token has 6 decimals, the gas 18)."""
+    ledger = PureLedger()
+    ledger.submit("CHAIN_OBSERVATION", observation("alice", "100", "0xd1", asset="USDT"))
+    for request_id in ("w1", "w2", "w3"):
+        ledger.submit("WITHDRAWAL_REQUEST", withdrawal("alice", request_id, "10", asset="USDT"))
+    gas = "0.000042000000000001"
+    paid = payout_result("alice", "po:alice:w1", "CONFIRMED", gas)
+    out = ledger.submit("PAYOUT_RESULT", {**paid, "network_fee_asset": "ETH"})
+    assert postings_of(out, "network_fee_correction") == [
+        ("operator:ETH:fees", "DEBIT", Decimal(gas)),
+        ("operator:ETH:assets", "CREDIT", Decimal(gas)),
+    ]
+    assert [e["asset"] for e in ledger.of_topic(out, catalogue.LEDGER_ENTRIES)] == [
+        "USDT", "USDT", "ETH"]  # fmt: skip
+    assert ledger.ledger_total("operator:USDT:fees") == Decimal("-1.01")  # the user's fee
+    # a reverted transaction burnt gas too: the operator pays it, the user a failure fee
+    reverted = payout_result("alice", "po:alice:w2", "FAILED", "0.00003", reason="reverted")
+    out = ledger.submit("PAYOUT_RESULT", {**reverted, "network_fee_asset": "ETH"})
+    assert postings_of(out, "network_fee_correction")[0] == (
+        "operator:ETH:fees", "DEBIT", Decimal("0.00003"))  # fmt: skip
+    assert ledger.ledger_total("operator:ETH:fees") == Decimal(gas) + Decimal("0.00003")
+    # a fee said to be in a coin that is not the chain's own is refused, nothing posted
+    for wrong in ("WEI", "BTC", "NOSUCH"):
+        ledger.dead_letters.clear()
+        out = ledger.submit("PAYOUT_RESULT", {**paid, "payout_id": "po:alice:w3",
+                                              "network_fee_asset": wrong})  # fmt: skip
+        assert ledger.dead_letters == ["unknown_asset"], wrong
+        assert ledger.of_topic(out, catalogue.LEDGER_ENTRIES) == []
+    assert ledger.results("w3")[-1]["status"] == "ACCEPTED"  # still open, still reserved
+    for record in ledger.records.values():
+        check_invariants(record)
+
+
 def held_payout(amount: str) -> Payout:
     return Payout(
         "po:1", "w1", "withdrawal", "WEI", Decimal(amount), Decimal(0), "0xd", "PREPARED", 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from core.fields import SUSPENSE_ACCOUNT
+from core.fields import SUSPENSE_ACCOUNT, TREASURY_ACCOUNT
 from core.observations import deposit_id
 from core.reasons import Reason
 from tests.ledger_inputs import ASSETS, T0, observation
@@ -83,3 +83,15 @@ def test_no_client_request_can_name_the_suspense_account():
     outputs = ledger.submit("WITHDRAWAL_REQUEST", withdrawal)
     assert not ledger.of_topic(outputs, catalogue.PAYOUT_COMMANDS)
     assert ledger.ledger_total("operator:WEI:suspense") == Decimal(-40)
+
+
+def test_a_transfer_into_a_hot_wallet_is_the_operators_capital_not_a_users():
+    ledger = PureLedger()
+    outputs = ledger.submit("CHAIN_OBSERVATION", observation(TREASURY_ACCOUNT, "70", "0xf1"))
+    [entry] = ledger.of_topic(outputs, catalogue.LEDGER_ENTRIES)
+    assert entry["kind"] == "wallet_funding"
+    assert ledger.ledger_total("operator:WEI:assets") == Decimal(70)
+    assert ledger.ledger_total("operator:WEI:capital") == Decimal(-70)
+    assert ledger.balance(TREASURY_ACCOUNT) == ZERO  # nobody's balance: nothing to withdraw
+    again = ledger.submit("CHAIN_OBSERVATION", observation(TREASURY_ACCOUNT, "70", "0xf1"))
+    assert ledger.of_topic(again, catalogue.LEDGER_ENTRIES) == []  # once per deposit
