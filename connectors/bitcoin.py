@@ -3,7 +3,9 @@
 Owns reading a node over the Bitcoin Core JSON-RPC (`getblockcount`, `getblockhash`,
 `getblock` raw, `getrawtransaction`) and parsing raw blocks with `bitcoinlib`. An output
 pays a deposit address when its public-key hash equals the bound address's (compared as
-hashes: block parsing renders addresses without knowing the network). Deposit ids are
+hashes: block parsing renders addresses without knowing the network); one paying a hot
+wallet is the treasury's (the operator's capital) unless the transaction spends the
+operator's outputs or is signed by its keys (change, a sweep). Deposit ids are
 (chain, txid, output index). Outflows: the watcher keeps the outputs paying operator
 wallets (hot wallets and deposit addresses) that it has read, and a transaction spending one
 is an outflow of what it spent less what it paid back to those wallets. Position,
@@ -136,14 +138,18 @@ class BitcoinWatcher(ChainWatcher):
             return block_hash
         raw = bytes.fromhex(self.rpc("getblock", block_hash, 0))
         block = Block.parse_bytes(raw, parse_transactions=True)
-        deposits, hot = self.deposit_hashes(), self.deposit_hashes(self.hot_wallets)
+        hot = self.deposit_hashes(self.hot_wallets)
+        deposits = {h: a for h, a in self.deposit_hashes().items() if h not in hot}
         wallets = {**deposits, **hot}
         for transaction in block.transactions:
             spends = (f"{i.prev_txid.hex()}:{i.output_n_int}" for i in transaction.inputs)
             spent, wallet = wallet_outflows.spend(self.state.wallet_outputs, spends, number)
             # credited: outputs to deposit addresses; to a hot wallet, unless the operator's
-            # wallets pay it (change, a sweep); a coinbase paying it is the operator's too
-            wanted = deposits if wallet else wallets
+            # wallets pay it (change, a sweep: an output it spends is one the watcher keeps,
+            # or an input is signed by an operator wallet's key, for outputs older than the
+            # watcher's start); a coinbase paying it is the operator's too
+            signed = any(i.public_hash in wallets for i in transaction.inputs if i.public_hash)
+            wanted = deposits if wallet or signed else wallets
             paid_back, to = 0, ""
             for index, output in enumerate(transaction.outputs):
                 held = wallets.get(output.public_hash)

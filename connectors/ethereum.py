@@ -2,8 +2,9 @@
 
 Owns reading Ethereum with `web3`: native transfers in each block's transactions and
 ERC20 `Transfer` logs of the configured contracts (assets with a `contract`), to addresses
-bound to accounts (address-bindings, chain `ethereum`). Deposit ids are (chain, tx hash,
-log index; 0 for a native transfer). Outflows: every transaction an operator wallet sent
+bound to accounts (address-bindings, chain `ethereum`), and to a hot wallet from anyone
+but an operator wallet (the treasury's: the operator's capital). Deposit ids are (chain,
+tx hash, log index; 0 for a native transfer). Outflows: every transaction an operator wallet sent
 (its value if it succeeded, plus the gas it paid, in ETH) and every ERC20 `Transfer` out of
 one (summed per transaction and token). Position, confirmations, security levels, reorgs and
 publishing are `connectors.chain_watcher`'s.

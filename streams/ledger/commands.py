@@ -169,7 +169,18 @@ def same_command(mark: Mark, command: Command) -> bool:
 
 def stable_payload(command: Command) -> dict[str, Any]:
     volatile = VOLATILE_FIELDS.get(command.kind, ())
-    return {k: v for k, v in command.payload.items() if k not in volatile}
+    added = ADDED_FIELDS.get(command.kind, ())
+    return {
+        k: v
+        for k, v in command.payload.items()
+        if k not in volatile and not (k in added and v is None)
+    }
+
+
+# Fields a payload's schema gained after marks were first written: left out of the
+# fingerprint while they hold their default (null), so a command written before the field
+# existed, redelivered after an upgrade, is still the same command as its mark's.
+ADDED_FIELDS = {"PAYOUT_RESULT": ("network_fee_asset",)}
 
 
 VOLATILE_FIELDS = {

@@ -404,6 +404,26 @@ def test_btc_outflows_are_explained_by_payouts_and_a_theft_opens_the_breaker(
             if o["account_id"] == "treasury"
         }
         assert len(treasury) == 101 and not treasury & {confirmed["tx_hash"], theft}
+        # a watcher that starts after the hot wallet's outputs were made knows them not:
+        # the key that signs the payout's inputs still tells its change from a funding
+        paid_in = rpc("getblock", rpc("getrawtransaction", confirmed["tx_hash"], 1)["blockhash"])
+        late_wiring = WatcherWiring.from_settings(
+            settings, codec, assets, "btc-watcher-late.json", paid_in["height"]
+        )
+        late = BitcoinWatcher(replace(late_wiring, hot_wallets=(hot_wallet.address(),)),
+                              BitcoinRpc(url, rpc.cookie_file))  # fmt: skip
+        late.view.start()
+        try:
+            while late.state.last_block < rpc("getblockcount"):
+                late.step()
+        finally:
+            late.view.stop()
+        funded = {
+            o["tx_hash"]
+            for o in values(read_topic(settings, catalogue.CHAIN_OBSERVATIONS, timeout_s=3))
+            if o["account_id"] == "treasury"
+        }
+        assert funded == treasury  # nothing of the payout's or the theft's credited
     finally:
         for component in (executor, watcher, miner):
             component.stop()

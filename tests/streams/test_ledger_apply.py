@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
+from streams.ledger.commands import command_fingerprint
 from streams.ledger.errors import LedgerInvariantError
 from streams.ledger.invariants import check_invariants
 from streams.ledger.marks import CREDITED_MARKS_KEPT, IDEMPOTENCY_WINDOW_MS
@@ -97,6 +99,8 @@ def test_an_erc20_payouts_gas_is_paid_from_the_eth_fee_account() -> None:
     assert [e["asset"] for e in ledger.of_topic(out, catalogue.LEDGER_ENTRIES)] == [
         "USDT", "USDT", "ETH"]  # fmt: skip
     assert ledger.ledger_total("operator:USDT:fees") == Decimal("-1.01")  # the user's fee
+    updates = ledger.of_topic(out, catalogue.BALANCE_UPDATES)
+    assert [u["asset"] for u in updates] == ["USDT"]  # alice's ETH did not change
     # a reverted transaction burnt gas too: the operator pays it, the user a failure fee
     reverted = payout_result("alice", "po:alice:w2", "FAILED", "0.00003", reason="reverted")
     out = ledger.submit("PAYOUT_RESULT", {**reverted, "network_fee_asset": "ETH"})
@@ -415,3 +419,13 @@ def test_cross_chain_transfer_converts_one_to_one_and_pays_out() -> None:
     assert ledger.results("x1")[-1]["status"] == "COMPLETED"
     assert ledger.record("alice").balance("USDT") == 0
     assert -ledger.ledger_total("operator:USDT:fees") == Decimal("1.1")
+
+
+def test_a_payout_result_from_before_network_fee_asset_is_the_same_command() -> None:
+    """A result written before the field existed and redelivered after an upgrade has the
+    fingerprint its mark was made with: it is a repeat, not a conflicting duplicate."""
+    result = payout_result("alice", "po:alice:w1", "CONFIRMED", "1")
+    old = SimpleNamespace(kind="PAYOUT_RESULT", payload=result)
+    new = SimpleNamespace(kind="PAYOUT_RESULT", payload={**result, "network_fee_asset": None})
+    in_eth = SimpleNamespace(kind="PAYOUT_RESULT", payload={**result, "network_fee_asset": "ETH"})
+    assert command_fingerprint(old) == command_fingerprint(new) != command_fingerprint(in_eth)
