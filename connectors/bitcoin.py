@@ -96,6 +96,7 @@ class BitcoinWatcher(ChainWatcher):
         super().__init__(wiring)
         self.rpc = rpc if isinstance(rpc, BitcoinRpc) else BitcoinRpc(rpc)
         self.asset = next(iter(self.assets.values()), None)
+        self.hot_hashes = self.deposit_hashes(self.hot_wallets)
         self.deposit_hashes_at: tuple[int, dict[bytes, str]] = (-1, {})  # bindings version
 
     def head(self) -> int:
@@ -116,13 +117,15 @@ class BitcoinWatcher(ChainWatcher):
 
     def deposit_hashes(self, addresses=None) -> dict[bytes, str]:
         """Public-key hash -> address, for the deposit addresses (or those given); the
-        deposit addresses' are decoded again only when the bindings (so the pool) change,
-        not for every block."""
+        deposit addresses' (less any that is a hot wallet's: that one is the hot wallet)
+        are decoded again only when the bindings (so the pool) change, not for every block."""
         if addresses is None:
             version = self.facts.bindings.version
             if self.deposit_hashes_at[0] != version:
-                self.deposit_hashes_at = (version, self.deposit_hashes(
-                    self.facts.deposit_addresses()))  # fmt: skip
+                decoded = self.deposit_hashes(self.facts.deposit_addresses())
+                for hot in self.hot_hashes:
+                    decoded.pop(hot, None)
+                self.deposit_hashes_at = (version, decoded)
             return self.deposit_hashes_at[1]
         hashes = {}
         for address in addresses:
@@ -138,9 +141,8 @@ class BitcoinWatcher(ChainWatcher):
             return block_hash
         raw = bytes.fromhex(self.rpc("getblock", block_hash, 0))
         block = Block.parse_bytes(raw, parse_transactions=True)
-        hot = self.deposit_hashes(self.hot_wallets)
-        deposits = {h: a for h, a in self.deposit_hashes().items() if h not in hot}
-        wallets = {**deposits, **hot}
+        deposits = self.deposit_hashes()
+        wallets = {**deposits, **self.hot_hashes}
         for transaction in block.transactions:
             spends = (f"{i.prev_txid.hex()}:{i.output_n_int}" for i in transaction.inputs)
             spent, wallet = wallet_outflows.spend(self.state.wallet_outputs, spends, number)

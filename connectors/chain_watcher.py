@@ -304,7 +304,7 @@ class ChainWatcher:
         account (its first credit's mark is on the first one's record)."""
         first = self.state.attributed.get(deposit_id)
         if first is None:
-            holder = TREASURY_ACCOUNT if self.normalize_address(to) in self.hot_wallets else None
+            holder = TREASURY_ACCOUNT if self.wallet_role(to) == "HOT" else None
             first = [holder or self.facts.account_at(to, block_ms), number]
             self.state.attributed[deposit_id] = first
         return first[0]
@@ -313,10 +313,10 @@ class ChainWatcher:
         """Whether a transfer to `to` is one the ledger credits: to a deposit address
         (its holder's), or to a hot wallet from outside the operator's wallets (the
         operator's capital; one between its own wallets moves nothing it owns)."""
-        normal = self.normalize_address(to or "")
-        if normal in self.hot_wallets:
+        role = self.wallet_role(to)
+        if role == "HOT":
             return self.wallet_role(sender) is None
-        return bool(normal) and self.facts.watched(normal)
+        return role == "DEPOSIT"
 
     def wallet_role(self, address: str) -> str | None:
         """HOT or DEPOSIT for an operator wallet's address, None for anyone else's."""

@@ -256,7 +256,6 @@ def pay_network_fee(step: Step, network_fee: tuple[Asset, Decimal]) -> None:
     coin it was paid in."""
     asset, amount = network_fee
     if amount:
-        touched = asset.code in step.touched_assets
         transfer(
             step,
             "network_fee_correction",
@@ -265,8 +264,6 @@ def pay_network_fee(step: Step, network_fee: tuple[Asset, Decimal]) -> None:
             operator_assets(asset.code),
             amount,
         )
-        if not touched:  # the operator's accounts only: no balance of the user's changed
-            step.touched_assets.discard(asset.code)
 
 
 def commit_payout(

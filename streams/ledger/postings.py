@@ -3,8 +3,10 @@
 Owns `post` (one balanced transaction: recorded in the account's record, emitted with its
 hash-chain link, `topics.ledger_hash`), reserving and releasing amounts held for payouts,
 the range a credit may take a balance to, and the balance updates a command emits for
-every asset it touched. A posting of a non-positive amount or an unbalanced transaction
-is the ledger's own defect (handlers refuse such input first): `LedgerInvariantError`.
+every asset whose balance or reservation it changed (postings between operator accounts
+alone, a network fee, a deposit held in suspense or a hot wallet's funding, change none).
+A posting of a non-positive amount or an unbalanced transaction is the ledger's own defect
+(handlers refuse such input first): `LedgerInvariantError`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def post(step: Step, kind: str, asset: str, legs: list[tuple[str, str, Decimal]]
     transaction["hash"] = transaction_hash(record.chain_hash, transaction)
     record.chain_sequence = transaction["sequence"]
     record.chain_hash = transaction["hash"]
-    step.touched_assets.add(asset)
+    if any(account == record.user_account(asset) for account, _, _ in legs):
+        step.touched_assets.add(asset)  # the record's balance moved: an update is due
     step.outputs.append(Output(catalogue.LEDGER_ENTRIES, record.account_id, transaction))
 
 
