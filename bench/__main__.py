@@ -6,7 +6,8 @@ busy and idle (with the CPU time one event cost them: more workers gain only whi
 machine has cores to spare for it).
 Then the Postgres sink, tier-1 reconciliation and the chain watchers; `python -m bench NAME..`
 runs some (ledger, sink, reconciliation, eth, btc, storage: the broker on memory and on
-the disk `up` keeps its log on). Prints one labelled line per figure,
+the disk `up` keeps its log on; wallets: one wallet-reconciliation pass). Prints one
+labelled line per figure,
 e.g. `engine_1_worker events_per_s=5123 vs_null=0.77 ... worker_cores=0.81`.
 Everything runs on the embedded default (or TOKENGINE_KAFKA), on this machine, now: quote
 the ratios, since absolute numbers move with the machine's load.
@@ -20,6 +21,7 @@ from bench.ledger import ledger
 from bench.reconciliation import reconciliation
 from bench.sink import sink
 from bench.storage import storage
+from bench.wallets import wallets
 from bench.watchers import btc_watcher, eth_watcher
 from core.config import Settings
 from tokengine.services import EmbeddedServices
@@ -31,6 +33,7 @@ BENCHMARKS = {
     "eth": eth_watcher,
     "btc": btc_watcher,
     "storage": storage,
+    "wallets": wallets,
 }
 
 

@@ -8,7 +8,9 @@ wallet is the treasury's (the operator's capital) unless the transaction spends 
 operator's outputs or is signed by its keys (change, a sweep). Deposit ids are
 (chain, txid, output index). Outflows: the watcher keeps the outputs paying operator
 wallets (hot wallets and deposit addresses) that it has read, and a transaction spending one
-is an outflow of what it spent less what it paid back to those wallets. Position,
+is an outflow of what it spent less what it paid back to those wallets. Holdings: the
+unspent ones among those outputs (so only what the watcher has read: an output older than
+its start block is not counted; a node's `scantxoutset` at a quiet tip would be). Position,
 confirmations, security levels, reorgs and publishing are `connectors.chain_watcher`'s.
 
 Credentials: from a cookie file (`user:password`, bitcoind's `.cookie`, read again when
@@ -31,7 +33,8 @@ from bitcoinlib.blocks import Block
 from bitcoinlib.encoding import EncodingError, addr_base58_to_pubkeyhash
 
 from connectors import wallet_outflows
-from connectors.chain_watcher import ChainWatcher, Tracked, WatcherWiring
+from connectors.chain_watcher import ChainWatcher, WatcherWiring
+from connectors.watcher_state import Tracked
 from core.secrets import read_secret_file
 
 CHAIN = "bitcoin"
@@ -134,6 +137,12 @@ class BitcoinWatcher(ChainWatcher):
             except (EncodingError, ValueError):
                 continue  # not a legacy address this node can pay
         return hashes
+
+    def holdings(self, number: int) -> dict[str, tuple[int, int]]:
+        if self.asset is None:
+            return {}
+        held = wallet_outflows.unspent_at(self.state.wallet_outputs, number)
+        return {self.asset.code: (held, len(self.operator_wallets()))}
 
     def read_block(self, number: int) -> str:
         block_hash = self.rpc("getblockhash", number)

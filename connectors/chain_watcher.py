@@ -1,28 +1,28 @@
 """What every chain watcher shares: position, deposits under watch, reorgs, publishing.
 
-Owns the chain-independent part of a watcher: the saved state (last block, recent block
-hashes, deposits under watch, the account each deposit was attributed to: the one bound at
-its block's time, `connectors.chain_facts`, kept if a reorg moves the deposit to a block of
-another time; a transfer into a hot wallet from outside the operator's wallets is the
-treasury's, the operator's capital; written atomically after each step, so a restart resumes
-without a gap), one step (reorg check, new blocks, confirmations), the security level of
-each deposit (`connectors.confirmations`), and the `ChainObservation` it publishes: SEEN
-while confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the deposit's
-block away. It also publishes a `WalletOutflow` for every transaction in a block that takes
-value out of an operator wallet (a hot wallet the payout executors spend from, or a deposit
+Owns the chain-independent part of a watcher: the saved state (`connectors.watcher_state`,
+written after each step, so a restart resumes without a gap; the account each deposit was
+attributed to is the one bound at its block's time, `connectors.chain_facts`, kept if a
+reorg moves the deposit to a block of another time; a transfer into a hot wallet from
+outside the operator's wallets is the treasury's, the operator's capital), one step (reorg
+check, new blocks, confirmations), the security level of each deposit
+(`connectors.confirmations`), and the `ChainObservation` it publishes: SEEN while
+confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the deposit's block
+away. It also publishes a `WalletOutflow` for every transaction in a block that takes value
+out of an operator wallet (a hot wallet the payout executors spend from, or a deposit
 address, bound or in the pool): reconciliation matches each with what the engine prepared
-(`streams.reconciliation.wallets`). A chain supplies `head`, `block_hash`,
-`read_block` and `still_included` (`connectors.ethereum`, `connectors.bitcoin`). A node
-that does not answer is retried with backoff (logged and counted), never a crash loop.
+(`streams.reconciliation.wallets`), and after each step that read new blocks a
+`WalletBalance` per asset: what all its operator wallets hold at the last block read
+(`connectors.wallet_balances`). A chain supplies `head`, `block_hash`, `read_block`,
+`still_included` and `holdings` (`connectors.ethereum`, `connectors.bitcoin`). A node that
+does not answer is retried with backoff (logged and counted), never a crash loop.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,10 +30,10 @@ from pathlib import Path
 from confluent_kafka import Producer
 from prometheus_client import Counter, Gauge
 
-from connectors import wallet_outflows
+from connectors import wallet_balances, wallet_outflows
 from connectors.chain_facts import ChainFacts
 from connectors.confirmations import confirmations_required
-from connectors.wallet_outflows import WalletOutputs
+from connectors.watcher_state import Tracked, WatcherState
 from core import observations
 from core.assets import Asset, AssetCatalogue
 from core.config import Settings
@@ -62,56 +62,6 @@ transfers_ignored = Counter(
     ["chain", "reason"],
 )
 watcher_head = Gauge("token_engine_watcher_block", "Last block read, per chain.", ["chain"])
-
-
-@dataclass
-class Tracked:
-    """A deposit under watch, until it is final (confirmed and past the reorg depth)."""
-
-    deposit_id: str
-    asset: str
-    tx_hash: str
-    output_index: int
-    block_number: int
-    block_hash: str
-    from_address: str
-    to_address: str
-    account_id: str
-    amount: str  # Decimal as text (the state file is JSON)
-    confirmed: bool = False
-    last_confirmations: int = -1
-
-
-@dataclass
-class WatcherState:
-    last_block: int
-    hashes: dict[str, str]  # block number (text) -> hash
-    tracked: dict[str, Tracked]
-    wallet_outputs: WalletOutputs = field(default_factory=dict)  # `connectors.wallet_outflows`
-    # deposit id -> [account, block]: the account a deposit was first attributed to, kept
-    # while a reorg may bring it back in a block of another time (another binding's)
-    attributed: dict[str, list] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path, start_block: int) -> WatcherState:
-        if not path.exists():
-            return cls(start_block - 1, {}, {})
-        data = json.loads(path.read_text())
-        tracked = {k: Tracked(**v) for k, v in data["tracked"].items()}
-        return cls(data["last_block"], data["hashes"], tracked, data.get("wallet_outputs", {}),
-                   data.get("attributed", {}))  # fmt: skip
-
-    def save(self, path: Path) -> None:
-        data = {
-            "last_block": self.last_block,
-            "hashes": self.hashes,
-            "tracked": {k: asdict(v) for k, v in self.tracked.items()},
-            "wallet_outputs": self.wallet_outputs,
-            "attributed": self.attributed,
-        }
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data))
-        os.replace(temporary, path)
 
 
 @dataclass(frozen=True)
@@ -197,6 +147,17 @@ class ChainWatcher:
     def still_included(self, tracked: Tracked) -> bool:
         raise NotImplementedError
 
+    def holdings(self, number: int) -> dict[str, tuple[int, int]]:
+        """Per asset code: (base units all operator wallets hold at block `number`, how
+        many wallets were summed)."""
+        raise NotImplementedError
+
+    def operator_wallets(self) -> list[str]:
+        """Every operator wallet's address on this chain: hot wallets and deposit addresses."""
+        with self.view.lock:
+            deposits = self.facts.deposit_addresses()
+        return sorted(self.hot_wallets | {self.normalize_address(a) for a in deposits})
+
     def run(self) -> None:
         self.view.start()
         backoff = 1.0
@@ -243,6 +204,8 @@ class ChainWatcher:
             ):
                 del self.state.attributed[deposit_id]
         self.publish_confirmations(head)
+        if progressed:
+            self.publish_holdings(head)
         flush(self.producer, "observations")
         self.state.save(self.state_path)
         watcher_head.labels(self.chain).set(self.state.last_block)
@@ -357,6 +320,24 @@ class ChainWatcher:
                 tracked.last_confirmations = confirmations
             if tracked.confirmed and confirmations > asset.max_confirmations + REORG_WINDOW // 2:
                 del self.state.tracked[deposit_id]  # final: no reorg that deep is expected
+
+    def publish_holdings(self, head: int) -> None:
+        """Publish what the operator's wallets hold at the last block read, per asset,
+        after the observations of every deposit confirmed up to `head` (so reconciliation,
+        reading this record, finds them)."""
+        number = self.state.last_block
+        block = (number, self.state.hashes.get(str(number), ""))
+        for code, held in sorted(self.holdings(number).items()):
+            asset = self.assets[code]
+            unconfirmed = wallet_balances.unconfirmed_units(self.state.tracked.values(), asset)
+            record = wallet_balances.balance_record(
+                self.chain, asset, block, head, held, unconfirmed
+            )
+            self.producer.produce(
+                self.prefix + catalogue.WALLET_BALANCES,
+                self.codec.encode(catalogue.WALLET_BALANCES, record),
+                self.chain.encode(),
+            )
 
     def publish(self, tracked: Tracked, status: str, confirmations: int, required: int) -> None:
         observation = {

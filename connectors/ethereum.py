@@ -6,8 +6,9 @@ bound to accounts (address-bindings, chain `ethereum`), and to a hot wallet from
 but an operator wallet (the treasury's: the operator's capital). Deposit ids are (chain,
 tx hash, log index; 0 for a native transfer). Outflows: every transaction an operator wallet sent
 (its value if it succeeded, plus the gas it paid, in ETH) and every ERC20 `Transfer` out of
-one (summed per transaction and token). Position, confirmations, security levels, reorgs and
-publishing are `connectors.chain_watcher`'s.
+one (summed per transaction and token). Holdings: `eth_getBalance` and ERC20 `balanceOf` of
+every operator wallet at the block, in batched JSON-RPC calls. Position, confirmations,
+security levels, reorgs and publishing are `connectors.chain_watcher`'s.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from __future__ import annotations
 from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound
 
-from connectors.chain_watcher import ChainWatcher, Tracked, WatcherWiring
+from connectors.chain_watcher import ChainWatcher, WatcherWiring
+from connectors.watcher_state import Tracked
 
 CHAIN = "ethereum"
+BALANCE_OF = "0x70a08231"  # balanceOf(address)
+BATCH = 500  # calls per JSON-RPC batch
 TRANSFER_TOPIC = "0x" + Web3.keccak(text="Transfer(address,address,uint256)").hex().removeprefix(
     "0x"
 )
@@ -55,6 +59,31 @@ class EthereumWatcher(ChainWatcher):
         except TransactionNotFound:
             return False
         return receipt["blockHash"].to_0x_hex() == tracked.block_hash
+
+    def holdings(self, number: int) -> dict[str, tuple[int, int]]:
+        wallets = self.operator_wallets()
+        at = hex(number)
+        calls: list[tuple[str, list]] = []
+        codes: list[str] = []
+        for address in wallets:
+            if self.native is not None:
+                calls.append(("eth_getBalance", [address, at]))
+                codes.append(self.native.code)
+            for contract, asset in self.tokens.items():
+                data = BALANCE_OF + address.removeprefix("0x").rjust(64, "0")
+                calls.append(("eth_call", [{"to": contract, "data": data}, at]))
+                codes.append(asset.code)
+        held = {a.code: 0 for a in (self.native, *self.tokens.values()) if a is not None}
+        for start in range(0, len(calls), BATCH):
+            answers = self.w3.provider.make_batch_request(calls[start : start + BATCH])
+            if not isinstance(answers, list):  # the node refused the batch as a whole
+                raise OSError(f"balances at block {number}: {answers.get('error')}")
+            for code, answer in zip(codes[start : start + BATCH], answers, strict=True):
+                if "error" in answer or "result" not in answer:
+                    raise OSError(f"balance at block {number}: {answer.get('error')}")
+                result = answer["result"] or "0x"  # "0x": no contract there (holds nothing)
+                held[code] += int(result, 16) if result != "0x" else 0
+        return {code: (units, len(wallets)) for code, units in held.items()}
 
     def read_block(self, number: int) -> str:
         block = self.w3.eth.get_block(number, full_transactions=True)

@@ -38,6 +38,15 @@ def spend(outputs: WalletOutputs, keys: Iterable[str], block: int) -> tuple[int,
     return spent, wallet
 
 
+def unspent_at(outputs: WalletOutputs, block: int) -> int:
+    """The value of the held outputs created up to `block` and not spent by then."""
+    return sum(
+        units
+        for _address, units, created, spent in outputs.values()
+        if created <= block and (spent is None or spent > block)
+    )
+
+
 def rewind(outputs: WalletOutputs, fork: int) -> None:
     """Forget what blocks above the fork did to the outputs."""
     for key, (_address, _units, created, spent) in list(outputs.items()):

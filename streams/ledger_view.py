@@ -6,7 +6,10 @@ A transaction re-emitted after a crash has the sequence it had (the chain of its
 so it is counted once: a posting applies only above its account's highest sequence.
 
 Besides the nets, the view keeps the movements of bank-backed assets' operator accounts by
-bank reference, which end-of-day reconciliation matches statement entries against.
+bank reference, which end-of-day reconciliation matches statement entries against, and
+those of chain assets' operator accounts by cause (the command that posted them: a deposit,
+a payout's result), which wallet reconciliation places at their blocks
+(`streams.reconciliation.holdings`).
 
 The worker's own ledger counts its transactions here as it emits them (`count_emitted`,
 in the form they have when read back, each only if it is the next of its account's chain)
@@ -43,6 +46,8 @@ class LedgerNets:
         self.sequences: dict[str, int] = {}  # account id -> highest sequence counted
         self.bank_movements: dict[str, list[Movement]] = defaultdict(list)  # asset ->
         self.bank_references: dict[str, set[str]] = defaultdict(set)  # asset -> lower refs
+        # chain asset -> cause id -> its net on operator assets (debits - credits)
+        self.chain_causes: dict[str, dict[str, Decimal]] = defaultdict(dict)
         self.transactions = 0
 
     def add(self, _topic: str, transaction: dict[str, Any]) -> None:
@@ -56,18 +61,28 @@ class LedgerNets:
         for posting in transaction["postings"]:
             sign = 1 if posting["direction"] == "DEBIT" else -1
             self.nets[posting["ledger_account"]] += sign * posting["amount"]
-            if posting["ledger_account"] == operator and asset in self.bank_backed:
-                reference = ids.statement_reference(transaction["cause_id"])
-                self.bank_references[asset].add(reference.lower())
-                self.bank_movements[asset].append(
-                    Movement(
-                        transaction["transaction_id"],
-                        reference,
-                        "CRDT" if posting["direction"] == "DEBIT" else "DBIT",
-                        posting["amount"],
-                        transaction["created_at"].date().isoformat(),
-                    )
-                )
+            if posting["ledger_account"] == operator:
+                self.keep_operator_movement(transaction, posting["direction"], posting["amount"])
+
+    def keep_operator_movement(self, transaction: dict[str, Any], direction: str, amount) -> None:
+        """A posting to the operator's assets: by bank reference for a bank-backed asset,
+        by cause for a chain asset."""
+        asset, cause = transaction["asset"], transaction["cause_id"]
+        if asset not in self.bank_backed:
+            causes = self.chain_causes[asset]
+            causes[cause] = causes.get(cause, ZERO) + (amount if direction == "DEBIT" else -amount)
+            return
+        reference = ids.statement_reference(cause)
+        self.bank_references[asset].add(reference.lower())
+        self.bank_movements[asset].append(
+            Movement(
+                transaction["transaction_id"],
+                reference,
+                "CRDT" if direction == "DEBIT" else "DBIT",
+                amount,
+                transaction["created_at"].date().isoformat(),
+            )
+        )
 
     def add_emitted(self, transaction: dict[str, Any]) -> None:
         """Add a transaction as the ledger emits it, in the form it has when read back.

@@ -33,6 +33,8 @@ def test_the_demo_runs_every_flow_and_every_check_holds(tmp_path) -> None:
         "safeguarding report",
         "verify-ledger (postgres): postgres:",
         "Postgres rows equal the topics",
+        "the wallets hold what the ledger says (invariant 1)",
+        "ethereum:wallets:TOK",
     ):
         assert expected in output, expected
     assert "✗" not in output

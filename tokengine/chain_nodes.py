@@ -170,12 +170,14 @@ def embedded_btc_payout_key(settings: Settings) -> Settings:
     return settings.with_overrides(btc_payout_key_file=path)
 
 
-EMBEDDED_PAYOUT_BALANCE_WEI = 10_000 * 10**18  # what anvil gives each development account
+EMBEDDED_PAYOUT_FUNDING_WEI = 1_000 * 10**18  # of the 10,000 each development account has
 
 
 def embedded_payout_keystore(settings: Settings) -> Settings:
-    """On the embedded anvil, pay out from a key of our own (a keystore file), funded by
-    the node at its first start and kept with the chain after that.
+    """On the embedded anvil, pay out from a key of our own (a keystore file), funded at its
+    first start by a transfer from a development account (a transaction the watcher reads:
+    the operator's capital, so the ledger holds what the wallet holds) and kept with the
+    chain after that.
 
     Not one of anvil's development keys: anvil prints those in its log.
     """
@@ -196,8 +198,10 @@ def embedded_payout_keystore(settings: Settings) -> Settings:
             eth_keystore_password_file=kept_password,
         )
     account = Account.create()
-    Web3(Web3.HTTPProvider(settings.eth_rpc)).provider.make_request(
-        "anvil_setBalance", [account.address, hex(EMBEDDED_PAYOUT_BALANCE_WEI)]
+    w3 = Web3(Web3.HTTPProvider(settings.eth_rpc))
+    funding = {"from": w3.eth.accounts[0], "to": account.address}
+    w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_transaction({**funding, "value": EMBEDDED_PAYOUT_FUNDING_WEI})
     )
     password = secrets.token_hex(24)
     password_file = write_secret_file(directory / "eth-keystore.password", password)

@@ -60,6 +60,7 @@ BANK_NOTIFICATIONS = "bank-notifications"
 BANK_STATEMENTS = "bank-statements"
 BANK_BALANCES = "bank-balances"
 WALLET_OUTFLOWS = "wallet-outflows"
+WALLET_BALANCES = "wallet-balances"
 TRANSFER_CREDITS = "transfer-credits"
 LEDGER_COMMANDS = "ledger-commands"
 LEDGER_ENTRIES = "ledger-entries"
@@ -171,6 +172,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         ("eth watcher", "btc watcher"),
         ("reconciliation (wallets)",),
         "Transactions taking value out of an operator wallet, to match with payouts.",
+    ),
+    _topic(
+        WALLET_BALANCES,
+        "chain",
+        "WalletBalance",
+        ("eth watcher", "btc watcher"),
+        ("reconciliation (wallets)",),
+        "What the operator's wallets hold per asset at a block, to compare with the ledger.",
     ),
     _topic(
         TRANSFER_CREDITS,
@@ -306,6 +315,7 @@ SIGNERS: dict[str, tuple[str, ...]] = {
     BANK_STATEMENTS: (WORKER,),
     BANK_BALANCES: (WORKER,),
     WALLET_OUTFLOWS: (CONNECTORS,),
+    WALLET_BALANCES: (CONNECTORS,),
     TRANSFER_CREDITS: (WORKER,),
     LEDGER_COMMANDS: (WORKER,),
     LEDGER_ENTRIES: (WORKER,),

@@ -2,7 +2,7 @@
 
 Agent:  reconcile (bank-notifications = tier 1, bank-balances = tier 2, bank-statements =
         tier 3; all keyed by the bank account, so one record sees its account's events in
-        order; and wallet-outflows, keyed by chain, checked by
+        order; and wallet-outflows and wallet-balances, keyed by chain, checked by
         `streams.reconciliation.wallets`, which keeps no record).
 Table:  reconciliation (one `BankAccountRecord` per bank account: the bank-reported
         balance and the entry references already applied, in one record, so a redelivered
@@ -117,8 +117,8 @@ class Reconciliation:
             "reconciliation",
             "One record per operator bank account: bank balance and applied entries.",
         )
-        self.wallets = WalletGuard(engine, state)
-        topics = engine.raw_topic(*TIERS, catalogue.WALLET_OUTFLOWS)
+        self.wallets = WalletGuard(engine, ledger, state)
+        topics = engine.raw_topic(*TIERS, catalogue.WALLET_OUTFLOWS, catalogue.WALLET_BALANCES)
         engine.app.agent(topics, name="reconcile")(self.reconcile)
 
     async def reconcile(self, stream: faust.StreamT) -> None:
@@ -157,6 +157,9 @@ class Reconciliation:
             return None
         if topic == catalogue.WALLET_OUTFLOWS:
             await self.wallets.check(value, outputs)
+            return None
+        if topic == catalogue.WALLET_BALANCES:
+            await self.wallets.check_holdings(value, outputs)
             return None
         try:  # the connector's checks: a configured account, its currency, its scale, dates
             asset = check_bank_event(value, self.assets)

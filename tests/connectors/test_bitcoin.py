@@ -202,11 +202,21 @@ def results_of(settings, payout_id: str, settled: bool = True) -> list[dict]:
     return mine(found)
 
 
-def start_paying(node, settings, worker, hot_wallet, account: str, group: str):
-    """`account` holds 1 BTC; an executor paying from `hot_wallet` and a miner are running:
-    (executor, its thread, miner, a destination address of the node's wallet)."""
+def start_paying(node, settings, worker, hot_wallet, account: str, group: str, on_chain=False):
+    """`account` holds 1 BTC (`on_chain`: deposited to an address bound to it, for a
+    watcher that runs; else an observation alone); an executor paying from `hot_wallet`
+    and a miner are running: (executor, its thread, miner, a destination address)."""
     url, rpc = node
-    produce(settings, catalogue.CHAIN_OBSERVATIONS, account, deposit_of(account, "1", account))
+    if on_chain:
+        address = rpc("getnewaddress")
+        binding = {"chain": "bitcoin", "address": address, "account_id": account,
+                   "bound_at": datetime.now(UTC)}  # fmt: skip
+        produce(settings, catalogue.ADDRESS_BINDINGS, f"bitcoin:{address}", binding)
+        rpc("sendtoaddress", address, 1)
+        rpc("generatetoaddress", 3, rpc("getnewaddress"))
+    else:
+        deposit = deposit_of(account, "1", account)
+        produce(settings, catalogue.CHAIN_OBSERVATIONS, account, deposit)
     wait_for(lambda: balances(worker, account).get("BTC"), what=f"{account}'s deposit")
     executor = btc_executor(settings, url, hot_wallet, group)
     thread = threading.Thread(target=executor.run, daemon=True)
@@ -355,7 +365,7 @@ def test_btc_outflows_are_explained_by_payouts_and_a_theft_opens_the_breaker(
     watcher_thread.start()
     rpc("generatetoaddress", 101, hot_wallet.address())  # one mature coinbase, watched
     executor, thread, miner, destination = start_paying(
-        node, settings, worker, hot_wallet, "hana", "btc-payouts-guarded"
+        node, settings, worker, hot_wallet, "hana", "btc-payouts-guarded", on_chain=True
     )
     try:
         body = {"request_id": "btc-guarded", "account_id": "hana", "asset": "BTC",

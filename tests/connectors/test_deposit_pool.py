@@ -24,7 +24,7 @@ from core.address_pool import PoolConfig, derive
 from core.assets import load_assets
 from core.observations import deposit_id
 from tests.connectors.test_bitcoin import btc_settings, node  # noqa: F401
-from tests.connectors.test_ethereum import anvil, chain, codec, run_in_thread, watcher_for  # noqa: F401
+from tests.connectors.test_ethereum import codec, run_in_thread, watcher_for
 from tests.helpers import produce, read_topic, values
 from tests.http import call, call_text
 from tests.streams.test_ledger_worker import balances, wait_for

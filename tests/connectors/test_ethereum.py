@@ -9,14 +9,11 @@ or a deposit address in a transaction no payout recorded opens the breaker in it
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from prometheus_client import REGISTRY
 from web3 import Web3
@@ -26,66 +23,19 @@ from connectors.eth_payouts import EthereumPayouts
 from connectors.ethereum import EthereumWatcher
 from connectors.payout_executor import ExecutorWiring
 from core.assets import load_assets
-from standins.solidity import deploy_token
 from tests.helpers import produce, read_topic, values
 from tests.http import call
 from tests.streams.test_ledger_worker import balances, final, wait_for
-from tokengine.chain_nodes import start_anvil
 from topics import catalogue
 from topics.codec import SingleObjectCodec
 
 Account.enable_unaudited_hdwallet_features()
 MNEMONIC = "test test test test test test test test test test test junk"
-LEVELS = '["20:0", "50:1", "200:2", "500:3", "1000:4", "2000:5", "3000:6", "5000:8", "*:12"]'
 codec = SingleObjectCodec()
 
 
 def dev_key(index: int) -> bytes:
     return bytes(Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key)
-
-
-@pytest.fixture(scope="module")
-def anvil():
-    workdir = Path(tempfile.mkdtemp(prefix="tokengine-anvil-"))
-    url, process = start_anvil(workdir)  # automine: one block per transaction
-    yield url
-    process.stop()
-
-
-@pytest.fixture
-def chain(anvil, settings):
-    """The node, a freshly deployed token, and assets that name it."""
-    w3 = Web3(Web3.HTTPProvider(anvil))
-    token = deploy_token(w3, w3.eth.accounts[0], "TOK", 6, 10**15)
-    assets = settings.data_dir / "assets.toml"
-    assets.parent.mkdir(parents=True, exist_ok=True)
-    assets.write_text(
-        f"""
-[assets.ETH]
-chain = "ethereum"
-decimals = 18
-fee_fixed = "0.0005"
-failure_fee = "0.0001"
-min_withdrawal = "0.001"
-rounding_tolerance = "0.000000000000000001"
-confirmation_levels_usd = {LEVELS}
-
-[assets.TOK]
-chain = "ethereum"
-token_standard = "erc20"
-contract = "{token.address}"
-decimals = 6
-fee_fixed = "1"
-min_withdrawal = "1"
-rounding_tolerance = "0.000001"
-confirmation_levels_usd = {LEVELS}
-"""
-    )
-    settings = settings.with_overrides(assets_file=assets, eth_rpc=anvil)
-    for asset, usd in (("ETH", "3000"), ("TOK", "1")):
-        price = {"asset": asset, "usd_price": Decimal(usd), "as_of": datetime.now(UTC)}
-        produce(settings, catalogue.PRICES, asset, price)
-    return w3, token, settings
 
 
 def run_in_thread(component) -> threading.Thread:
@@ -385,7 +335,7 @@ def test_forged_internal_records_are_refused_never_applied_never_paid(chain, sta
             observation_of("erin", "ETH", "1", "0xf0"))  # fmt: skip
     wait_for(lambda: balances(worker, "erin"), what="erin's deposit")
     executor = executor_for(settings, key, "payouts-forgery")
-    watcher = watcher_for(settings, w3)
+    watcher = watcher_for(settings, w3, hot_wallets=(Account.from_key(key).address,))
     threads = [run_in_thread(executor), run_in_thread(watcher)]
     thief = Account.create().address
     destination = Account.create().address
@@ -429,6 +379,11 @@ def test_forged_internal_records_are_refused_never_applied_never_paid(chain, sta
                 "tx_hash": "0xf3", "block_number": 1, "block_hash": "0xb",
                 "wallet_address": thief, "wallet_role": "HOT", "to_address": thief,
                 "amount": Decimal("1"), "observed_at": datetime.now(UTC)})  # fmt: skip
+        forged(settings, catalogue.WALLET_BALANCES, "ethereum",
+               {"balance_id": "ethereum:ETH:1", "chain": "ethereum", "asset": "ETH",
+                "block_number": 1, "block_hash": "0xb", "head": 1, "balance": Decimal(0),
+                "unconfirmed": Decimal(0), "wallets": 1,
+                "observed_at": datetime.now(UTC)})  # fmt: skip
         # the workload, with the forgeries in flight: a payout and transfers
         body = {"request_id": "f-pay", "account_id": "erin", "asset": "ETH", "amount": "0.1",
                 "destination_address": destination}  # fmt: skip
@@ -469,7 +424,7 @@ def test_forged_internal_records_are_refused_never_applied_never_paid(chain, sta
     kinds = {catalogue.ADDRESS_BINDINGS, catalogue.PRICES, catalogue.CHAIN_OBSERVATIONS,
              catalogue.LEDGER_COMMANDS, catalogue.TRANSFER_CREDITS, catalogue.PAYOUT_COMMANDS,
              catalogue.BREAKER_STATE, catalogue.PAYOUT_RESULTS,
-             catalogue.WALLET_OUTFLOWS}  # fmt: skip
+             catalogue.WALLET_OUTFLOWS, catalogue.WALLET_BALANCES}  # fmt: skip
     assert refused == kinds, refused
     alerts = values(read_topic(settings, catalogue.ALERTS, timeout_s=3))
     alerted = {a["details"]["topic"] for a in alerts
@@ -531,18 +486,19 @@ def test_an_outflow_no_payout_recorded_opens_the_breaker_in_its_block(chain, sta
     worker = start_worker(settings=settings)
     key = dev_key(7)
     hot_wallet = Account.from_key(key).address
-    token.functions.transfer(hot_wallet, 1000 * 10**6).transact({"from": w3.eth.accounts[0]})
-    for asset, amount, tx in (("ETH", "1", "0xa1"), ("TOK", "100", "0xa2")):
-        produce(settings, catalogue.CHAIN_OBSERVATIONS, "wendy",
-                observation_of("wendy", asset, amount, tx))  # fmt: skip
-    wait_for(lambda: len(balances(worker, "wendy")) == 2, what="wendy's deposits")
     deposit_key = Account.create()
     bind(settings, deposit_key.address, "wendy")
     executor = executor_for(settings, key, "payouts-guarded")
     watcher = watcher_for(settings, w3, hot_wallets=(hot_wallet,))
     threads = [run_in_thread(executor), run_in_thread(watcher)]
     destination, thief = Account.create().address, Account.create().address
-    try:
+    try:  # real deposits and tokens for the hot wallet: the ledger is what the chain holds
+        funder = w3.eth.accounts[0]
+        token.functions.transfer(hot_wallet, 1000 * 10**6).transact({"from": funder})
+        w3.eth.send_transaction({"from": funder, "to": deposit_key.address, "value": 10**18})
+        token.functions.transfer(deposit_key.address, 100 * 10**6).transact({"from": funder})
+        mine(w3, 12)
+        wait_for(lambda: len(balances(worker, "wendy")) == 2, what="wendy's deposits")
         for request_id, asset, amount in (("g-eth", "ETH", "0.1"), ("g-tok", "TOK", "10")):
             body = {"request_id": request_id, "account_id": "wendy", "asset": asset,
                     "amount": amount, "destination_address": destination}  # fmt: skip

@@ -1,4 +1,5 @@
-"""The demo's last step: balances, invariants, hash chains, and Postgres against the topics."""
+"""The demo's last step: balances, invariants, the wallets against the chain, hash chains,
+and Postgres against the topics."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def final_report(demo: Demo) -> None:
         not found,
         "; ".join(found[:2]),
     )
+    wallet_reconciliation(demo)
     url = demo.settings.database_url
 
     def rows(table: str) -> int:
@@ -64,4 +66,32 @@ def final_report(demo: Demo) -> None:
         f"{demo.settings.topic_prefix}*), {demo.api_url}/metrics, "
         f"{demo.api_url}/api/v1/reconciliation/summary, Postgres tables ledger_transactions, "
         "accounts, emi_accounts, audit_log"
+    )
+
+
+def wallet_reconciliation(demo: Demo) -> None:
+    """Invariant 1 at a block mined now: every Ethereum asset's wallets hold what the
+    ledger says (the reconciliation results of that block or a later one)."""
+    demo.mine(1)
+    height = demo.w3.eth.block_number
+    wanted = {f"ethereum:wallets:{code}" for code in ("ETH", "TOK")}
+
+    def results() -> dict[str, dict]:
+        found = {}
+        for result in read_to_end(demo.settings, catalogue.RECONCILIATION_RESULTS):
+            check_id = result["check_id"]
+            if check_id.startswith("holdings:") and int(check_id.rsplit(":", 1)[1]) >= height:
+                found[result["account_id"]] = result
+        return found if wanted <= set(found) else {}
+
+    latest = demo.wait(results, "the wallet reconciliation", 60)
+    for account, result in sorted(latest.items()):
+        console.print(
+            f"   {account:22} chain {result['bank_balance']:>28f}  ledger "
+            f"{result['ledger_balance']:>28f}  {result['level']}"
+        )
+    demo.report.check(
+        "the wallets hold what the ledger says (invariant 1)",
+        all(r["level"] == "OK" for r in latest.values()),
+        ", ".join(f"{a} {r['difference'].normalize():f}" for a, r in sorted(latest.items())),
     )

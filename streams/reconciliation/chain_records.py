@@ -1,0 +1,159 @@
+"""What the engine recorded of its wallets' chain events, and what the ledger implies the
+chain holds at a block (pure: no I/O).
+
+Owns `ChainRecords`, folded from payout-results (the transaction each payout was sent as,
+recorded before it is broadcast), wallet-outflows (the block of every transaction out of an
+operator wallet, and what it took of each asset) and chain-observations (each deposit's block
+and the head it was confirmed at), and `expected_holdings`: what the operator's wallets
+should hold of an asset at block H, from the ledger's movements of `operator:<asset>:assets`
+by cause (`streams.ledger_view`), each placed at its chain event:
+
+  expected(H) = ledger movements whose event is at a block <= H (a deposit: its block, and
+                confirmed by the balance record's head, else it counts as unconfirmed below;
+                a payout's result: its transaction's block; a movement of no known event
+                counts: the ledger says the operator holds it, so the chain must show it)
+              + deposits confirmed by that head at blocks <= H that the ledger has not yet
+                credited, for IN_FLIGHT_BLOCKS after their confirmation (then a deposit the
+                ledger refused, such as dust, shows as a surplus)
+              + the record's unconfirmed deposits (on the chain, below their security level)
+              - outflows at blocks <= H of payouts the executors recorded that the ledger has
+                not yet settled (a payout stays in flight until its result is applied)
+
+Everything the ledger can have applied was published before the balance record was read
+and the views caught up after the ledger's was read, so no movement lacks its event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from core import ids
+from topics import catalogue
+
+ZERO = Decimal(0)
+IN_FLIGHT_BLOCKS = 64  # a confirmed deposit not credited after this many blocks is a surplus
+SETTLED = ("CONFIRMED", "FAILED")
+
+
+@dataclass
+class Deposit:
+    asset: str
+    block: int
+    confirmed_at: int  # the head its CONFIRMED observation was counted at
+    amount: Decimal
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class Outflow:
+    tx_hash: str
+    asset: str
+    block: int
+    amount: Decimal
+
+
+class ChainRecords:
+    def __init__(self) -> None:
+        self.hashes: dict[str, str] = {}  # transaction hash (lower) -> the payout sent as it
+        self.sent: dict[str, set[str]] = {}  # payout id -> the transactions recorded for it
+        self.deposits: dict[str, Deposit] = {}  # deposit cause id -> its chain event
+        self.blocks: dict[str, int] = {}  # transaction hash (lower) -> block of its outflow
+        self.outflows: dict[tuple[str, str], Outflow] = {}  # (hash, asset) ->
+
+    def fold(self, topic: str, value: dict[str, Any]) -> None:
+        if topic == catalogue.PAYOUT_RESULTS and value.get("tx_hash"):
+            self.hashes[value["tx_hash"].lower()] = value["payout_id"]
+            self.sent.setdefault(value["payout_id"], set()).add(value["tx_hash"].lower())
+        elif topic == catalogue.WALLET_OUTFLOWS:
+            tx_hash = value["tx_hash"].lower()
+            self.blocks[tx_hash] = value["block_number"]
+            self.outflows[(tx_hash, value["asset"])] = Outflow(
+                tx_hash, value["asset"], value["block_number"], value["amount"]
+            )
+        elif topic == catalogue.CHAIN_OBSERVATIONS:
+            cause = ids.deposit_command(value["deposit_id"], "CONFIRMED", "")
+            if value["status"] == "CONFIRMED":
+                confirmed_at = value["block_number"] + value["confirmations"] - 1
+                self.deposits[cause] = Deposit(
+                    value["asset"], value["block_number"], confirmed_at, value["amount"]
+                )
+            elif value["status"] == "REMOVED" and cause in self.deposits:
+                self.deposits[cause].removed = True
+
+    def recorded(self, tx_hash: str) -> bool:
+        """Whether a payout executor recorded this transaction before sending it."""
+        return tx_hash.lower() in self.hashes
+
+    def unexplained(self, asset: str, height: int) -> list[Outflow]:
+        """The outflows of `asset` at blocks up to `height` that no payout recorded, newest
+        first (what a deficit is most likely made of: invariant 4 calls each a theft)."""
+        found = [
+            o
+            for o in self.outflows.values()
+            if o.asset == asset and o.block <= height and o.tx_hash not in self.hashes
+        ]
+        return sorted(found, key=lambda o: o.block, reverse=True)
+
+    def payout_block(self, cause: str) -> int | None:
+        """The block of the transaction a payout result's cause was sent as (None: not seen
+        leaving a wallet yet); a cause that is no payout's result raises KeyError."""
+        if not cause.startswith(ids.PAYOUT_RESULT_PREFIX):
+            raise KeyError(cause)
+        payout_id = cause.removeprefix(ids.PAYOUT_RESULT_PREFIX).rpartition(":")[0]
+        mined = [self.blocks[h] for h in self.sent.get(payout_id, ()) if h in self.blocks]
+        return min(mined, default=None)
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """One balance record's figures: what the chain shows, what the ledger implies."""
+
+    chain: Decimal
+    expected: Decimal
+    ledger: Decimal  # the ledger's operator assets as read
+    in_flight: Decimal  # deposits and payouts not yet applied, net
+
+    @property
+    def difference(self) -> Decimal:
+        return self.chain - self.expected
+
+
+def expected_holdings(
+    balance: dict[str, Any], causes: dict[str, Decimal], records: ChainRecords
+) -> Holdings:
+    """`balance` (a WalletBalance) against the ledger's movements of its asset by cause."""
+    asset, height, head = balance["asset"], balance["block_number"], balance["head"]
+    placed = ZERO
+    for cause, amount in causes.items():
+        deposit = records.deposits.get(cause)
+        if deposit is not None:
+            if deposit.block <= height and deposit.confirmed_at <= head:
+                placed += amount
+            continue
+        try:
+            block = records.payout_block(cause)
+        except KeyError:
+            placed += amount  # no chain event known: the chain must show it all the same
+            continue
+        if block is not None and block <= height:
+            placed += amount
+    in_flight = ZERO
+    for cause, deposit in records.deposits.items():
+        if (
+            deposit.asset == asset
+            and not deposit.removed
+            and cause not in causes
+            and deposit.block <= height
+            and head - IN_FLIGHT_BLOCKS <= deposit.confirmed_at <= head
+        ):
+            in_flight += deposit.amount
+    for outflow in records.outflows.values():
+        payout_id = records.hashes.get(outflow.tx_hash)
+        if outflow.asset != asset or payout_id is None or outflow.block > height:
+            continue
+        if not any(ids.payout_result_command(payout_id, s) in causes for s in SETTLED):
+            in_flight -= outflow.amount
+    expected = placed + in_flight + balance["unconfirmed"]
+    return Holdings(balance["balance"], expected, sum(causes.values(), ZERO), in_flight)
