@@ -61,6 +61,11 @@ transfers_ignored = Counter(
     "Transfers to deposit addresses not watched (zero value, out of range), per chain.",
     ["chain", "reason"],
 )
+holdings_skipped = Counter(
+    "token_engine_watcher_holdings_skipped",
+    "Steps whose wallet balances were not published (node error, block replaced), per chain.",
+    ["chain"],
+)
 watcher_head = Gauge("token_engine_watcher_block", "Last block read, per chain.", ["chain"])
 
 
@@ -204,9 +209,10 @@ class ChainWatcher:
             ):
                 del self.state.attributed[deposit_id]
         self.publish_confirmations(head)
+        flush(self.producer, "observations")  # acknowledged before the holdings that count them
         if progressed:
             self.publish_holdings(head)
-        flush(self.producer, "observations")
+            flush(self.producer, "wallet balances")
         self.state.save(self.state_path)
         watcher_head.labels(self.chain).set(self.state.last_block)
         return progressed
@@ -322,16 +328,26 @@ class ChainWatcher:
                 del self.state.tracked[deposit_id]  # final: no reorg that deep is expected
 
     def publish_holdings(self, head: int) -> None:
-        """Publish what the operator's wallets hold at the last block read, per asset,
-        after the observations of every deposit confirmed up to `head` (so reconciliation,
-        reading this record, finds them)."""
+        """Publish what the operator's wallets hold at the last block read, per asset, once
+        the observations and outflows of the blocks read are acknowledged (reconciliation,
+        reading this record, finds them). Not published when the node cannot say, or when
+        the block was replaced while it was read (a reorg: the next step reads again); the
+        watcher goes on either way."""
         number = self.state.last_block
         block = (number, self.state.hashes.get(str(number), ""))
-        for code, held in sorted(self.holdings(number).items()):
+        try:
+            held = self.holdings(number)
+            if self.block_hash(number) != block[1]:
+                raise OSError(f"block {number} was replaced while its balances were read")
+        except Exception as error:  # node errors, refused batches: the next step tries again
+            holdings_skipped.labels(self.chain).inc()
+            log.warning("%s: no wallet balances at block %d: %s", self.chain, number, error)
+            return
+        for code, units in sorted(held.items()):
             asset = self.assets[code]
             unconfirmed = wallet_balances.unconfirmed_units(self.state.tracked.values(), asset)
             record = wallet_balances.balance_record(
-                self.chain, asset, block, head, held, unconfirmed
+                self.chain, asset, block, head, units, unconfirmed
             )
             self.producer.produce(
                 self.prefix + catalogue.WALLET_BALANCES,

@@ -5,7 +5,7 @@ of its chain: the sum all the operator's wallets there hold at the last block re
 chain reads its own: `connectors.ethereum` asks the node at that block, `connectors.bitcoin`
 sums the wallet outputs it keeps), and the deposits in those blocks not yet at their
 security level (on chain, not yet for the ledger). Reconciliation compares it with the
-ledger (`streams.reconciliation.holdings`). Id (chain, asset, block), so a step done again
+ledger (`streams.reconciliation.chain_records`). Id (chain, asset, block), so a step done again
 after a crash publishes the same record; an amount the schema cannot hold is clamped.
 """
 

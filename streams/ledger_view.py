@@ -9,7 +9,7 @@ Besides the nets, the view keeps the movements of bank-backed assets' operator a
 bank reference, which end-of-day reconciliation matches statement entries against, and
 those of chain assets' operator accounts by cause (the command that posted them: a deposit,
 a payout's result), which wallet reconciliation places at their blocks
-(`streams.reconciliation.holdings`).
+(`streams.reconciliation.chain_records`).
 
 The worker's own ledger counts its transactions here as it emits them (`count_emitted`,
 in the form they have when read back, each only if it is the next of its account's chain)

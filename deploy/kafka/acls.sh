@@ -94,11 +94,12 @@ allow worker transactional-id PREFIXED "${A}-" Write Describe
 allow worker cluster LITERAL kafka-cluster IdempotentWrite
 
 # -- connectors: read every engine topic; write observations, payout results, wallet
-#    outflows, alerts
+#    outflows and balances, alerts
 allow connectors topic PREFIXED "${P}" Read Describe
 allow connectors topic LITERAL "${P}chain-observations" Write
 allow connectors topic LITERAL "${P}payout-results" Write
 allow connectors topic LITERAL "${P}wallet-outflows" Write
+allow connectors topic LITERAL "${P}wallet-balances" Write
 allow connectors topic LITERAL "${P}alerts" Write
 allow connectors topic LITERAL "${P}dead-letters" Write
 allow connectors group LITERAL "${A}-eth-payouts" Read Describe

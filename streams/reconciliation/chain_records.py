@@ -17,7 +17,9 @@ by cause (`streams.ledger_view`), each placed at its chain event:
                 ledger refused, such as dust, shows as a surplus)
               + the record's unconfirmed deposits (on the chain, below their security level)
               - outflows at blocks <= H of payouts the executors recorded that the ledger has
-                not yet settled (a payout stays in flight until its result is applied)
+                not yet settled (a payout stays in flight until its result is applied; one
+                reported FAILED only for the network fee the ledger will post: whatever else
+                left the wallet is a deficit, such as a double payment)
 
 Everything the ledger can have applied was published before the balance record was read
 and the views caught up after the ledger's was read, so no movement lacks its event.
@@ -58,6 +60,8 @@ class ChainRecords:
     def __init__(self) -> None:
         self.hashes: dict[str, str] = {}  # transaction hash (lower) -> the payout sent as it
         self.sent: dict[str, set[str]] = {}  # payout id -> the transactions recorded for it
+        # payout id -> (network fee, its asset or None: the payout's) of a FAILED result
+        self.failed: dict[str, tuple[Decimal, str | None]] = {}
         self.deposits: dict[str, Deposit] = {}  # deposit cause id -> its chain event
         self.blocks: dict[str, int] = {}  # transaction hash (lower) -> block of its outflow
         self.outflows: dict[tuple[str, str], Outflow] = {}  # (hash, asset) ->
@@ -66,6 +70,11 @@ class ChainRecords:
         if topic == catalogue.PAYOUT_RESULTS and value.get("tx_hash"):
             self.hashes[value["tx_hash"].lower()] = value["payout_id"]
             self.sent.setdefault(value["payout_id"], set()).add(value["tx_hash"].lower())
+        if topic == catalogue.PAYOUT_RESULTS and value.get("status") == "FAILED":
+            self.failed[value["payout_id"]] = (
+                value.get("network_fee") or ZERO,
+                value.get("network_fee_asset"),
+            )
         elif topic == catalogue.WALLET_OUTFLOWS:
             tx_hash = value["tx_hash"].lower()
             self.blocks[tx_hash] = value["block_number"]
@@ -153,7 +162,12 @@ def expected_holdings(
         payout_id = records.hashes.get(outflow.tx_hash)
         if outflow.asset != asset or payout_id is None or outflow.block > height:
             continue
-        if not any(ids.payout_result_command(payout_id, s) in causes for s in SETTLED):
-            in_flight -= outflow.amount
+        if any(ids.payout_result_command(payout_id, s) in causes for s in SETTLED):
+            continue  # settled: placed above
+        failed = records.failed.get(payout_id)
+        if failed is None:
+            in_flight -= outflow.amount  # the ledger will commit what left
+        elif failed[1] in (None, asset):
+            in_flight -= min(failed[0], outflow.amount)  # it will post the fee alone
     expected = placed + in_flight + balance["unconfirmed"]
     return Holdings(balance["balance"], expected, sum(causes.values(), ZERO), in_flight)

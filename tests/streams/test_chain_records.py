@@ -82,6 +82,12 @@ def test_a_payout_is_placed_at_its_transactions_block_and_in_flight_until_settle
     failed = {deposit_cause("d1"): D(1), ids.payout_result_command("po:a:1", "FAILED"): D(0)}
     # rolled back though it was mined: the ledger is above the chain
     assert difference(balance(12, "0.7"), failed, records) == D("-0.3")
+    # reported FAILED though its transaction left: in flight for its fee alone, so the
+    # deficit shows before the ledger applies the result too
+    failure = {"payout_id": "po:a:1", "tx_hash": None, "status": "FAILED",
+               "network_fee": D("0.01"), "network_fee_asset": "ETH"}  # fmt: skip
+    records.fold(catalogue.PAYOUT_RESULTS, failure)
+    assert difference(balance(12, "0.7"), {deposit_cause("d1"): D(1)}, records) == D("-0.29")
 
 
 def test_what_the_ledger_does_not_know_of_is_a_difference():
