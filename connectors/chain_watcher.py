@@ -3,19 +3,20 @@
 Owns the chain-independent part of a watcher: the saved state (`connectors.watcher_state`,
 written after each step, so a restart resumes without a gap; the account each deposit was
 attributed to is the one bound at its block's time, `connectors.chain_facts`, kept if a
-reorg moves the deposit to a block of another time; a transfer into a hot wallet from
-outside the operator's wallets is the treasury's, the operator's capital), one step (reorg
+reorg moves the deposit to a block of another time; a transfer into a hot or cold wallet
+from outside the operator's wallets is the treasury's, the operator's capital), one step (reorg
 check, new blocks, confirmations), the security level of each deposit
 (`connectors.confirmations`), and the `ChainObservation` it publishes: SEEN while
 confirmations grow, CONFIRMED at the level, REMOVED when a reorg takes the deposit's block
 away. It also publishes a `WalletOutflow` for every transaction in a block that takes value
-out of an operator wallet (a hot wallet the payout executors spend from, or a deposit
-address, bound or in the pool): reconciliation matches each with what the engine prepared
-(`streams.reconciliation.wallets`), and after each step that read new blocks a
-`WalletBalance` per asset: what all its operator wallets hold at the last block read
-(`connectors.wallet_balances`). A chain supplies `head`, `block_hash`, `read_block`,
-`still_included` and `holdings` (`connectors.ethereum`, `connectors.bitcoin`). A node that
-does not answer is retried with backoff (logged and counted), never a crash loop.
+out of an operator wallet (a hot wallet the payout executors spend from, the cold wallet
+of `[wallets.<chain>]`, or a deposit address, bound or in the pool): reconciliation
+matches each with what the engine prepared (`streams.reconciliation.wallets`), and after
+each step that read new blocks a `WalletBalance` per asset: what all its operator wallets
+hold at the last block read (`connectors.wallet_balances`). A chain supplies `head`,
+`block_hash`, `read_block`, `still_included` and `holdings` (`connectors.ethereum`,
+`connectors.bitcoin`). A node that does not answer is retried with backoff (logged and
+counted), never a crash loop.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ holdings_skipped = Counter(
     ["chain"],
 )
 watcher_head = Gauge("token_engine_watcher_block", "Last block read, per chain.", ["chain"])
+
+
+HELD = ("HOT", "COLD")  # the operator's own wallets (a deposit address is a user's)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,9 @@ class ChainWatcher:
             name=f"{self.chain}-watcher",
         )
         self.hot_wallets = {self.normalize_address(a) for a in wiring.hot_wallets}
+        wallets = wiring.assets.wallets.get(self.chain)
+        cold = None if wallets is None else wallets.cold
+        self.cold_wallets = set() if cold is None else {self.normalize_address(cold)}
         self.stopping = threading.Event()
         self.published = 0
         self.outflows = 0  # wallet outflows published
@@ -158,10 +165,11 @@ class ChainWatcher:
         raise NotImplementedError
 
     def operator_wallets(self) -> list[str]:
-        """Every operator wallet's address on this chain: hot wallets and deposit addresses."""
+        """Every operator wallet's address on this chain: hot, cold and deposit addresses."""
         with self.view.lock:
             deposits = self.facts.deposit_addresses()
-        return sorted(self.hot_wallets | {self.normalize_address(a) for a in deposits})
+        own = self.hot_wallets | self.cold_wallets
+        return sorted(own | {self.normalize_address(a) for a in deposits})
 
     def run(self) -> None:
         self.view.start()
@@ -273,25 +281,27 @@ class ChainWatcher:
         account (its first credit's mark is on the first one's record)."""
         first = self.state.attributed.get(deposit_id)
         if first is None:
-            holder = TREASURY_ACCOUNT if self.wallet_role(to) == "HOT" else None
+            holder = TREASURY_ACCOUNT if self.wallet_role(to) in HELD else None
             first = [holder or self.facts.account_at(to, block_ms), number]
             self.state.attributed[deposit_id] = first
         return first[0]
 
     def receives(self, sender: str, to: str) -> bool:
         """Whether a transfer to `to` is one the ledger credits: to a deposit address
-        (its holder's), or to a hot wallet from outside the operator's wallets (the
-        operator's capital; one between its own wallets moves nothing it owns)."""
+        (its holder's), or to a hot or cold wallet from outside the operator's wallets (the
+        operator's capital; one between its own wallets, a sweep, moves nothing it owns)."""
         role = self.wallet_role(to)
-        if role == "HOT":
+        if role in HELD:
             return self.wallet_role(sender) is None
         return role == "DEPOSIT"
 
     def wallet_role(self, address: str) -> str | None:
-        """HOT or DEPOSIT for an operator wallet's address, None for anyone else's."""
+        """HOT, COLD or DEPOSIT for an operator wallet's address, None for anyone else's."""
         normal = self.normalize_address(address or "")
         if normal in self.hot_wallets:
             return "HOT"
+        if normal in self.cold_wallets:
+            return "COLD"
         return "DEPOSIT" if normal and self.facts.watched(normal) else None
 
     def outflow(

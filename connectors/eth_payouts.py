@@ -28,9 +28,9 @@ from typing import Any
 
 from eth_account import Account
 from web3 import Web3
-from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.exceptions import TimeExhausted, Web3RPCError
 
-from connectors.ethereum import CHAIN
+from connectors.ethereum import CHAIN, transaction_known
 from connectors.payout_executor import ExecutorWiring, PayoutExecutor
 from core.assets import Asset
 from core.reasons import Reason
@@ -212,11 +212,7 @@ class EthereumPayouts(PayoutExecutor):
         return nonce
 
     def on_chain(self, tx_hash: str) -> bool:
-        try:
-            self.w3.eth.get_transaction(tx_hash)
-            return True
-        except TransactionNotFound:
-            return False
+        return transaction_known(self.w3, tx_hash)
 
     def sign(self, command: dict[str, Any], asset: Asset, nonce: int):
         """The payout's transaction for a nonce (one nonce can be mined once, whatever else)."""

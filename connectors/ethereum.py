@@ -27,6 +27,31 @@ TRANSFER_TOPIC = "0x" + Web3.keccak(text="Transfer(address,address,uint256)").he
 )
 
 
+def batch_quantities(w3: Web3, calls: list[tuple[str, list]], number: int) -> list[int]:
+    """The answers of balance calls at block `number`, as integers, sent BATCH at a time;
+    OSError when the node refuses any (nothing is concluded from half an answer)."""
+    quantities = []
+    for start in range(0, len(calls), BATCH):
+        answers = w3.provider.make_batch_request(calls[start : start + BATCH])
+        if not isinstance(answers, list):  # the node refused the batch as a whole
+            raise OSError(f"balances at block {number}: {answers.get('error')}")
+        for answer in answers:
+            if "error" in answer or "result" not in answer:
+                raise OSError(f"balance at block {number}: {answer.get('error')}")
+            result = answer["result"] or "0x"  # "0x": no contract there (holds nothing)
+            quantities.append(int(result, 16) if result != "0x" else 0)
+    return quantities
+
+
+def transaction_known(w3: Web3, tx_hash: str) -> bool:
+    """Whether the node has the transaction (mined or pending)."""
+    try:
+        w3.eth.get_transaction(tx_hash)
+        return True
+    except TransactionNotFound:
+        return False
+
+
 class EthereumWatcher(ChainWatcher):
     chain = CHAIN
 
@@ -74,15 +99,8 @@ class EthereumWatcher(ChainWatcher):
                 calls.append(("eth_call", [{"to": contract, "data": data}, at]))
                 codes.append(asset.code)
         held = {a.code: 0 for a in (self.native, *self.tokens.values()) if a is not None}
-        for start in range(0, len(calls), BATCH):
-            answers = self.w3.provider.make_batch_request(calls[start : start + BATCH])
-            if not isinstance(answers, list):  # the node refused the batch as a whole
-                raise OSError(f"balances at block {number}: {answers.get('error')}")
-            for code, answer in zip(codes[start : start + BATCH], answers, strict=True):
-                if "error" in answer or "result" not in answer:
-                    raise OSError(f"balance at block {number}: {answer.get('error')}")
-                result = answer["result"] or "0x"  # "0x": no contract there (holds nothing)
-                held[code] += int(result, 16) if result != "0x" else 0
+        for code, units in zip(codes, batch_quantities(self.w3, calls, number), strict=True):
+            held[code] += units
         return {code: (units, len(wallets)) for code, units in held.items()}
 
     def read_block(self, number: int) -> str:

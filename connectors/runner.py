@@ -1,12 +1,13 @@
 """`tokengine connectors`: the processes that touch the outside world, in one supervisor.
 
 Starts the Bitcoin watcher (when a Bitcoin node is configured), the Ethereum watcher
-(when an Ethereum node is) and each chain's payout executor (when its payout key is),
+(when an Ethereum node is), each chain's payout executor (when its payout key is) and the
+Ethereum sweeper (when the pool's extended private key is too: it sweeps to that hot wallet),
 each in a thread, until SIGTERM/SIGINT; one that fails stops them all (exit 1: `up`
 restarts the process, and each connector resumes from what it recorded). Bank intake
 runs inside the workers (HTTP and the drop directory).
 
-The only process that holds the payout keys and the Bitcoin RPC cookie; its log is
+The only process that holds the payout and sweep keys and the Bitcoin RPC cookie; its log is
 redacted (`core.secrets`) and the HTTP libraries log at WARNING (httpx logs every request).
 """
 
@@ -24,11 +25,12 @@ from connectors.bitcoin import BitcoinRpc, BitcoinWatcher
 from connectors.btc_payouts import BitcoinPayouts, read_payout_key
 from connectors.chain_watcher import WatcherWiring
 from connectors.eth_payouts import EthereumPayouts
+from connectors.eth_sweeps import EthereumSweeper, SweeperWiring
 from connectors.ethereum import EthereumWatcher
 from connectors.payout_executor import ExecutorWiring
 from core.assets import load_assets
 from core.config import Settings
-from core.secrets import REDACTION, install_log_redaction, settings_secrets
+from core.secrets import REDACTION, install_log_redaction, read_secret_file, settings_secrets
 from topics.codec import make_codec
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,11 @@ def build_connectors(settings: Settings) -> list:
             settings, f"{settings.app_id}-eth-payouts", codec, assets
         )
         running.append(EthereumPayouts(wiring, settings.eth_rpc, key))
+    if key is not None and settings.eth_sweep_key_file is not None:
+        xprv = read_secret_file(settings.eth_sweep_key_file)
+        REDACTION.add({xprv})
+        wiring = SweeperWiring.from_settings(settings, codec, assets)
+        running.append(EthereumSweeper(wiring, settings.eth_rpc, xprv, hot[0]))
     return running
 
 

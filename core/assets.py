@@ -26,6 +26,7 @@ from core.address_pool import PoolConfig, PoolConfigError, parse_pools
 from core.addresses import BITCOIN_NETWORKS, ETH_ADDRESS
 from core.fields import ASSET_CODE, CURRENCY
 from core.money import MAX_DECIMALS, AmountError, parse_amount, quantize_exact, quantize_up
+from core.wallets import ChainWallets, WalletConfigError, parse_wallets
 
 CHAINS = ("ethereum", "bitcoin", "bank")
 NATIVE_DECIMALS = {"ethereum": 18, "bitcoin": 8}  # ETH in wei, BTC in satoshi
@@ -266,6 +267,7 @@ def _check_catalogue(assets: dict[str, Asset]) -> None:
 class AssetCatalogue:
     assets: dict[str, Asset]
     pools: dict[str, PoolConfig] = field(default_factory=dict)  # chain -> its address pool
+    wallets: dict[str, ChainWallets] = field(default_factory=dict)  # chain -> cold, sweeps
 
     def __getitem__(self, code: str) -> Asset:
         try:
@@ -314,12 +316,15 @@ def parse_assets(text: str) -> AssetCatalogue:
     network = next((a.network for a in assets.values() if a.chain == "bitcoin"), "bitcoin")
     try:
         pools = parse_pools(raw.get("pools"), network or "bitcoin")
-    except PoolConfigError as error:
+        wallets = parse_wallets(
+            raw.get("wallets"), {a.code: (a.chain, a.decimals) for a in assets.values()}
+        )
+    except (PoolConfigError, WalletConfigError) as error:
         raise AssetConfigError(str(error)) from None
-    unknown = sorted(set(raw) - {"assets", "pools"})
+    unknown = sorted(set(raw) - {"assets", "pools", "wallets"})
     if unknown:
         raise AssetConfigError(f"unknown table {unknown[0]!r}")
-    return AssetCatalogue(assets, pools)
+    return AssetCatalogue(assets, pools, wallets)
 
 
 @cache

@@ -38,6 +38,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TOKENGINE_BANK_DROP_DIR": "directory watched for camt files (default DATA_DIR/bank-inbox)",
     "TOKENGINE_BTC_PAYOUT_KEY_FILE": "file holding the Bitcoin payout key (WIF, a secret: never "
     "logged); unset: no BTC payouts",
+    "TOKENGINE_ETH_SWEEP_KEY_FILE": "file (mode 0600) holding the extended private key of the "
+    "Ethereum deposit pool's xpub (a secret: never logged); unset: deposits are not swept",
     "TOKENGINE_BTC_FEE_RATE": "Bitcoin payout fee rate in satoshi per byte (default 2)",
     "TOKENGINE_RECORD_KEYS_FILE": "record-authentication keys (JSON, mode 0600; default "
     "DATA_DIR/secrets/record-keys.json, made at first use): only engine processes read it",
@@ -94,6 +96,7 @@ class Settings:
     eth_keystore_password: str = field(default="", repr=False)
     eth_start_block: int = 0
     btc_payout_key_file: Path | None = None
+    eth_sweep_key_file: Path | None = None
     btc_fee_rate: int = 2
     btc_rpc_cookie_file: Path | None = None
     eth_keystore_password_file: Path | None = None
@@ -156,6 +159,7 @@ class Settings:
             btc_payout_key_file=Path(env["TOKENGINE_BTC_PAYOUT_KEY_FILE"])
             if env.get("TOKENGINE_BTC_PAYOUT_KEY_FILE")
             else None,
+            eth_sweep_key_file=_path_or_none(env.get("TOKENGINE_ETH_SWEEP_KEY_FILE")),
             btc_fee_rate=int(env.get("TOKENGINE_BTC_FEE_RATE", "2")),
             btc_rpc_cookie_file=_path_or_none(env.get("TOKENGINE_BTC_RPC_COOKIE_FILE")),
             eth_keystore_password_file=_path_or_none(
@@ -215,6 +219,7 @@ class Settings:
             "TOKENGINE_BTC_PAYOUT_KEY_FILE": None
             if self.btc_payout_key_file is None
             else str(self.btc_payout_key_file),
+            "TOKENGINE_ETH_SWEEP_KEY_FILE": _str_or_none(self.eth_sweep_key_file),
             "TOKENGINE_BTC_FEE_RATE": str(self.btc_fee_rate),
             "TOKENGINE_BTC_RPC_COOKIE_FILE": _str_or_none(self.btc_rpc_cookie_file),
             "TOKENGINE_RECORD_KEYS_FILE": str(self.record_keys_path),

@@ -8,6 +8,9 @@ way from the same payload:
   `deposit:<deposit id>:removed:<block hash>` for a reorg removal
   (deposit ids: `core.observations.deposit_id`);
 - `payout:<payout id>:confirmed|failed` for a payout's final result;
+- `sweep:<sweep id>` for a sweep's final result, CONFIRMED or FAILED: one per sweep, so
+  a second, different result of one sweep is a conflict, never a second fee (sweep ids:
+  `sweep_id`);
 - `transfer-credit:<sender>:<request id>` for the credit leg of an internal transfer (the
   sender is part of it: two accounts may use one request id);
 - `breaker:<offset>` for a breaker change (its offset on breaker-state);
@@ -30,6 +33,7 @@ TRANSFER_CREDIT_PREFIX = "transfer-credit:"
 BREAKER_PREFIX = "breaker:"
 ASSIGNMENT_PREFIX = "assignment:"
 ASSIGNMENT_CREDIT_PREFIX = "assignment-credit:"
+SWEEP_PREFIX = "sweep:"
 
 
 def request_command(request_id: str) -> str:
@@ -45,6 +49,15 @@ def deposit_command(deposit_id: str, status: str, block_hash: str) -> str:
 
 def payout_result_command(payout_id: str, status: str) -> str:
     return f"{PAYOUT_RESULT_PREFIX}{payout_id}:{status.lower()}"
+
+
+def sweep_id(chain: str, address: str, nonce: int) -> str:
+    """A sweep: the deposit address's transaction of that nonce (mined once, whatever)."""
+    return f"{chain}:{address.lower()}:{nonce}"
+
+
+def sweep_result_command(sweep: str) -> str:
+    return f"{SWEEP_PREFIX}{sweep}"
 
 
 def transfer_credit(sender: str, request_id: str) -> str:

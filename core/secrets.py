@@ -123,6 +123,7 @@ def settings_secrets(settings: Settings) -> set[str]:
         settings.btc_rpc_cookie_file,
         settings.eth_keystore_password_file,
         settings.btc_payout_key_file,
+        settings.eth_sweep_key_file,
         settings.kafka_sasl_password_file,
         passfile_of(settings.database_url),
     )

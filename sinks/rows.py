@@ -83,6 +83,18 @@ STATEMENTS: dict[str, str] = {
             network_fee_asset = COALESCE(EXCLUDED.network_fee_asset, payouts.network_fee_asset),
             reason = COALESCE(EXCLUDED.reason, payouts.reason),
             updated_at = GREATEST(EXCLUDED.updated_at, payouts.updated_at)""",
+    "sweep_result": """
+        INSERT INTO sweeps (sweep_id, chain, asset, from_address, to_address, to_role, amount,
+            state, tx_hash, network_fee, network_fee_asset, reason, updated_at)
+        VALUES (%(sweep_id)s, %(chain)s, %(asset)s, %(from_address)s, %(to_address)s,
+            %(to_role)s, %(amount)s, %(status)s, %(tx_hash)s, %(network_fee)s,
+            %(network_fee_asset)s, %(reason)s, %(reported_at)s)
+        ON CONFLICT (sweep_id) DO UPDATE SET
+            state = CASE WHEN sweeps.state IN ('CONFIRMED', 'FAILED') THEN sweeps.state
+                         ELSE EXCLUDED.state END,
+            network_fee = COALESCE(sweeps.network_fee, EXCLUDED.network_fee),
+            reason = COALESCE(sweeps.reason, EXCLUDED.reason),
+            updated_at = GREATEST(EXCLUDED.updated_at, sweeps.updated_at)""",
     "request_result": """
         INSERT INTO request_results (request_id, account_id, request_kind, status, reason,
             asset, amount, fee, version, decided_at)
@@ -260,6 +272,13 @@ def payout_result(v: dict[str, Any], _: Currencies) -> list[Row]:
     )
 
 
+def sweep_result(v: dict[str, Any], _: Currencies) -> list[Row]:
+    event_id = f"sweep:{v['sweep_id']}:{v['status']}"
+    operation = f"sweep.{v['status'].lower()}"
+    at = v["reported_at"]
+    return audited("sweep_result", v, catalogue.SWEEP_RESULTS, event_id, operation, at)
+
+
 def request_result(v: dict[str, Any], _: Currencies) -> list[Row]:
     event_id = f"request:{v['request_id']}:{v['version']}:{v['status']}"
     operation = f"request.{v['status'].lower()}"
@@ -331,6 +350,7 @@ ROWS: dict[str, Callable[[dict[str, Any], Currencies], list[Row]]] = {
     catalogue.CHAIN_OBSERVATIONS: chain_observation,
     catalogue.PAYOUT_COMMANDS: payout_command,
     catalogue.PAYOUT_RESULTS: payout_result,
+    catalogue.SWEEP_RESULTS: sweep_result,
     catalogue.REQUEST_RESULTS: request_result,
     catalogue.RECONCILIATION_RESULTS: reconciliation_result,
     catalogue.DISCREPANCIES: discrepancy,

@@ -1,7 +1,7 @@
 """Intake: turns every ledger input into one `LedgerCommand`, in one order per account.
 
 Reads the request topics (deposit, withdrawal, transfer), chain observations, payout
-results, transfer credits and breaker states; checks that every record of an engine topic
+and sweep results, transfer credits and breaker states; checks that every record of an engine topic
 is the engine's (`topics.authentication`; also for the view-only bindings, prices and
 API keys, so each forgery is dead-lettered and alerted once); decodes and validates each
 message; writes
@@ -34,7 +34,7 @@ from core import fields, ids
 from core.assets import AssetCatalogue, load_assets
 from core.breaker import scope_problem
 from core.config import Settings
-from core.fields import SUSPENSE_ACCOUNT, FieldError
+from core.fields import SUSPENSE_ACCOUNT, TREASURY_ACCOUNT, FieldError
 from core.observations import creditable, observed_asset
 from core.reasons import Reason
 from core.requests import RequestError, revalidate
@@ -72,6 +72,7 @@ INPUT_TOPICS = (
     *REQUEST_KINDS,
     catalogue.CHAIN_OBSERVATIONS,
     catalogue.PAYOUT_RESULTS,
+    catalogue.SWEEP_RESULTS,
     catalogue.TRANSFER_CREDITS,
     catalogue.BREAKER_STATE,
     catalogue.DEPOSIT_ASSIGNMENTS,
@@ -157,6 +158,20 @@ def _payout_command(source: Source, record: dict[str, Any]) -> dict[str, Any] | 
         raise Rejected(Reason.INVALID_AMOUNT, f"network_fee: must not be negative ({fee})")
     command_id = ids.payout_result_command(record["payout_id"], record["status"])
     return command(source, "PAYOUT_RESULT", command_id, record["account_id"])
+
+
+def _sweep_command(source: Source, record: dict[str, Any]) -> dict[str, Any] | None:
+    """A sweep's final result: a command of the treasury record (the operator's own
+    postings: its network fee), one per sweep whatever its status."""
+    if record["status"] == "SUBMITTED":
+        return None  # informational; the sweep moves value between the operator's wallets
+    fee = record["network_fee"]
+    if fee is not None and fee < 0:
+        raise Rejected(Reason.INVALID_AMOUNT, f"network_fee: must not be negative ({fee})")
+    if partition_for(TREASURY_ACCOUNT, catalogue.ACCOUNT_PARTITIONS) != source.partition:
+        raise Rejected(Reason.WRONG_PARTITION, "key: a sweep result is keyed by the treasury")
+    command_id = ids.sweep_result_command(record["sweep_id"])
+    return command(source, "SWEEP_RESULT", command_id, TREASURY_ACCOUNT)
 
 
 def _breaker_command(source: Source, record: dict[str, Any], codec: Codec, assets) -> list:
@@ -245,6 +260,8 @@ def _route(source: Source, codec: Codec, assets: AssetCatalogue, now: datetime) 
             ledger_command = _observation_command(source, record, assets)
         elif source.topic == catalogue.DEPOSIT_ASSIGNMENTS:
             ledger_command = _assignment_command(source, record, assets)
+        elif source.topic == catalogue.SWEEP_RESULTS:
+            ledger_command = _sweep_command(source, record)
         else:
             ledger_command = _payout_command(source, record)
     except DecodeError as error:

@@ -67,6 +67,7 @@ LEDGER_ENTRIES = "ledger-entries"
 BALANCE_UPDATES = "balance-updates"
 PAYOUT_COMMANDS = "payout-commands"
 PAYOUT_RESULTS = "payout-results"
+SWEEP_RESULTS = "sweep-results"
 REQUEST_RESULTS = "request-results"
 RECONCILIATION_RESULTS = "reconciliation-results"
 DISCREPANCIES = "discrepancies"
@@ -232,6 +233,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Submitted / confirmed / failed payouts.",
     ),
     _topic(
+        SWEEP_RESULTS,
+        "treasury (the operator's record)",
+        "SweepResult",
+        ("eth sweeper",),
+        ("intake", "reconciliation (wallets)"),
+        "Sweeps from deposit addresses to the hot or cold wallet: submitted / confirmed / failed.",
+    ),
+    _topic(
         REQUEST_RESULTS,
         "request_id",
         "RequestResult",
@@ -322,6 +331,7 @@ SIGNERS: dict[str, tuple[str, ...]] = {
     BALANCE_UPDATES: (WORKER,),
     PAYOUT_COMMANDS: (WORKER,),
     PAYOUT_RESULTS: (CONNECTORS,),
+    SWEEP_RESULTS: (CONNECTORS,),
     REQUEST_RESULTS: (WORKER,),
     RECONCILIATION_RESULTS: (WORKER,),
     DISCREPANCIES: (WORKER, OPERATOR),
@@ -362,4 +372,5 @@ COMMAND_PAYLOAD_TOPICS: dict[str, str] = {
     "BREAKER_CHANGE": BREAKER_STATE,
     "DEPOSIT_ASSIGNMENT": DEPOSIT_ASSIGNMENTS,
     "ASSIGNMENT_CREDIT": DEPOSIT_ASSIGNMENTS,
+    "SWEEP_RESULT": SWEEP_RESULTS,
 }

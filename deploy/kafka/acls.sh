@@ -100,6 +100,7 @@ allow connectors topic LITERAL "${P}chain-observations" Write
 allow connectors topic LITERAL "${P}payout-results" Write
 allow connectors topic LITERAL "${P}wallet-outflows" Write
 allow connectors topic LITERAL "${P}wallet-balances" Write
+allow connectors topic LITERAL "${P}sweep-results" Write
 allow connectors topic LITERAL "${P}alerts" Write
 allow connectors topic LITERAL "${P}dead-letters" Write
 allow connectors group LITERAL "${A}-eth-payouts" Read Describe

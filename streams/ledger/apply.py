@@ -48,6 +48,7 @@ from streams.ledger.records import AccountRecord, Mark
 from streams.ledger.results import reemit_result
 from streams.ledger.step import Context, Output, Step
 from streams.ledger.suspense import on_assignment_credit, on_deposit_assignment
+from streams.ledger.sweeps import on_sweep_result
 from streams.ledger.transfers import on_transfer_credit, on_transfer_request
 
 
@@ -109,4 +110,5 @@ HANDLERS = {
     "BREAKER_CHANGE": on_breaker_change,
     "DEPOSIT_ASSIGNMENT": on_deposit_assignment,
     "ASSIGNMENT_CREDIT": on_assignment_credit,
+    "SWEEP_RESULT": on_sweep_result,
 }

@@ -118,6 +118,12 @@ def expected_command(command: Command) -> tuple[str | None, str | None]:
             )
         result = ids.payout_result_command(payload["payout_id"], payload["status"])
         return result, payload["account_id"]
+    if kind == "SWEEP_RESULT":
+        if payload["status"] not in ("CONFIRMED", "FAILED"):
+            raise Rejected(
+                Reason.INVALID_FIELD, f"status: {payload['status']} is not a ledger command"
+            )
+        return ids.sweep_result_command(payload["sweep_id"]), fields.TREASURY_ACCOUNT
     return None, None  # a breaker change: its id is its offset, its record the control record
 
 
@@ -203,4 +209,5 @@ VOLATILE_FIELDS = {
     "BREAKER_CHANGE": (),
     "DEPOSIT_ASSIGNMENT": ("assigned_at",),
     "ASSIGNMENT_CREDIT": ("assigned_at",),
+    "SWEEP_RESULT": ("reported_at",),
 }

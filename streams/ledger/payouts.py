@@ -19,7 +19,7 @@ from core.reasons import Reason
 from streams.ledger.commands import Command, from_ms
 from streams.ledger.errors import Rejected
 from streams.ledger.marks import find_final_payout, record_full, untimely
-from streams.ledger.postings import ZERO, release, reserve, transfer
+from streams.ledger.postings import ZERO, pay_network_fee, release, reserve, transfer
 from streams.ledger.records import AccountRecord, Payout
 from streams.ledger.results import decide
 from streams.ledger.step import (
@@ -249,21 +249,6 @@ def payout_failure(reason: str | None) -> Reason:
         return Reason(reason)
     except ValueError:
         return Reason.PAYOUT_FAILED
-
-
-def pay_network_fee(step: Step, network_fee: tuple[Asset, Decimal]) -> None:
-    """The chain's actual fee is the operator's cost, paid from the fee account of the
-    coin it was paid in."""
-    asset, amount = network_fee
-    if amount:
-        transfer(
-            step,
-            "network_fee_correction",
-            asset.code,
-            operator_fees(asset.code),
-            operator_assets(asset.code),
-            amount,
-        )
 
 
 def commit_payout(

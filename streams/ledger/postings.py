@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from core.accounts import operator_assets, operator_fees
 from core.assets import Asset
 from core.money import MAX_AMOUNT
 from core.reasons import Reason
@@ -59,6 +60,17 @@ def post(step: Step, kind: str, asset: str, legs: list[tuple[str, str, Decimal]]
 
 def transfer(step: Step, kind: str, asset: str, debit: str, credit: str, amount: Decimal) -> None:
     post(step, kind, asset, [(debit, "DEBIT", amount), (credit, "CREDIT", amount)])
+
+
+def pay_network_fee(
+    step: Step, network_fee: tuple[Asset, Decimal], kind: str = "network_fee_correction"
+) -> None:
+    """A chain's actual fee is the operator's cost, paid from the fee account of the coin
+    it was paid in (it left the operator's wallets: operator assets fall by it)."""
+    asset, amount = network_fee
+    if amount:
+        transfer(step, kind, asset.code, operator_fees(asset.code), operator_assets(asset.code),
+                 amount)  # fmt: skip
 
 
 def reserve(step: Step, asset: str, amount: Decimal) -> None:

@@ -43,6 +43,7 @@ CREDITED_PREFIXES = (
     ids.TRANSFER_CREDIT_PREFIX,
     ids.ASSIGNMENT_PREFIX,
     ids.ASSIGNMENT_CREDIT_PREFIX,
+    ids.SWEEP_PREFIX,  # a sweep's fee is posted once, however late its result comes again
 )
 
 

@@ -1,17 +1,19 @@
 """What the engine recorded of its wallets' chain events, and what the ledger implies the
 chain holds at a block (pure: no I/O).
 
-Owns `ChainRecords`, folded from payout-results (the transaction each payout was sent as,
-recorded before it is broadcast), wallet-outflows (the block of every transaction out of an
-operator wallet, and what it took of each asset) and chain-observations (each deposit's block
-and the head it was confirmed at), and `expected_holdings`: what the operator's wallets
-should hold of an asset at block H, from the ledger's movements of `operator:<asset>:assets`
-by cause (`streams.ledger_view`), each placed at its chain event:
+Owns `ChainRecords`, folded from payout-results and sweep-results (the transaction each
+payout or sweep was sent as, recorded before it is broadcast), wallet-outflows (the block
+of every transaction out of an operator wallet, and what it took of each asset) and
+chain-observations (each deposit's block and the head it was confirmed at), and
+`expected_holdings`: what the operator's wallets should hold of an asset at block H, from
+the ledger's movements of `operator:<asset>:assets` by cause (`streams.ledger_view`),
+each placed at its chain event:
 
   expected(H) = ledger movements whose event is at a block <= H (a deposit: its block, and
                 confirmed by the balance record's head, else it counts as unconfirmed below;
-                a payout's result: its transaction's block; a movement of no known event
-                counts: the ledger says the operator holds it, so the chain must show it)
+                a payout's or a sweep's result: its transaction's block; a movement of no
+                known event counts: the ledger says the operator holds it, so the chain
+                must show it)
               + deposits confirmed by that head at blocks <= H that the ledger has not yet
                 credited, for IN_FLIGHT_BLOCKS after their confirmation (then a deposit the
                 ledger refused, such as dust, shows as a surplus)
@@ -20,6 +22,9 @@ by cause (`streams.ledger_view`), each placed at its chain event:
                 not yet settled (a payout stays in flight until its result is applied; one
                 reported FAILED only for the network fee the ledger will post: whatever else
                 left the wallet is a deficit, such as a double payment)
+              - the network fee of sweeps the sweeper recorded that the ledger has not yet
+                settled (what left the deposit address less what reached the hot or cold
+                wallet, which stays the operator's)
 
 Everything the ledger can have applied was published before the balance record was read
 and the views caught up after the ledger's was read, so no movement lacks its event.
@@ -48,6 +53,14 @@ class Deposit:
     removed: bool = False
 
 
+@dataclass
+class Sweep:
+    asset: str
+    amount: Decimal  # what it moves between the operator's wallets
+    status: str
+    fee: Decimal  # FAILED: the network fee the ledger will post (in the chain's coin)
+
+
 @dataclass(frozen=True)
 class Outflow:
     tx_hash: str
@@ -65,6 +78,8 @@ class ChainRecords:
         self.deposits: dict[str, Deposit] = {}  # deposit cause id -> its chain event
         self.blocks: dict[str, int] = {}  # transaction hash (lower) -> block of its outflow
         self.outflows: dict[tuple[str, str], Outflow] = {}  # (hash, asset) ->
+        self.sweeps: dict[str, Sweep] = {}  # sweep id -> its newest result
+        self.sweep_hashes: dict[str, str] = {}  # transaction hash (lower) -> its sweep
 
     def fold(self, topic: str, value: dict[str, Any]) -> None:
         if topic == catalogue.PAYOUT_RESULTS and value.get("tx_hash"):
@@ -75,6 +90,14 @@ class ChainRecords:
                 value.get("network_fee") or ZERO,
                 value.get("network_fee_asset"),
             )
+        elif topic == catalogue.SWEEP_RESULTS:
+            self.sweep_hashes[value["tx_hash"].lower()] = value["sweep_id"]
+            current = self.sweeps.get(value["sweep_id"])
+            if current is None or current.status == "SUBMITTED":
+                fee = value.get("network_fee") or ZERO
+                self.sweeps[value["sweep_id"]] = Sweep(
+                    value["asset"], value["amount"], value["status"], fee
+                )
         elif topic == catalogue.WALLET_OUTFLOWS:
             tx_hash = value["tx_hash"].lower()
             self.blocks[tx_hash] = value["block_number"]
@@ -92,8 +115,9 @@ class ChainRecords:
                 self.deposits[cause].removed = True
 
     def recorded(self, tx_hash: str) -> bool:
-        """Whether a payout executor recorded this transaction before sending it."""
-        return tx_hash.lower() in self.hashes
+        """Whether a payout executor or a sweeper recorded this transaction before sending
+        it."""
+        return tx_hash.lower() in self.hashes or tx_hash.lower() in self.sweep_hashes
 
     def unexplained(self, asset: str, height: int) -> list[Outflow]:
         """The outflows of `asset` at blocks up to `height` that no payout recorded, newest
@@ -101,18 +125,34 @@ class ChainRecords:
         found = [
             o
             for o in self.outflows.values()
-            if o.asset == asset and o.block <= height and o.tx_hash not in self.hashes
+            if o.asset == asset and o.block <= height and not self.recorded(o.tx_hash)
         ]
         return sorted(found, key=lambda o: o.block, reverse=True)
 
-    def payout_block(self, cause: str) -> int | None:
-        """The block of the transaction a payout result's cause was sent as (None: not seen
-        leaving a wallet yet); a cause that is no payout's result raises KeyError."""
-        if not cause.startswith(ids.PAYOUT_RESULT_PREFIX):
+    def event_block(self, cause: str) -> int | None:
+        """The block of the transaction a payout's or a sweep's result was sent as (None:
+        not seen leaving a wallet yet); a cause that is neither raises KeyError."""
+        if cause.startswith(ids.SWEEP_PREFIX):
+            sweep = cause.removeprefix(ids.SWEEP_PREFIX)
+            sent = [h for h, s in self.sweep_hashes.items() if s == sweep]
+        elif cause.startswith(ids.PAYOUT_RESULT_PREFIX):
+            payout_id = cause.removeprefix(ids.PAYOUT_RESULT_PREFIX).rpartition(":")[0]
+            sent = list(self.sent.get(payout_id, ()))
+        else:
             raise KeyError(cause)
-        payout_id = cause.removeprefix(ids.PAYOUT_RESULT_PREFIX).rpartition(":")[0]
-        mined = [self.blocks[h] for h in self.sent.get(payout_id, ()) if h in self.blocks]
-        return min(mined, default=None)
+        return min((self.blocks[h] for h in sent if h in self.blocks), default=None)
+
+    def sweep_in_flight(self, outflow: Outflow, causes: dict[str, Decimal]) -> Decimal:
+        """What a recorded sweep's outflow takes from the operator's wallets until the
+        ledger applies its result: the fee (what left, less what stayed the operator's)."""
+        sweep_id = self.sweep_hashes[outflow.tx_hash]
+        if ids.sweep_result_command(sweep_id) in causes:
+            return ZERO  # settled: its fee is placed with the ledger's movements
+        sweep = self.sweeps[sweep_id]
+        if sweep.status == "FAILED":
+            return min(sweep.fee, outflow.amount)
+        kept = sweep.amount if sweep.asset == outflow.asset else ZERO
+        return outflow.amount - kept
 
 
 @dataclass(frozen=True)
@@ -142,7 +182,7 @@ def expected_holdings(
                 placed += amount
             continue
         try:
-            block = records.payout_block(cause)
+            block = records.event_block(cause)
         except KeyError:
             placed += amount  # no chain event known: the chain must show it all the same
             continue
@@ -159,8 +199,13 @@ def expected_holdings(
         ):
             in_flight += deposit.amount
     for outflow in records.outflows.values():
+        if outflow.asset != asset or outflow.block > height:
+            continue
+        if outflow.tx_hash in records.sweep_hashes:
+            in_flight -= records.sweep_in_flight(outflow, causes)
+            continue
         payout_id = records.hashes.get(outflow.tx_hash)
-        if outflow.asset != asset or payout_id is None or outflow.block > height:
+        if payout_id is None:
             continue
         if any(ids.payout_result_command(payout_id, s) in causes for s in SETTLED):
             continue  # settled: placed above

@@ -4,13 +4,14 @@ balance equals our balance on that blockchain wallet").
 
 Owns the check of one `WalletOutflow` (the chain watchers publish one for each such
 transaction in a block, `connectors.chain_watcher`). It is explained when a payout
-executor recorded that very transaction: the SUBMITTED payout result names its hash and is
-acknowledged before the transaction is sent (`connectors.payout_executor`), so a payout's
-record always precedes its block. Any other outflow is CRITICAL at once: a result at level
+executor or the sweeper recorded that very transaction: the SUBMITTED payout or sweep
+result names its hash and is acknowledged before the transaction is sent
+(`connectors.payout_executor`, `connectors.eth_sweeps`), so its record always precedes its
+block. Any other outflow is CRITICAL at once: a result at level
 CRITICAL (tier WALLET_ONCHAIN, on reconciliation-results beside the bank tiers), an
 UNEXPLAINED_OUTFLOW discrepancy, the alert `wallet.unexplained_outflow` naming the
 transaction, and the global breaker OPEN (nothing more is paid until an operator resets
-it). Before an outflow is called unexplained the payout results are read to their end;
+it). Before an outflow is called unexplained the payout and sweep results are read to their end;
 if they cannot be, it is called unexplained all the same (a false alarm costs a reset, a
 missed theft costs the wallet). Ids are deterministic: a redelivered outflow emits the same
 records again, and the breaker is opened once.
@@ -56,7 +57,12 @@ class WalletGuard:
         self.ledger = ledger
         self.records = ChainRecords()
         self.view = engine.serve_view(
-            [catalogue.PAYOUT_RESULTS, catalogue.WALLET_OUTFLOWS, catalogue.CHAIN_OBSERVATIONS],
+            [
+                catalogue.PAYOUT_RESULTS,
+                catalogue.SWEEP_RESULTS,
+                catalogue.WALLET_OUTFLOWS,
+                catalogue.CHAIN_OBSERVATIONS,
+            ],
             self.records.fold,
             "wallet-guard-records",
         )

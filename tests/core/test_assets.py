@@ -3,6 +3,7 @@ incomplete refuses what it cannot do (`payouts_unavailable`)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,41 @@ def test_the_engine_refuses_to_start_on_such_a_configuration(tmp_path) -> None:
     )
     assert ran.returncode == 2
     assert "native coin of ethereum has 18 decimals" in ran.stderr
+
+
+COLD = "0x52908400098527886E0F7030069857D2E4169EE7"
+SWEPT = (
+    ETH
+    + f"""
+[wallets.ethereum]
+cold = "{COLD}"
+[wallets.ethereum.ETH]
+max_balance = "2.5"
+min_collection_amount = "0.01"
+"""
+)
+
+
+def test_the_wallets_table_names_the_cold_wallet_and_sweep_thresholds() -> None:
+    wallets = parse_assets(SWEPT).wallets["ethereum"]
+    assert wallets.cold == COLD
+    limits = wallets.limits_of("ETH")
+    assert (limits.max_balance, limits.min_collection_amount) == (Decimal("2.5"), Decimal("0.01"))
+    assert wallets.limits_of("NOSUCH").max_balance is None  # not limited: all to the hot one
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ((f'cold = "{COLD}"', 'cold = "0x12"'), "wallets.ethereum.cold: not an Ethereum"),
+        (('max_balance = "2.5"', "max_balance = 2.5"), "max_balance: amounts must be decimal"),
+        (('"0.01"', '"0.0000000000000000001"'), "min_collection_amount: not a decimal"),
+        (('max_balance = "2.5"', 'maximum = "2.5"'), "unknown setting 'maximum'"),
+        (("[wallets.ethereum.ETH]", "[wallets.ethereum.BTC]"), "ethereum.BTC: not an asset of"),
+        (("[wallets.ethereum]", "[wallets.bitcoin]"), "wallets.bitcoin: one of ethereum"),
+    ],
+)
+def test_a_bad_wallets_table_is_refused(change: tuple[str, str], message: str) -> None:
+    text = SWEPT.replace(*change)
+    with pytest.raises(AssetConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        parse_assets(text)

@@ -319,6 +319,32 @@ def test_a_payout_row_is_the_same_whichever_topic_the_sink_reads_first(
     assert row[-2:] == (max(T0, result["reported_at"]), None)
 
 
+def test_a_sweep_row_keeps_its_final_state_whatever_comes_again(services) -> None:
+    submitted = {
+        "sweep_id": "ethereum:0xd1:0", "chain": "ethereum", "asset": "ETH",
+        "from_address": "0xd1", "to_address": "0xc0", "to_role": "COLD",
+        "amount": Decimal("0.99"), "status": "SUBMITTED", "tx_hash": "0xsw", "nonce": 0,
+        "raw_transaction": "0x00", "network_fee": None, "network_fee_asset": "ETH",
+        "reason": None, "detail": None, "reported_at": T0,
+    }  # fmt: skip
+    confirmed = {**submitted, "status": "CONFIRMED", "network_fee": Decimal("0.01"),
+                 "reported_at": T0 + timedelta(seconds=5)}  # fmt: skip
+    url = new_database(services.database_url)
+    with psycopg.connect(url) as conn:
+        for value in (submitted, confirmed, submitted):  # a redelivered SUBMITTED last
+            for statement, params in rows(catalogue.SWEEP_RESULTS, value):
+                conn.execute(STATEMENTS[statement], params)
+        found = conn.execute(
+            "SELECT state, to_role, amount, network_fee, updated_at FROM sweeps"
+        ).fetchall()
+        operations = conn.execute(
+            "SELECT operation FROM audit_log WHERE topic = %s ORDER BY 1", [catalogue.SWEEP_RESULTS]
+        ).fetchall()
+    final = ("CONFIRMED", "COLD", Decimal("0.99"), Decimal("0.01"), confirmed["reported_at"])
+    assert found == [final]
+    assert operations == [("sweep.confirmed",), ("sweep.submitted",)]  # each event once
+
+
 def start_sink_process(settings, log_dir, index: int) -> ManagedProcess:
     env = {**os.environ, **settings.as_environ()}
     argv = [sys.executable, "-m", "tokengine", "sink"]

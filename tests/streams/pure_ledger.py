@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from core import ids
-from core.fields import SUSPENSE_ACCOUNT
+from core.fields import SUSPENSE_ACCOUNT, TREASURY_ACCOUNT
 from streams.ledger.batch import apply_batch
 from streams.ledger.records import AccountRecord, control_key, record_partition
 from streams.ledger.step import Output
@@ -37,6 +37,7 @@ COMMAND_ID = {
     "PAYOUT_RESULT": lambda p: ids.payout_result_command(p["payout_id"], p["status"]),
     "TRANSFER_CREDIT": lambda p: ids.transfer_credit(p["account_id"], p["request_id"]),
     "DEPOSIT_ASSIGNMENT": lambda p: ids.assignment(p["deposit_id"]),
+    "SWEEP_RESULT": lambda p: ids.sweep_result_command(p["sweep_id"]),
 }
 
 
@@ -104,8 +105,9 @@ class PureLedger:
             ]
         decoded = codec.decode(TOPIC_OF[kind], data)
         addressee = {"TRANSFER_CREDIT": decoded.get("to_account_id"),
-                     "DEPOSIT_ASSIGNMENT": SUSPENSE_ACCOUNT}  # fmt: skip
-        account = addressee.get(kind, decoded["account_id"])
+                     "DEPOSIT_ASSIGNMENT": SUSPENSE_ACCOUNT,
+                     "SWEEP_RESULT": TREASURY_ACCOUNT}  # fmt: skip
+        account = addressee[kind] if kind in addressee else decoded["account_id"]
         partition = max(record_partition(account), 0)
         return [(partition, self.envelope(kind, account, data, COMMAND_ID[kind](decoded)))]
 

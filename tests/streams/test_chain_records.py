@@ -119,3 +119,42 @@ def test_a_token_payouts_gas_is_placed_with_the_payout():
     assert difference(balance(8, "0.99996"), {"capital": D(1)}, records) == 0  # in flight
     assert difference(balance(8, "0.99996"), {"capital": D(1), **gas}, records) == 0
     assert difference(balance(7, "1"), {"capital": D(1), **gas}, records) == 0
+
+
+def sweep(status: str, fee: str | None = None, amount: str = "0.99") -> dict:
+    return {"sweep_id": "ethereum:0xd1:0", "tx_hash": "0xSW", "asset": "ETH",
+            "amount": D(amount), "status": status,
+            "network_fee": None if fee is None else D(fee)}  # fmt: skip
+
+
+def test_a_sweep_moves_only_its_fee_out_of_the_wallets_and_is_recorded():
+    # 1 ETH deposited, swept to the hot wallet in block 20: 0.99 arrives, 0.01 is gas
+    outflow = {"tx_hash": "0xsw", "asset": "ETH", "block_number": 20, "amount": D("1")}
+    records = records_with(
+        (catalogue.CHAIN_OBSERVATIONS, observation("d1", 5, 6, "1")),
+        (catalogue.SWEEP_RESULTS, sweep("SUBMITTED")),
+    )
+    credited = {deposit_cause("d1"): D(1)}
+    assert records.recorded("0xsw") and records.unexplained("ETH", 30) == []
+    assert difference(balance(19, "1"), credited, records) == 0  # recorded, not mined
+    records.fold(catalogue.WALLET_OUTFLOWS, outflow)
+    assert difference(balance(20, "0.99"), credited, records) == 0  # in flight: its fee
+    records.fold(catalogue.SWEEP_RESULTS, sweep("CONFIRMED", "0.01"))
+    settled = {**credited, ids.sweep_result_command("ethereum:0xd1:0"): D("-0.01")}
+    assert difference(balance(20, "0.99"), settled, records) == 0
+    assert difference(balance(19, "1"), settled, records) == 0  # its fee placed at block 20
+    assert difference(balance(20, "0.98"), settled, records) == D("-0.01")  # value missing
+    # a newer SUBMITTED (a redelivery) does not reopen a settled sweep
+    records.fold(catalogue.SWEEP_RESULTS, sweep("SUBMITTED"))
+    assert records.sweeps["ethereum:0xd1:0"].status == "CONFIRMED"
+
+
+def test_a_reverted_sweep_is_in_flight_for_its_fee_alone():
+    outflow = {"tx_hash": "0xsw", "asset": "ETH", "block_number": 20, "amount": D("0.01")}
+    records = records_with(
+        (catalogue.CHAIN_OBSERVATIONS, observation("d1", 5, 6, "1")),
+        (catalogue.SWEEP_RESULTS, sweep("SUBMITTED")),
+        (catalogue.WALLET_OUTFLOWS, outflow),
+        (catalogue.SWEEP_RESULTS, sweep("FAILED", "0.01")),
+    )
+    assert difference(balance(20, "0.99"), {deposit_cause("d1"): D(1)}, records) == 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from core.assets import load_assets
+from core.fields import TREASURY_ACCOUNT
 from streams.intake import Source, route
 from streams.intake_process import CounterRelay
 from tests.helpers import produce, read_topic
@@ -20,6 +21,7 @@ from tests.record_auth import AUTH, signed
 from tests.streams.test_ledger_worker import wait_for
 from topics import catalogue
 from topics.codec import SingleObjectCodec
+from topics.partitioning import partition_for
 
 ASSETS = load_assets(Path("core/assets.toml"))
 ETH_ADDRESS = "0x52908400098527886E0F7030069857D2E4169EE7"
@@ -51,6 +53,38 @@ def test_a_valid_request_becomes_one_ledger_command() -> None:
     assert command["kind"] == "WITHDRAWAL_REQUEST"
     assert command["payload"] == value
     assert (command["source_partition"], command["source_offset"]) == (3, 5)
+
+
+def test_a_sweeps_final_result_is_one_command_of_the_treasury_record() -> None:
+    codec = SingleObjectCodec()
+    result = {
+        "sweep_id": "ethereum:0xd1:0", "chain": "ethereum", "asset": "ETH",
+        "from_address": "0xd1", "to_address": "0xh0", "to_role": "HOT",
+        "amount": Decimal("0.99"), "status": "CONFIRMED", "tx_hash": "0xsw", "nonce": 0,
+        "raw_transaction": "0x00", "network_fee": Decimal("0.01"), "network_fee_asset": "ETH",
+        "reason": None, "detail": None, "reported_at": NOW,
+    }  # fmt: skip
+    treasury = partition_for(TREASURY_ACCOUNT, catalogue.ACCOUNT_PARTITIONS)
+
+    def routed(value: dict, partition: int = treasury) -> list:
+        data = codec.encode(catalogue.SWEEP_RESULTS, value)
+        headers = signed(catalogue.SWEEP_RESULTS, b"treasury", data)
+        at = Source(catalogue.SWEEP_RESULTS, partition, 7, b"treasury", data, headers)
+        return route(at, codec, ASSETS, NOW, AUTH)
+
+    [output] = routed(result)
+    command = codec.decode(catalogue.LEDGER_COMMANDS, output.value)
+    assert (output.key, command["kind"]) == (TREASURY_ACCOUNT, "SWEEP_RESULT")
+    assert command["command_id"] == "sweep:ethereum:0xd1:0"  # one id whatever its status
+    assert routed({**result, "status": "SUBMITTED"}) == []  # nothing for the ledger yet
+    for bad, reason in (
+        ({**result, "network_fee": Decimal("-0.01")}, "invalid_amount"),
+        (result, "wrong_partition"),  # keyed by anything but the treasury
+    ):
+        partition = treasury if bad is not result else (treasury + 1) % 8
+        [letter] = routed(bad, partition)
+        assert letter.topic == catalogue.DEAD_LETTERS
+        assert codec.decode(catalogue.DEAD_LETTERS, letter.value)["reason"] == reason
 
 
 def test_garbage_becomes_a_dead_letter_with_the_original_bytes() -> None:

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from core.fields import TREASURY_ACCOUNT
 from streams.ledger.commands import command_fingerprint
 from streams.ledger.errors import LedgerInvariantError
 from streams.ledger.invariants import check_invariants
@@ -429,3 +430,45 @@ def test_a_payout_result_from_before_network_fee_asset_is_the_same_command() -> 
     new = SimpleNamespace(kind="PAYOUT_RESULT", payload={**result, "network_fee_asset": None})
     in_eth = SimpleNamespace(kind="PAYOUT_RESULT", payload={**result, "network_fee_asset": "ETH"})
     assert command_fingerprint(old) == command_fingerprint(new) != command_fingerprint(in_eth)
+
+
+def sweep_result(status: str, fee: str | None, fee_asset: str = "ETH") -> dict:
+    return {
+        "sweep_id": "ethereum:0xd1:0", "chain": "ethereum", "asset": "ETH",
+        "from_address": "0xd1", "to_address": "0xh0", "to_role": "HOT",
+        "amount": Decimal("0.99"), "status": status, "tx_hash": "0xsw", "nonce": 0,
+        "raw_transaction": "0x00", "network_fee": None if fee is None else Decimal(fee),
+        "network_fee_asset": fee_asset, "reason": None, "detail": None, "reported_at": T0,
+    }  # fmt: skip
+
+
+def test_a_sweeps_fee_is_the_operators_posted_once_per_sweep() -> None:
+    """A sweep keeps its value in the operator's wallets: only its network fee leaves
+    operator assets, posted on the treasury record once, whatever comes again."""
+    ledger = PureLedger()
+    out = ledger.submit("SWEEP_RESULT", sweep_result("CONFIRMED", "0.000021"))
+    assert postings_of(out, "sweep_network_fee") == [
+        ("operator:ETH:fees", "DEBIT", Decimal("0.000021")),
+        ("operator:ETH:assets", "CREDIT", Decimal("0.000021")),
+    ]
+    assert [e["account_id"] for e in ledger.of_topic(out, catalogue.LEDGER_ENTRIES)] == [
+        TREASURY_ACCOUNT]  # fmt: skip
+    assert ledger.of_topic(out, catalogue.BALANCE_UPDATES) == []  # nobody's balance moved
+    again = ledger.submit("SWEEP_RESULT", sweep_result("CONFIRMED", "0.000021"))
+    assert ledger.of_topic(again, catalogue.LEDGER_ENTRIES) == []  # a duplicate
+    assert ledger.dead_letters == []
+    for other in (sweep_result("FAILED", "0.000021"), sweep_result("CONFIRMED", "0.5")):
+        out = ledger.submit("SWEEP_RESULT", other)  # a second, different result of one sweep
+        assert ledger.dead_letters[-1] == "conflicting_duplicate"
+        assert ledger.of_topic(out, catalogue.LEDGER_ENTRIES) == []
+    assert ledger.ledger_total("operator:ETH:fees") == Decimal("0.000021")
+    for wrong in ("USDT", "BTC", "NOSUCH"):  # a fee in anything but the chain's own coin
+        result = {**sweep_result("CONFIRMED", "0.1", wrong), "sweep_id": f"ethereum:0xd2:{wrong}"}
+        out = ledger.submit("SWEEP_RESULT", result)
+        assert ledger.dead_letters[-1] == "unknown_asset", wrong
+        assert ledger.of_topic(out, catalogue.LEDGER_ENTRIES) == []
+    submitted = {**sweep_result("SUBMITTED", None), "sweep_id": "ethereum:0xd3:0"}
+    ledger.submit("SWEEP_RESULT", submitted)  # intake never sends it; the ledger refuses it
+    assert ledger.dead_letters[-1] == "invalid_field"
+    for record in ledger.records.values():
+        check_invariants(record)

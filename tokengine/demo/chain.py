@@ -1,6 +1,7 @@
 """Demo steps on the chains: deposit addresses from the pool and prices, on-chain deposits
 credited at their security level (one to an unbound pool address held in suspense until an
-operator assigns it), and a bitcoin payout signed and sent on regtest."""
+operator assigns it), the sweeps of deposit addresses to the hot and cold wallets, and a
+bitcoin payout signed and sent on regtest."""
 
 from __future__ import annotations
 
@@ -73,10 +74,10 @@ def configure(demo: Demo) -> None:
 def chain_deposits(demo: Demo) -> None:
     demo.step("On-chain deposits, each credited at its security level")
     sender = demo.w3.eth.accounts[1]
-    deposits = [
+    deposits = [  # carol's first: the sweeper's transactions mine blocks of their own
+        ("carol", "ETH", Decimal("2")),  # 6000 USD
         ("alice", "ETH", Decimal("0.005")),  # 15 USD
         ("bob", "ETH", Decimal("0.1")),  # 300 USD
-        ("carol", "ETH", Decimal("2")),  # 6000 USD
         ("alice", "TOK", Decimal("500")),  # 500 USD
     ]
     for user, asset, amount in deposits:
@@ -134,6 +135,36 @@ def suspense_deposit(demo: Demo) -> None:
         "a deposit to an unbound pool address waits in suspense until assigned",
         held and status == 202 and demo.balance("erin", "ETH") - before == Decimal("0.004"),
         f"{address}: suspense, alert deposit.in_suspense, assigned to erin by an operator",
+    )
+
+
+def sweeps(demo: Demo) -> None:
+    """The funnel: the confirmed ETH at deposit addresses moved by the sweeper, bob's to the
+    hot wallet, carol's (it would fill the hot one above max_balance) to the cold wallet;
+    alice's 0.005 ETH, below min_collection_amount, stays where it is."""
+    demo.step("Sweeps: deposit addresses to the hot wallet, the overflow to the cold wallet")
+    demo.mine(12)  # every deposit at the deepest security level, where sweeps begin
+    wanted = {demo.addresses["bob"], demo.addresses["carol"]}
+
+    def swept() -> dict | None:
+        results = read_to_end(demo.settings, catalogue.SWEEP_RESULTS, timeout_s=5)
+        done = {r["from_address"]: r for r in results if r["status"] == "CONFIRMED"}
+        return done if wanted <= set(done) else None
+
+    done = demo.wait(swept, "the sweeper")
+    for user in ("bob", "carol"):
+        sweep = done[demo.addresses[user]]
+        console.print(
+            f"   {user}: {sweep['amount']} ETH -> {sweep['to_role'].lower()} wallet "
+            f"{sweep['to_address']} (network fee {sweep['network_fee']}, {sweep['tx_hash'][:14]}…)"
+        )
+    bob, carol = done[demo.addresses["bob"]], done[demo.addresses["carol"]]
+    cold = Decimal(demo.w3.eth.get_balance(demo.cold_wallet)).scaleb(-18)
+    left = Decimal(demo.w3.eth.get_balance(demo.addresses["alice"])).scaleb(-18)
+    demo.report.check(
+        "sweeps: bob's deposit to the hot wallet, carol's above max_balance to the cold one",
+        (bob["to_role"], carol["to_role"]) == ("HOT", "COLD") and cold == carol["amount"],
+        f"cold wallet holds {cold} ETH; alice's {left} ETH is below min_collection_amount",
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bitcoinlib.keys import HDKey
+from eth_account import Account
 from rich.console import Console
 from web3 import Web3
 
@@ -23,7 +24,7 @@ from connectors.bitcoin import BitcoinRpc
 from core.access import BANK, CLIENT, OPERATOR
 from core.assets import load_assets
 from core.config import Settings
-from core.secrets import redacted
+from core.secrets import redacted, write_secret_file
 from sinks.migrate import migrate
 from standins.simulated_bank import SimulatedBank
 from standins.solidity import deploy_token
@@ -138,16 +139,22 @@ class Demo:
         )
         self.token = deploy_token(self.w3, self.w3.eth.accounts[0], "TOK", 6, 10**15)
         assets_file = data_dir / "assets.toml"
-        # the pool's xpub, from a seed made for this run (nothing sweeps deposit addresses
-        # yet, so its private key is not kept)
-        self.pool_xpub = HDKey().subkey_for_path("m/44'/60'/0'").wif_public()
-        assets_file.write_text(demo_assets(self.token.address, self.pool_xpub))
+        # the pool's account key, made for this run: the engine reads its xpub, the
+        # sweeper its private key (a secret file); the cold wallet's key is not kept at all
+        pool_key = HDKey().subkey_for_path("m/44'/60'/0'")
+        self.pool_xpub = pool_key.wif_public()
+        sweep_key = write_secret_file(
+            data_dir / "secrets" / "eth-pool.xprv", pool_key.wif_private()
+        )
+        self.cold_wallet = Account.create().address
+        assets_file.write_text(demo_assets(self.token.address, self.pool_xpub, self.cold_wallet))
         self.bank = SimulatedBank({AED_ACCOUNT: "AED", USD_ACCOUNT: "USD"}).start()
         settings = settings.with_overrides(
             assets_file=assets_file,
             bank_api=self.bank.url,
             eth_start_block=self.w3.eth.block_number,
             intraday_interval_s=3600.0,
+            eth_sweep_key_file=sweep_key,
         )
         create_topics(settings.kafka, settings.topic_prefix)
         migrate(settings.database_url)

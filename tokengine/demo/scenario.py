@@ -1,8 +1,8 @@
 """What the demo's scenario runs on: its assets, its bank accounts, the bank files it sends.
 
 The asset catalogue (ETH, an ERC20 deployed by the demo, BTC on regtest, two bank-backed
-currencies, the Ethereum deposit-address pool) and the camt.053 statement the bank sends
-at end of day.
+currencies, the Ethereum deposit-address pool and where its sweeps go) and the camt.053
+statement the bank sends at end of day.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ confirmation_levels_usd = ["100:0", "500:1", "1000:2", "*:3"]
 """
 
 
-def demo_assets(token_address: str, eth_pool_xpub: str) -> str:
+# the hot wallet starts with 1,000 ETH (`tokengine.chain_nodes`): bob's 0.1 ETH fits below
+# 1,001, carol's 2 would take it above and go to the cold wallet; alice's 0.005 stays
+HOT_MAX_BALANCE = "1001"
+MIN_COLLECTION = "0.01"
+
+
+def demo_assets(token_address: str, eth_pool_xpub: str, cold_wallet: str) -> str:
     return (
         BTC_ASSET
         + f"""
@@ -37,6 +43,13 @@ xpub = "{eth_pool_xpub}"
 size = 20
 low_water = 5
 binding_seconds = 86400
+
+[wallets.ethereum]
+cold = "{cold_wallet}"
+
+[wallets.ethereum.ETH]
+max_balance = "{HOT_MAX_BALANCE}"
+min_collection_amount = "{MIN_COLLECTION}"
 
 [assets.ETH]
 unit = "ETH"

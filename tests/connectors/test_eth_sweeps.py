@@ -1,0 +1,158 @@
+"""Sweeps (the funnel) against a real node (anvil), the watcher and the worker.
+
+Confirmed ETH deposits at four pool addresses: the three above `min_collection_amount`
+end in the hot wallet until it would pass `max_balance`, the rest in the cold wallet; the
+fourth stays. The sweeper is stopped once after recording a sweep and once after sending
+one: the next one finishes both, sending nothing twice. Each sweep's fee is posted once,
+and the wallets still hold exactly what the ledger says at every block (invariant 1), the
+sweeps being recorded outflows (invariant 4). While the breaker is OPEN nothing is swept.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from bitcoinlib.keys import HDKey
+from eth_account import Account
+
+from connectors.eth_sweeps import EthereumSweeper, SweeperWiring
+from core.address_pool import PoolConfig, derive
+from core.assets import load_assets
+from tests.connectors.test_deposit_pool import next_second
+from tests.connectors.test_ethereum import codec, mine, run_in_thread
+from tests.connectors.test_wallet_holdings import block_of, holdings, mine_read, watcher_from
+from tests.helpers import producer_for, read_topic, values
+from tests.http import call
+from tests.streams.test_ledger_worker import balances, wait_for
+from topics import catalogue
+from topics.breaker import breaker_record, publish_breaker_state
+
+ACCOUNT_KEY = HDKey().subkey_for_path("m/44'/60'/0'")
+
+
+def sweeper_for(settings, hot: str) -> EthereumSweeper:
+    wiring = SweeperWiring.from_settings(settings, codec, load_assets(settings.assets_file))
+    return EthereumSweeper(wiring, settings.eth_rpc, ACCOUNT_KEY.wif_private(), hot)
+
+
+def sweep_results(settings, until=None) -> list[dict]:
+    if until is None:
+        return values(read_topic(settings, catalogue.SWEEP_RESULTS, timeout_s=2))
+    found = read_topic(settings, catalogue.SWEEP_RESULTS, until=lambda rs: until(values(rs)))
+    return values(found)
+
+
+def confirmed(results: list[dict]) -> list[dict]:
+    return [r for r in results if r["status"] == "CONFIRMED"]
+
+
+def wei(w3, address: str) -> int:
+    return w3.eth.get_balance(address, "latest")
+
+
+def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_worker):
+    w3, _token, settings = chain
+    cold = Account.create().address
+    with settings.assets_file.open("a") as assets:
+        assets.write(
+            f'\n[pools.ethereum]\nxpub = "{ACCOUNT_KEY.wif_public()}"\nsize = 6\nlow_water = 1\n'
+            f'max_size = 6\n\n[wallets.ethereum]\ncold = "{cold}"\n\n[wallets.ethereum.ETH]\n'
+            'max_balance = "2.5"\nmin_collection_amount = "0.01"\n'
+        )
+    load_assets.cache_clear()
+    pool = [derive(PoolConfig("ethereum", ACCOUNT_KEY.wif_public()), i) for i in range(6)]
+    worker = start_worker(settings=settings)
+    hot = Account.create().address
+    watcher = watcher_from(settings, w3, hot, "eth-watcher-sweeps.json", w3.eth.block_number)
+    threads = [run_in_thread(watcher)]
+    url = f"{worker.api_url}/api/v1/accounts/%s/deposit-addresses"
+    users = [f"sweep-u{n}" for n in range(4)]
+    for n, user in enumerate(users):
+        status, bound = call("POST", url % user, {"chain": "ethereum"})
+        assert (status, bound["address"]) == (201, pool[n])
+    next_second(bound["bound_at"])  # a block stamped with a binding's second is nobody's
+    sender = w3.eth.accounts[2]
+    for address, ether in zip(pool, ("1", "1", "1", "0.005"), strict=False):
+        value = int(Decimal(ether).scaleb(18))
+        w3.eth.send_transaction({"from": sender, "to": address, "value": value})
+    mine_read(w3, watcher, 12)
+    wait_for(lambda: all(balances(worker, u) for u in users), what="the four deposits credited")
+
+    first = sweeper_for(settings, hot)
+    try:
+        first.view.start()
+        first.view.wait_caught_up()
+        plans = first.plans()
+        assert [(p.address, p.to_role) for p in plans] == [
+            (pool[0], "HOT"), (pool[1], "HOT"), (pool[2], "COLD")  # 0.005 ETH stays
+        ]  # fmt: skip
+        recorded = first.record(plans[0])  # stopped here: recorded, never sent
+        sent = first.send(first.record(plans[1]))  # stopped here: sent, not reported
+    finally:
+        first.view.stop()
+    assert w3.eth.get_transaction_count(pool[0]) == 0
+    assert w3.eth.get_transaction_count(pool[1]) == 1
+
+    again = sweeper_for(settings, hot)
+    threads.append(run_in_thread(again))
+    try:
+        done = sweep_results(settings, lambda rs: len(confirmed(rs)) == 3)
+        by_id = {r["sweep_id"]: r for r in confirmed(done)}
+        assert recorded["sweep_id"] in by_id and sent["sweep_id"] in by_id
+        assert by_id[recorded["sweep_id"]]["tx_hash"] == recorded["tx_hash"]  # its bytes
+        assert [w3.eth.get_transaction_count(a) for a in pool[:4]] == [1, 1, 1, 0]  # once each
+        fees = {r["from_address"]: int(r["network_fee"].scaleb(18)) for r in by_id.values()}
+        swept = [10**18 - fees[a] for a in pool[:3]]
+        assert wei(w3, hot) == swept[0] + swept[1]  # up to max_balance 2.5
+        assert wei(w3, cold) == swept[2]  # the rest
+        assert [wei(w3, a) for a in pool[:4]] == [0, 0, 0, 5 * 10**15]
+        assert {r["to_role"] for r in by_id.values()} == {"HOT", "COLD"}
+
+        def fees_booked(entries) -> list:
+            return [e for e in values(entries) if e["kind"] == "sweep_network_fee"]
+
+        entries = read_topic(
+            settings, catalogue.LEDGER_ENTRIES, until=lambda es: len(fees_booked(es)) >= 3
+        )
+        booked = fees_booked(entries)
+        assert sorted(e["postings"][0]["amount"] for e in booked) == sorted(
+            r["network_fee"] for r in by_id.values()
+        )  # each fee once, from operator:ETH:fees
+        assert {e["postings"][0]["ledger_account"] for e in booked} == {"operator:ETH:fees"}
+
+        # the wallets (hot, cold, the pool) hold what the ledger says at every block
+        mine_read(w3, watcher, 2)
+        last = w3.eth.block_number
+        checked = holdings(settings, lambda rs: any(block_of(r) == last for r in rs))
+        assert {r["level"] for r in checked} == {"OK"}, [r for r in checked if r["level"] != "OK"]
+        final = next(r for r in checked if block_of(r) == last)
+        total = sum(wei(w3, a) for a in (hot, cold, *pool))
+        assert final["bank_balance"] == final["ledger_balance"] == Decimal(total).scaleb(-18)
+        outflow_checks = [
+            r
+            for r in values(read_topic(settings, catalogue.RECONCILIATION_RESULTS, timeout_s=2))
+            if r["check_id"].startswith("wallet:")
+        ]
+        assert len(outflow_checks) == 3 and {r["level"] for r in outflow_checks} == {"OK"}
+    finally:
+        again.stop()
+        threads[1].join(10)
+
+    # the breaker OPEN: a new deposit, confirmed, stays where it is
+    breaker = producer_for(settings, catalogue.BREAKER_STATE)
+    opened = breaker_record("global", "OPEN", "CRITICAL", "test", "pytest")
+    publish_breaker_state(breaker, settings.topic_prefix, codec, opened)
+    w3.eth.send_transaction({"from": sender, "to": pool[4], "value": 10**18})
+    mine(w3, 12)
+    halted = sweeper_for(settings, hot)
+    try:
+        halted.view.start()
+        wait_for(halted.halted, what="the sweeper sees the breaker OPEN")
+        assert [p.address for p in halted.plans()] == [pool[4]]  # there is one to make
+        halted.step()
+        assert len(sweep_results(settings)) == len(done)  # nothing recorded
+        assert w3.eth.get_transaction_count(pool[4]) == 0  # nothing sent
+    finally:
+        halted.view.stop()
+        watcher.stop()
+        threads[0].join(10)
