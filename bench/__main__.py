@@ -6,7 +6,8 @@ busy and idle (with the CPU time one event cost them: more workers gain only whi
 machine has cores to spare for it).
 Then the Postgres sink, tier-1 reconciliation and the chain watchers; `python -m bench NAME..`
 runs some (ledger, sink, reconciliation, eth, btc, storage: the broker on memory and on
-the disk `up` keeps its log on; wallets: one wallet-reconciliation pass). Prints one
+the disk `up` keeps its log on; wallets: one wallet-reconciliation pass; sweeps: 1,000
+deposit addresses swept). Prints one
 labelled line per figure,
 e.g. `engine_1_worker events_per_s=5123 vs_null=0.77 ... worker_cores=0.81`.
 Everything runs on the embedded default (or TOKENGINE_KAFKA), on this machine, now: quote
@@ -21,6 +22,7 @@ from bench.ledger import ledger
 from bench.reconciliation import reconciliation
 from bench.sink import sink
 from bench.storage import storage
+from bench.sweeps import sweeps
 from bench.wallets import wallets
 from bench.watchers import btc_watcher, eth_watcher
 from core.config import Settings
@@ -34,6 +36,7 @@ BENCHMARKS = {
     "btc": btc_watcher,
     "storage": storage,
     "wallets": wallets,
+    "sweeps": sweeps,
 }
 
 

@@ -30,7 +30,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import TimeExhausted, Web3RPCError
 
-from connectors.ethereum import CHAIN, transaction_known
+from connectors.ethereum import CHAIN, NATIVE_GAS, transaction_known
 from connectors.payout_executor import ExecutorWiring, PayoutExecutor
 from core.assets import Asset
 from core.reasons import Reason
@@ -48,7 +48,6 @@ ERC20_TRANSFER_ABI = [
 ]
 RECEIPT_POLL_S = 30.0
 RPC_RETRY_S = 2.0
-NATIVE_GAS = 21_000
 TX_HASH = re.compile(r"0x[0-9a-f]{64}")
 NEVER_MINED = object()  # a payout transaction whose nonce another transaction took
 

@@ -22,6 +22,7 @@ from connectors.watcher_state import Tracked
 CHAIN = "ethereum"
 BALANCE_OF = "0x70a08231"  # balanceOf(address)
 BATCH = 500  # calls per JSON-RPC batch
+NATIVE_GAS = 21_000  # the gas of a plain ETH transfer to an address with no code
 TRANSFER_TOPIC = "0x" + Web3.keccak(text="Transfer(address,address,uint256)").hex().removeprefix(
     "0x"
 )

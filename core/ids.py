@@ -51,9 +51,10 @@ def payout_result_command(payout_id: str, status: str) -> str:
     return f"{PAYOUT_RESULT_PREFIX}{payout_id}:{status.lower()}"
 
 
-def sweep_id(chain: str, address: str, nonce: int) -> str:
-    """A sweep: the deposit address's transaction of that nonce (mined once, whatever)."""
-    return f"{chain}:{address.lower()}:{nonce}"
+def sweep_id(chain: str, address: str, nonce: int, tx_hash: str) -> str:
+    """A sweep: one signed transaction of the deposit address, of that nonce (one nonce is
+    mined once, so of two sweeps of one nonce, after the first FAILED, one can move value)."""
+    return f"{chain}:{address.lower()}:{nonce}:{tx_hash.lower()[2:18]}"
 
 
 def sweep_result_command(sweep: str) -> str:

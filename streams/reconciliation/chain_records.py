@@ -24,7 +24,7 @@ each placed at its chain event:
                 left the wallet is a deficit, such as a double payment)
               - the network fee of sweeps the sweeper recorded that the ledger has not yet
                 settled (what left the deposit address less what reached the hot or cold
-                wallet, which stays the operator's)
+                wallet, which stays the operator's), for IN_FLIGHT_BLOCKS after its block
 
 Everything the ledger can have applied was published before the balance record was read
 and the views caught up after the ledger's was read, so no movement lacks its event.
@@ -80,6 +80,7 @@ class ChainRecords:
         self.outflows: dict[tuple[str, str], Outflow] = {}  # (hash, asset) ->
         self.sweeps: dict[str, Sweep] = {}  # sweep id -> its newest result
         self.sweep_hashes: dict[str, str] = {}  # transaction hash (lower) -> its sweep
+        self.sweep_sent: dict[str, str] = {}  # sweep id -> its transaction hash (lower)
 
     def fold(self, topic: str, value: dict[str, Any]) -> None:
         if topic == catalogue.PAYOUT_RESULTS and value.get("tx_hash"):
@@ -92,6 +93,7 @@ class ChainRecords:
             )
         elif topic == catalogue.SWEEP_RESULTS:
             self.sweep_hashes[value["tx_hash"].lower()] = value["sweep_id"]
+            self.sweep_sent[value["sweep_id"]] = value["tx_hash"].lower()
             current = self.sweeps.get(value["sweep_id"])
             if current is None or current.status == "SUBMITTED":
                 fee = value.get("network_fee") or ZERO
@@ -133,8 +135,8 @@ class ChainRecords:
         """The block of the transaction a payout's or a sweep's result was sent as (None:
         not seen leaving a wallet yet); a cause that is neither raises KeyError."""
         if cause.startswith(ids.SWEEP_PREFIX):
-            sweep = cause.removeprefix(ids.SWEEP_PREFIX)
-            sent = [h for h, s in self.sweep_hashes.items() if s == sweep]
+            sweep = self.sweep_sent.get(cause.removeprefix(ids.SWEEP_PREFIX))
+            sent = [] if sweep is None else [sweep]
         elif cause.startswith(ids.PAYOUT_RESULT_PREFIX):
             payout_id = cause.removeprefix(ids.PAYOUT_RESULT_PREFIX).rpartition(":")[0]
             sent = list(self.sent.get(payout_id, ()))
@@ -142,17 +144,21 @@ class ChainRecords:
             raise KeyError(cause)
         return min((self.blocks[h] for h in sent if h in self.blocks), default=None)
 
-    def sweep_in_flight(self, outflow: Outflow, causes: dict[str, Decimal]) -> Decimal:
+    def sweep_in_flight(self, outflow: Outflow, causes: dict[str, Decimal], height: int):
         """What a recorded sweep's outflow takes from the operator's wallets until the
-        ledger applies its result: the fee (what left, less what stayed the operator's)."""
+        ledger applies its result: the fee (what left, less what reached the hot or cold
+        wallet; all of it when less left than the sweep moves: it reverted), for
+        IN_FLIGHT_BLOCKS after its block (then a result the ledger never applied shows)."""
         sweep_id = self.sweep_hashes[outflow.tx_hash]
         if ids.sweep_result_command(sweep_id) in causes:
             return ZERO  # settled: its fee is placed with the ledger's movements
+        if height - outflow.block > IN_FLIGHT_BLOCKS:
+            return ZERO
         sweep = self.sweeps[sweep_id]
         if sweep.status == "FAILED":
             return min(sweep.fee, outflow.amount)
-        kept = sweep.amount if sweep.asset == outflow.asset else ZERO
-        return outflow.amount - kept
+        moved = sweep.asset == outflow.asset and outflow.amount > sweep.amount
+        return outflow.amount - (sweep.amount if moved else ZERO)
 
 
 @dataclass(frozen=True)
@@ -202,7 +208,7 @@ def expected_holdings(
         if outflow.asset != asset or outflow.block > height:
             continue
         if outflow.tx_hash in records.sweep_hashes:
-            in_flight -= records.sweep_in_flight(outflow, causes)
+            in_flight -= records.sweep_in_flight(outflow, causes, height)
             continue
         payout_id = records.hashes.get(outflow.tx_hash)
         if payout_id is None:

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from bitcoinlib.keys import HDKey
 from eth_account import Account
+from prometheus_client import REGISTRY
 
 from connectors.eth_sweeps import EthereumSweeper, SweeperWiring
 from core.address_pool import PoolConfig, derive
@@ -35,11 +36,8 @@ def sweeper_for(settings, hot: str) -> EthereumSweeper:
     return EthereumSweeper(wiring, settings.eth_rpc, ACCOUNT_KEY.wif_private(), hot)
 
 
-def sweep_results(settings, until=None) -> list[dict]:
-    if until is None:
-        return values(read_topic(settings, catalogue.SWEEP_RESULTS, timeout_s=2))
-    found = read_topic(settings, catalogue.SWEEP_RESULTS, until=lambda rs: until(values(rs)))
-    return values(found)
+def sweep_results(settings, timeout_s: float = 2.0) -> list[dict]:
+    return values(read_topic(settings, catalogue.SWEEP_RESULTS, timeout_s=timeout_s))
 
 
 def confirmed(results: list[dict]) -> list[dict]:
@@ -51,7 +49,7 @@ def wei(w3, address: str) -> int:
 
 
 def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_worker):
-    w3, _token, settings = chain
+    w3, token, settings = chain
     cold = Account.create().address
     with settings.assets_file.open("a") as assets:
         assets.write(
@@ -87,16 +85,27 @@ def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_work
             (pool[0], "HOT"), (pool[1], "HOT"), (pool[2], "COLD")  # 0.005 ETH stays
         ]  # fmt: skip
         recorded = first.record(plans[0])  # stopped here: recorded, never sent
-        sent = first.send(first.record(plans[1]))  # stopped here: sent, not reported
+        sent = first.record(plans[1])
+        assert first.send(sent)  # stopped here: sent, not reported
     finally:
         first.view.stop()
     assert w3.eth.get_transaction_count(pool[0]) == 0
     assert w3.eth.get_transaction_count(pool[1]) == 1
 
+    def reported(destination: str) -> float:
+        labels = {"chain": "ethereum", "destination": destination, "status": "CONFIRMED"}
+        return REGISTRY.get_sample_value("token_engine_sweeps_total", labels) or 0.0
+
+    before = (reported("HOT"), reported("COLD"))
     again = sweeper_for(settings, hot)
     threads.append(run_in_thread(again))
     try:
-        done = sweep_results(settings, lambda rs: len(confirmed(rs)) == 3)
+        # CONFIRMED once a sweep's block is as deep as a deposit's deepest level (12)
+        wait_for(
+            lambda: mine(w3, 1) or len(confirmed(sweep_results(settings, timeout_s=0.5))) == 3,
+            what="the three sweeps confirmed",
+        )
+        done = sweep_results(settings)
         by_id = {r["sweep_id"]: r for r in confirmed(done)}
         assert recorded["sweep_id"] in by_id and sent["sweep_id"] in by_id
         assert by_id[recorded["sweep_id"]]["tx_hash"] == recorded["tx_hash"]  # its bytes
@@ -107,6 +116,7 @@ def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_work
         assert wei(w3, cold) == swept[2]  # the rest
         assert [wei(w3, a) for a in pool[:4]] == [0, 0, 0, 5 * 10**15]
         assert {r["to_role"] for r in by_id.values()} == {"HOT", "COLD"}
+        assert (reported("HOT") - before[0], reported("COLD") - before[1]) == (2, 1)
 
         def fees_booked(entries) -> list:
             return [e for e in values(entries) if e["kind"] == "sweep_network_fee"]
@@ -154,5 +164,18 @@ def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_work
         assert w3.eth.get_transaction_count(pool[4]) == 0  # nothing sent
     finally:
         halted.view.stop()
+
+    # a cold wallet that refuses ETH (a contract): the node says the transfer would fail,
+    # so nothing is sent there (no fee burnt on a revert), and the sweeper goes on
+    text = settings.assets_file.read_text().replace(cold, token.address)
+    settings.assets_file.write_text(text)
+    load_assets.cache_clear()
+    refusing = sweeper_for(settings, hot)
+    try:
+        refusing.view.start()
+        refusing.view.wait_caught_up()
+        assert refusing.plans() == []  # pool[4]'s 1 ETH would go to the cold wallet
+    finally:
+        refusing.view.stop()
         watcher.stop()
         threads[0].join(10)

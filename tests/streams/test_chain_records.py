@@ -155,6 +155,21 @@ def test_a_reverted_sweep_is_in_flight_for_its_fee_alone():
         (catalogue.CHAIN_OBSERVATIONS, observation("d1", 5, 6, "1")),
         (catalogue.SWEEP_RESULTS, sweep("SUBMITTED")),
         (catalogue.WALLET_OUTFLOWS, outflow),
-        (catalogue.SWEEP_RESULTS, sweep("FAILED", "0.01")),
     )
-    assert difference(balance(20, "0.99"), {deposit_cause("d1"): D(1)}, records) == 0
+    credited = {deposit_cause("d1"): D(1)}
+    assert difference(balance(20, "0.99"), credited, records) == 0  # before FAILED is read
+    records.fold(catalogue.SWEEP_RESULTS, sweep("FAILED", "0.01"))
+    assert difference(balance(20, "0.99"), credited, records) == 0
+
+
+def test_a_sweep_the_ledger_never_settles_shows_its_fee_after_the_window():
+    outflow = {"tx_hash": "0xsw", "asset": "ETH", "block_number": 20, "amount": D("1")}
+    records = records_with(
+        (catalogue.CHAIN_OBSERVATIONS, observation("d1", 5, 6, "1")),
+        (catalogue.SWEEP_RESULTS, sweep("SUBMITTED")),
+        (catalogue.WALLET_OUTFLOWS, outflow),
+        (catalogue.SWEEP_RESULTS, sweep("CONFIRMED", "0.01")),  # a result the ledger refused
+    )
+    credited = {deposit_cause("d1"): D(1)}
+    assert difference(balance(20 + IN_FLIGHT_BLOCKS, "0.99"), credited, records) == 0
+    assert difference(balance(21 + IN_FLIGHT_BLOCKS, "0.99"), credited, records) == D("-0.01")

@@ -151,7 +151,8 @@ def sweeps(demo: Demo) -> None:
         done = {r["from_address"]: r for r in results if r["status"] == "CONFIRMED"}
         return done if wanted <= set(done) else None
 
-    done = demo.wait(swept, "the sweeper")
+    # a sweep is CONFIRMED once its own block is as deep: the demo mines while it waits
+    done = demo.wait(lambda: demo.mine(1) or swept(), "the sweeper")
     for user in ("bob", "carol"):
         sweep = done[demo.addresses[user]]
         console.print(
