@@ -60,6 +60,7 @@ ROUTES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/reconciliation/discrepancies/{discrepancy_id}"): frozenset({OPERATOR}),
     ("GET", "/api/v1/reconciliation/summary"): OVERSEERS,
     ("GET", "/api/v1/audit"): OVERSEERS,
+    ("GET", "/api/v1/wallets"): OVERSEERS,
     ("POST", "/api/v1/bindings"): frozenset({OPERATOR}),
     ("POST", "/api/v1/accounts/{account_id}/deposit-addresses"): frozenset({CLIENT, OPERATOR}),
     ("POST", "/api/v1/suspense/assignments"): frozenset({OPERATOR}),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import faust
 
-from api import audit, deposit_addresses, health, requests
+from api import audit, deposit_addresses, health, requests, wallets
 from api.access import Access
 from api.bank import BankIntake
 from api.operations import Operations
@@ -46,6 +46,7 @@ def build_worker(settings: Settings) -> Engine:
     health.install(engine, intake)
     ReconciliationApi(engine, bank, reconciliation_view)
     audit.install(engine)
+    wallets.install(engine, reconciliation_view)
     deposit_addresses.install(engine, Operations(engine, keys))
     return engine
 

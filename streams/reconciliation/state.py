@@ -1,8 +1,8 @@
 """What the operator surface reads of reconciliation: every worker's whole-topic view.
 
-Folds reconciliation-results (bounded), discrepancies, eod-snapshots and breaker-state
-(partition 0: every change is on each), so every worker answers summaries, health and
-the results of checks the same.
+Folds reconciliation-results (bounded), discrepancies, eod-snapshots, breaker-state
+(partition 0: every change is on each) and sweep-results, so every worker answers
+summaries, health, the wallets and the results of checks the same.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from streams.app import Engine
 from streams.reconciliation.core import TREND_POINTS, drift_per_check
+from streams.reconciliation.wallet_report import fold_sweep
 from topics import catalogue
 from topics.view import TopicView
 
@@ -26,6 +27,7 @@ class ReconciliationState:
         self.snapshots: dict[str, dict[str, Any]] = {}  # snapshot id -> newest
         self.breakers: dict[str, dict[str, Any]] = {}  # scope -> newest state
         self.trends: dict[str, list[Decimal]] = {}  # bank account -> tier-2 deviations %
+        self.sweeps: dict[str, dict[str, Any]] = {}  # sweep id -> newest result
         self.alarm_version = 0  # counts discrepancy and breaker changes (gauges follow it)
 
     def fold(self, topic: str, value: dict[str, Any]) -> None:
@@ -46,6 +48,8 @@ class ReconciliationState:
         elif topic == catalogue.BREAKER_STATE:
             self.breakers[value["scope"]] = value
             self.alarm_version += 1
+        elif topic == catalogue.SWEEP_RESULTS:
+            fold_sweep(self.sweeps, value)
 
     def drift(self, account_id: str) -> Decimal:
         return drift_per_check(self.trends.get(account_id, []))
@@ -65,6 +69,7 @@ class ReconciliationView:
                 catalogue.DISCREPANCIES,
                 catalogue.EOD_SNAPSHOTS,
                 catalogue.BREAKER_STATE,
+                catalogue.SWEEP_RESULTS,
             ],
             self.state.fold,
             "reconciliation-view",

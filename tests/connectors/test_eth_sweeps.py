@@ -10,6 +10,7 @@ sweeps being recorded outflows (invariant 4). While the breaker is OPEN nothing 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from bitcoinlib.keys import HDKey
@@ -25,6 +26,7 @@ from tests.connectors.test_wallet_holdings import block_of, holdings, mine_read,
 from tests.helpers import producer_for, read_topic, values
 from tests.http import call
 from tests.streams.test_ledger_worker import balances, wait_for
+from tests.test_cli import cli
 from topics import catalogue
 from topics.breaker import breaker_record, publish_breaker_state
 
@@ -144,6 +146,27 @@ def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_work
             if r["check_id"].startswith("wallet:")
         ]
         assert len(outflow_checks) == 3 and {r["level"] for r in outflow_checks} == {"OK"}
+
+        # the operator's view: GET /api/v1/wallets and `tokengine wallets` say the same
+        def reported_wallets():
+            status, body = call("GET", f"{worker.api_url}/api/v1/wallets")
+            shown = {(r["destination"], r["status"]): r for r in body.get("sweeps", [])}
+            eth = [h for h in body.get("holdings", []) if h["asset"] == "ETH"]
+            at_last = eth and eth[0]["block"] == last
+            done = status == 200 and at_last and ("COLD", "CONFIRMED") in shown
+            return done and (body, shown, eth[0])
+
+        body, shown, eth_holdings = wait_for(reported_wallets, what="the wallets reported")
+        assert body["cold_wallets"] == {"ethereum": cold}
+        assert Decimal(eth_holdings["chain_balance"]) == Decimal(total).scaleb(-18)
+        assert eth_holdings["level"] == "OK" and Decimal(eth_holdings["difference"]) == 0
+        counts = [shown[(to, "CONFIRMED")]["count"] for to in ("HOT", "COLD")]
+        assert counts == [2, 1]
+        fees = sum(Decimal(r["network_fees"]) for r in shown.values())
+        assert fees == sum(r["network_fee"] for r in by_id.values())
+        printed = cli(settings, "wallets", "--json")
+        assert printed.returncode == 0, printed.stderr
+        assert json.loads(printed.stdout)["sweeps"] == body["sweeps"]
     finally:
         again.stop()
         threads[1].join(10)

@@ -101,6 +101,7 @@ ROUTES = [
     ),  # fmt: skip
     ("GET", "/api/v1/reconciliation/summary", None, {OPERATOR, AUDITOR}, 200),
     ("GET", "/api/v1/audit", None, {OPERATOR, AUDITOR}, 200),
+    ("GET", "/api/v1/wallets", None, {OPERATOR, AUDITOR}, 200),
     (
         "POST",
         "/api/v1/bindings",

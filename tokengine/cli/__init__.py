@@ -2,7 +2,8 @@
 
 `running`: `up` (what `make run` runs), `worker`, `sink`, `connectors`, `demo`,
 `topics create|list`, `db migrate`, `verify-ledger`. `publishing`: `submit`, `bind`,
-`deposit-address`, `assign`, `price`, `breaker trip|reset|status`. `reading`: `tail`, `balances`.
+`deposit-address`, `assign`, `price`, `breaker trip|reset|status`. `reading`: `tail`, `balances`,
+`wallets`.
 Bad arguments print one line naming the field and exit with code 2, producing nothing.
 """
 

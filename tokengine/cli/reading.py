@@ -1,4 +1,4 @@
-"""Commands that read the engine's topics for a person: `tail` and `balances`."""
+"""Commands that read the engine's topics for a person: `tail`, `balances` and `wallets`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,40 @@ def tail(
 
 
 @click.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def wallets(as_json: bool) -> None:
+    """The operator's wallets against the ledger (newest check per chain and asset), the
+    cold wallets, and the sweeps (as `GET /api/v1/wallets` answers)."""
+    from core.assets import load_assets
+    from streams.reconciliation.wallet_report import fold_sweep, wallet_report
+    from topics.jsonable import dumps
+    from topics.tail import read_to_end
+
+    settings = settings_or_fail()
+    results = read_to_end(settings, catalogue.RECONCILIATION_RESULTS)
+    sweeps: dict[str, dict] = {}
+    for result in read_to_end(settings, catalogue.SWEEP_RESULTS):
+        fold_sweep(sweeps, result)
+    report = wallet_report(results, sweeps.values(), load_assets(settings.assets_file))
+    if as_json:
+        click.echo(dumps(report))
+        return
+    for row in report["holdings"]:
+        click.echo(
+            f"{row['chain']:9} {row['asset']:6} block {row['block']:<9} chain "
+            f"{row['chain_balance']:>28f} ledger {row['ledger_balance']:>28f} {row['level']}"
+        )
+    for chain, address in report["cold_wallets"].items():
+        click.echo(f"{chain:9} cold wallet {address}")
+    for row in report["sweeps"]:
+        click.echo(
+            f"{row['chain']:9} {row['asset']:6} swept to {row['destination']:4} "
+            f"{row['status']:9} {row['count']:>6} sweeps {row['amount']:>28f} "
+            f"fees {row['network_fees']:f}"
+        )
+
+
+@click.command()
 @click.option("--account", help="Only this account.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def balances(account: str | None, as_json: bool) -> None:
@@ -58,4 +92,4 @@ def balances(account: str | None, as_json: bool) -> None:
         )
 
 
-COMMANDS = (tail, balances)
+COMMANDS = (tail, balances, wallets)
