@@ -22,18 +22,15 @@ def on_sweep_result(step: Step) -> None:
     result = step.command.payload
     sweep = result["sweep_id"]
     asset = asset_or_none(step.context, result["asset"])
-    fee_asset = asset_or_none(step.context, result["network_fee_asset"])
-    if asset is None or fee_asset is None or not fee_asset.is_native:
+    native = None if asset is None else step.context.assets.native(asset.chain)
+    if native is None or native.code != result["network_fee_asset"]:
         refuse_with_alert(
             step,
             Reason.UNKNOWN_ASSET,
             f"sweep {sweep}: {result['asset']} with its fee in {result['network_fee_asset']}: "
             "not a configured asset and its chain's native coin",
         )
-    if fee_asset.chain != asset.chain:
-        refuse_with_alert(
-            step, Reason.UNKNOWN_ASSET, f"sweep {sweep}: a fee in another chain's coin"
-        )
+    fee_asset = native
     fee = result["network_fee"]
     try:
         network_fee = amount_of(fee_asset, fee, "network_fee") if fee else ZERO

@@ -102,9 +102,17 @@ def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_work
     again = sweeper_for(settings, hot)
     threads.append(run_in_thread(again))
     try:
-        # CONFIRMED once a sweep's block is as deep as a deposit's deepest level (12)
+        # the next sweeper finishes the recorded sweep and makes the third (anvil mines
+        # each at once); CONFIRMED once a sweep's block is as deep as a deposit's deepest
+        # level (12)
         wait_for(
-            lambda: mine(w3, 1) or len(confirmed(sweep_results(settings, timeout_s=0.5))) == 3,
+            lambda: [w3.eth.get_transaction_count(a) for a in pool[:3]] == [1, 1, 1],
+            what="the three sweeps sent",
+        )
+        mine(w3, 12)
+        wait_for(
+            lambda: len(confirmed(sweep_results(settings, timeout_s=0.5))) == 3,
+            timeout_s=180,
             what="the three sweeps confirmed",
         )
         done = sweep_results(settings)
