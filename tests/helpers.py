@@ -104,15 +104,21 @@ def read_topic(
     return records
 
 
+FIRST_FETCH_S = 5.0
+
+
 def read_all(settings: Settings, topic: str, quiet_s: float = 1.0) -> list[dict[str, Any]]:
     """Every record of a topic nobody writes to any more: read until `quiet_s` passes with
-    nothing new (a fixed 3 s read undercounted a 100,000-record topic on a busy machine)."""
+    nothing new (a fixed 3 s read undercounted a 100,000-record topic on a busy machine),
+    and at least FIRST_FETCH_S before a topic is taken as empty (a fresh consumer's first
+    fetch can take over a second on a busy broker)."""
     seen = {"count": -1, "since": time.monotonic()}
 
     def quiet(records: list[dict[str, Any]]) -> bool:
         if len(records) != seen["count"]:
             seen["count"], seen["since"] = len(records), time.monotonic()
-        return time.monotonic() - seen["since"] >= quiet_s
+        needed = quiet_s if records else max(quiet_s, FIRST_FETCH_S)
+        return time.monotonic() - seen["since"] >= needed
 
     return read_topic(settings, topic, until=quiet, timeout_s=300)
 

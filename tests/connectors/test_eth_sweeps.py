@@ -38,8 +38,14 @@ def sweeper_for(settings, hot: str) -> EthereumSweeper:
     return EthereumSweeper(wiring, settings.eth_rpc, ACCOUNT_KEY.wif_private(), hot)
 
 
-def sweep_results(settings, timeout_s: float = 2.0) -> list[dict]:
-    return values(read_topic(settings, catalogue.SWEEP_RESULTS, timeout_s=timeout_s))
+def sweep_results(settings, until, timeout_s: float = 180) -> list[dict]:
+    """The sweep results read until `until(results)` holds or `timeout_s` passes (sweeps
+    confirm twelve blocks deep; no short fixed reads: a fresh consumer's first fetch can
+    outlast one on a busy broker)."""
+    found = read_topic(
+        settings, catalogue.SWEEP_RESULTS, until=lambda rs: until(values(rs)), timeout_s=timeout_s
+    )
+    return values(found)
 
 
 def confirmed(results: list[dict]) -> list[dict]:
@@ -110,12 +116,8 @@ def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_work
             what="the three sweeps sent",
         )
         mine(w3, 12)
-        wait_for(
-            lambda: len(confirmed(sweep_results(settings, timeout_s=0.5))) == 3,
-            timeout_s=180,
-            what="the three sweeps confirmed",
-        )
-        done = sweep_results(settings)
+        done = sweep_results(settings, until=lambda rs: len(confirmed(rs)) == 3)
+        assert len(confirmed(done)) == 3, "the three sweeps confirmed"
         by_id = {r["sweep_id"]: r for r in confirmed(done)}
         assert recorded["sweep_id"] in by_id and sent["sweep_id"] in by_id
         assert by_id[recorded["sweep_id"]]["tx_hash"] == recorded["tx_hash"]  # its bytes
@@ -148,11 +150,17 @@ def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_work
         final = next(r for r in checked if block_of(r) == last)
         total = sum(wei(w3, a) for a in (hot, cold, *pool))
         assert final["bank_balance"] == final["ledger_balance"] == Decimal(total).scaleb(-18)
-        outflow_checks = [
-            r
-            for r in values(read_topic(settings, catalogue.RECONCILIATION_RESULTS, timeout_s=2))
-            if r["check_id"].startswith("wallet:")
-        ]
+
+        def outflow_checks_of(records) -> list[dict]:
+            return [r for r in values(records) if r["check_id"].startswith("wallet:")]
+
+        outflow_checks = outflow_checks_of(
+            read_topic(
+                settings,
+                catalogue.RECONCILIATION_RESULTS,
+                until=lambda rs: len(outflow_checks_of(rs)) >= 3,
+            )
+        )
         assert len(outflow_checks) == 3 and {r["level"] for r in outflow_checks} == {"OK"}
 
         # the operator's view: GET /api/v1/wallets and `tokengine wallets` say the same
@@ -191,7 +199,8 @@ def test_deposits_are_swept_to_hot_then_cold_once_across_stops(chain, start_work
         wait_for(halted.halted, what="the sweeper sees the breaker OPEN")
         assert [p.address for p in halted.plans()] == [pool[4]]  # there is one to make
         halted.step()
-        assert len(sweep_results(settings)) == len(done)  # nothing recorded
+        one_more = sweep_results(settings, lambda rs: len(rs) > len(done), timeout_s=10)
+        assert len(one_more) == len(done)  # nothing recorded
         assert w3.eth.get_transaction_count(pool[4]) == 0  # nothing sent
     finally:
         halted.view.stop()
